@@ -1,0 +1,54 @@
+"""``POST /rpc`` (and ``POST /``): Ethereum JSON-RPC over HTTP, single requests and batches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from yilian.api.deps import RpcDep
+from yilian.api.rpc_errors import InvalidRequest, LimitExceeded
+
+router = APIRouter(tags=["json-rpc"])
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(json.dumps(value, separators=(",", ":")), status_code=status,
+                    media_type="application/json")
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/rpc", summary="Ethereum JSON-RPC 2.0 endpoint (single request or batch)")
+@router.post("/", include_in_schema=False)
+async def json_rpc(request: Request, rpc: RpcDep) -> Response:
+    limit = rpc.limits.max_request_bytes
+    body = await read_limited(request, limit)
+    if body is None:
+        err = LimitExceeded(f"request body exceeds the limit of {limit} bytes; send smaller "
+                            "batches")
+        return _json({"jsonrpc": "2.0", "id": None, "error": err.to_json()}, 413)
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if ctype not in ("application/json", ""):
+        err = InvalidRequest(f"content-type must be application/json, got {ctype}")
+        return _json({"jsonrpc": "2.0", "id": None, "error": err.to_json()}, 415)
+    result = await run_in_threadpool(rpc.handle_bytes, body)
+    if result is None:
+        return Response(status_code=204)
+    return _json(result)

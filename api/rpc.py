@@ -1,0 +1,656 @@
+"""Ethereum JSON-RPC over the node: request framing, batches and every method we serve.
+
+Framing follows JSON-RPC 2.0: a parse failure is -32700, a request that is not a
+request object is -32600, an unknown method -32601, bad params -32602, node-side
+refusals the -32000 range. Notifications (no ``id``) get no response. A handler never
+lets an exception escape: anything unexpected becomes -32603 and is logged.
+
+Block tags: blocks are final once committed, so ``latest``, ``safe`` and ``finalized``
+all name the head; ``pending`` names the head for state reads and the mempool for
+nonces.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import rlp
+from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
+from eth.rlp.accounts import Account
+from eth.vm.spoof import SpoofTransaction
+from eth_bloom import BloomFilter
+from eth_hash.auto import keccak
+from eth_utils import ValidationError
+from trie import HexaryTrie
+
+import yilian.api.rpc_params as P
+from yilian.api.rpc_errors import (
+    ExecutionReverted,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    LimitExceeded,
+    MethodNotFound,
+    ParseError,
+    ResourceNotFound,
+    RpcError,
+    ServerError,
+)
+from yilian.api.rpc_format import (
+    format_block,
+    format_header,
+    format_log,
+    format_receipt,
+    format_transaction,
+    hexq,
+    log_matches,
+)
+from yilian.node.mempool import Rejected
+from yilian.node.service import CommittedBlock, Node
+
+log = logging.getLogger("yilian.rpc")
+
+CLIENT_VERSION = "yilian/0.1.0/py-evm-0.12.1b1/python3.11"
+FILTER_TTL = 300.0
+MAX_FILTERS = 1000
+
+JsonObj = dict[str, Any]
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+@dataclass
+class _Filter:
+    kind: str  # "logs" | "blocks"
+    spec: P.LogFilter | None
+    next_block: int
+    touched: float = field(default_factory=time.monotonic)
+
+
+class RpcHandler:
+    """Dispatches JSON-RPC requests to the node. Thread-safe; handlers run in a threadpool."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.limits = node.config.rpc
+        self.chain_id = node.genesis.chain_id
+        self._filters: dict[str, _Filter] = {}
+        self._filters_lock = threading.Lock()
+        self._methods: dict[str, Callable[[list[Any]], Any]] = {
+            "web3_clientVersion": lambda p: self._arity(p, 0, 0, "web3_clientVersion")
+            or CLIENT_VERSION,
+            "web3_sha3": self.web3_sha3,
+            "net_version": lambda p: self._arity(p, 0, 0, "net_version") or str(self.chain_id),
+            "net_listening": lambda p: True,
+            "net_peerCount": lambda p: "0x0",
+            "eth_chainId": lambda p: self._arity(p, 0, 0, "eth_chainId") or hexq(self.chain_id),
+            "eth_syncing": lambda p: False,
+            "eth_accounts": lambda p: [],
+            "eth_coinbase": lambda p: _hex(self.node.proposer),
+            "eth_mining": lambda p: False,
+            "eth_hashrate": lambda p: "0x0",
+            "eth_gasPrice": lambda p: "0x0",
+            "eth_maxPriorityFeePerGas": lambda p: "0x0",
+            "eth_blobBaseFee": lambda p: "0x0",
+            "eth_feeHistory": self.eth_feeHistory,
+            "eth_blockNumber": lambda p: self._arity(p, 0, 0, "eth_blockNumber")
+            or hexq(self.node.core.head().block_number),
+            "eth_getBalance": self.eth_getBalance,
+            "eth_getTransactionCount": self.eth_getTransactionCount,
+            "eth_getCode": self.eth_getCode,
+            "eth_getStorageAt": self.eth_getStorageAt,
+            "eth_getProof": self.eth_getProof,
+            "eth_getBlockByNumber": self.eth_getBlockByNumber,
+            "eth_getBlockByHash": self.eth_getBlockByHash,
+            "eth_getBlockTransactionCountByNumber": self.eth_getBlockTransactionCountByNumber,
+            "eth_getBlockTransactionCountByHash": self.eth_getBlockTransactionCountByHash,
+            "eth_getTransactionByBlockNumberAndIndex": self.eth_getTransactionByBlockNumberAndIndex,
+            "eth_getTransactionByBlockHashAndIndex": self.eth_getTransactionByBlockHashAndIndex,
+            "eth_getUncleCountByBlockNumber": lambda p: "0x0",
+            "eth_getUncleCountByBlockHash": lambda p: "0x0",
+            "eth_getTransactionByHash": self.eth_getTransactionByHash,
+            "eth_getTransactionReceipt": self.eth_getTransactionReceipt,
+            "eth_getBlockReceipts": self.eth_getBlockReceipts,
+            "eth_sendRawTransaction": self.eth_sendRawTransaction,
+            "eth_call": self.eth_call,
+            "eth_estimateGas": self.eth_estimateGas,
+            "eth_getLogs": self.eth_getLogs,
+            "eth_newFilter": self.eth_newFilter,
+            "eth_newBlockFilter": self.eth_newBlockFilter,
+            "eth_getFilterChanges": self.eth_getFilterChanges,
+            "eth_getFilterLogs": self.eth_getFilterLogs,
+            "eth_uninstallFilter": self.eth_uninstallFilter,
+        }
+
+    # -- framing -----------------------------------------------------------------------------
+    def handle_bytes(self, body: bytes) -> Any:
+        """Handle one HTTP body; returns the JSON value to send, or None for no content."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error_response(None, ParseError(f"parse error: body is not valid JSON ({exc})"))
+        return self.handle_payload(payload)
+
+    def handle_payload(self, payload: Any) -> Any:
+        if isinstance(payload, list):
+            if not payload:
+                return _error_response(None, InvalidRequest("invalid request: empty batch"))
+            if len(payload) > self.limits.max_batch:
+                return _error_response(None, LimitExceeded(
+                    f"batch of {len(payload)} requests exceeds the limit of "
+                    f"{self.limits.max_batch}; split it"))
+            out = [r for r in (self.handle_one(item) for item in payload) if r is not None]
+            return out or None
+        return self.handle_one(payload)
+
+    def handle_one(self, req: Any) -> JsonObj | None:
+        if not isinstance(req, dict):
+            return _error_response(None, InvalidRequest(
+                "invalid request: expected a JSON-RPC request object"))
+        has_id = "id" in req
+        req_id = req.get("id")
+        if (req_id is not None and not isinstance(req_id, (str, int, float))) or isinstance(
+                req_id, bool):
+            return _error_response(None, InvalidRequest(
+                "invalid request: id must be a string, number or null"))
+        method = req.get("method")
+        if req.get("jsonrpc") != "2.0" or not isinstance(method, str):
+            return _error_response(req_id, InvalidRequest(
+                'invalid request: need {"jsonrpc": "2.0", "method": <string>, ...}'))
+        try:
+            result = self.call(method, req.get("params"))
+        except RpcError as exc:
+            return _error_response(req_id, exc) if has_id else None
+        except Exception as exc:  # a bug, never a crash
+            log.exception("internal error in %s", method)
+            return _error_response(req_id, InternalError(
+                f"internal error while handling {method}: {type(exc).__name__}"))
+        if not has_id:
+            return None
+        return {"jsonrpc": "2.0", "id": req_id, "result": result}
+
+    def call(self, method: str, params: Any) -> Any:
+        fn = self._methods.get(method)
+        if fn is None:
+            if method in ("eth_subscribe", "eth_unsubscribe"):
+                raise MethodNotFound(
+                    f"{method} is only available over WebSocket (connect to /ws)")
+            raise MethodNotFound(f"the method {method} does not exist/is not available")
+        if params is None:
+            params = []
+        if not isinstance(params, list):
+            raise InvalidParams(f"invalid params: {method} takes a JSON array of parameters")
+        return fn(params)
+
+    @staticmethod
+    def _arity(params: list[Any], lo: int, hi: int, method: str) -> None:
+        P.params_list(params, lo, hi, method)
+
+    # -- block resolution ---------------------------------------------------------------------
+    def _header(self, tag: Any, where: str) -> BlockHeaderAPI:
+        """The header a block tag / number / EIP-1898 object names; ResourceNotFound if none."""
+        ref = P.block_tag(tag, where)
+        core = self.node.core
+        if isinstance(ref, P.BlockRef):
+            if ref.hash is not None:
+                header = core.header_by_hash(ref.hash)
+                if header is None:
+                    raise ResourceNotFound(f"block {_hex(ref.hash)} not found")
+                return header
+            assert ref.number is not None
+            ref = ref.number
+        if isinstance(ref, str):
+            if ref == "earliest":
+                ref = 0
+            else:
+                return core.head()
+        header = core.header_by_number(ref)
+        if header is None:
+            raise ResourceNotFound(
+                f"block {ref} not found; the head is {core.head().block_number}")
+        return header
+
+    def _optional_header(self, tag: Any, where: str) -> BlockHeaderAPI | None:
+        try:
+            return self._header(tag, where)
+        except ResourceNotFound:
+            return None
+
+    def _state(self, header: BlockHeaderAPI) -> Any:
+        return self.node.core.reader().get_vm(header).state
+
+    # -- state ---------------------------------------------------------------------------------
+    def web3_sha3(self, p: list[Any]) -> str:
+        P.params_list(p, 1, 1, "web3_sha3")
+        return _hex(keccak(P.data(p[0], "params[0]")))
+
+    def eth_getBalance(self, p: list[Any]) -> str:
+        P.params_list(p, 1, 2, "eth_getBalance")
+        address = P.address(p[0], "params[0]")
+        header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
+        return hexq(self._state(header).get_balance(address))
+
+    def eth_getTransactionCount(self, p: list[Any]) -> str:
+        P.params_list(p, 1, 2, "eth_getTransactionCount")
+        address = P.address(p[0], "params[0]")
+        tag = p[1] if len(p) > 1 else "latest"
+        header = self._header(tag, "params[1]")
+        nonce = self._state(header).get_nonce(address)
+        if tag == "pending":
+            nonce = max(nonce, self.node.mempool.pending_nonce(address))
+        return hexq(nonce)
+
+    def eth_getCode(self, p: list[Any]) -> str:
+        P.params_list(p, 1, 2, "eth_getCode")
+        address = P.address(p[0], "params[0]")
+        header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
+        return _hex(self._state(header).get_code(address))
+
+    def eth_getStorageAt(self, p: list[Any]) -> str:
+        P.params_list(p, 2, 3, "eth_getStorageAt")
+        address = P.address(p[0], "params[0]")
+        slot = P.quantity(p[1], "params[1]")
+        header = self._header(p[2] if len(p) > 2 else "latest", "params[2]")
+        value = self._state(header).get_storage(address, slot)
+        return _hex(value.to_bytes(32, "big"))
+
+    def eth_getProof(self, p: list[Any]) -> JsonObj:
+        """EIP-1186 account and storage proofs against the block's state root."""
+        P.params_list(p, 2, 3, "eth_getProof")
+        address = P.address(p[0], "params[0]")
+        if not isinstance(p[1], list):
+            raise InvalidParams("invalid params: params[1] must be a list of storage keys")
+        if len(p[1]) > 1000:
+            raise LimitExceeded("at most 1000 storage keys per eth_getProof call")
+        slots = [P.quantity(k, f"params[1][{i}]") if not (isinstance(k, str) and len(k) == 66)
+                 else int.from_bytes(P.hash32(k, f"params[1][{i}]"), "big")
+                 for i, k in enumerate(p[1])]
+        header = self._header(p[2] if len(p) > 2 else "latest", "params[2]")
+        db = self.node.store.committed_evm_db()
+        account_trie = HexaryTrie(db, header.state_root)
+        key = keccak(address)
+        account_proof = [rlp.encode(node) for node in account_trie.get_proof(key)]
+        encoded = account_trie.get(key)
+        account = rlp.decode(encoded, sedes=Account) if encoded else Account()
+        storage_trie = HexaryTrie(db, account.storage_root)
+        storage_proof = []
+        for slot in slots:
+            skey = keccak(slot.to_bytes(32, "big"))
+            raw = storage_trie.get(skey)
+            value = rlp.decode(raw, sedes=rlp.sedes.big_endian_int) if raw else 0
+            storage_proof.append({
+                "key": hexq(slot),
+                "value": hexq(value),
+                "proof": [_hex(rlp.encode(n)) for n in storage_trie.get_proof(skey)],
+            })
+        return {
+            "address": _hex(address),
+            "accountProof": [_hex(n) for n in account_proof],
+            "balance": hexq(account.balance),
+            "codeHash": _hex(account.code_hash),
+            "nonce": hexq(account.nonce),
+            "storageHash": _hex(account.storage_root),
+            "storageProof": storage_proof,
+        }
+
+    # -- blocks --------------------------------------------------------------------------------
+    def _block_json(self, header: BlockHeaderAPI | None, full: bool) -> JsonObj | None:
+        if header is None:
+            return None
+        block = self.node.core.block_by_header(header)
+        return format_block(block, full_transactions=full, chain_id=self.chain_id)
+
+    def eth_getBlockByNumber(self, p: list[Any]) -> JsonObj | None:
+        P.params_list(p, 1, 2, "eth_getBlockByNumber")
+        full = P.boolean(p[1], "params[1]") if len(p) > 1 else False
+        return self._block_json(self._optional_header(p[0], "params[0]"), full)
+
+    def eth_getBlockByHash(self, p: list[Any]) -> JsonObj | None:
+        P.params_list(p, 1, 2, "eth_getBlockByHash")
+        block_hash = P.hash32(p[0], "params[0]")
+        full = P.boolean(p[1], "params[1]") if len(p) > 1 else False
+        return self._block_json(self.node.core.header_by_hash(block_hash), full)
+
+    def _block_from(self, p: list[Any], method: str, by_hash: bool, extra: int
+                    ) -> BlockAPI | None:
+        P.params_list(p, 1, 1 + extra, method)
+        if by_hash:
+            header = self.node.core.header_by_hash(P.hash32(p[0], "params[0]"))
+        else:
+            header = self._optional_header(p[0], "params[0]")
+        return None if header is None else self.node.core.block_by_header(header)
+
+    def eth_getBlockTransactionCountByNumber(self, p: list[Any]) -> str | None:
+        block = self._block_from(p, "eth_getBlockTransactionCountByNumber", False, 0)
+        return None if block is None else hexq(len(block.transactions))
+
+    def eth_getBlockTransactionCountByHash(self, p: list[Any]) -> str | None:
+        block = self._block_from(p, "eth_getBlockTransactionCountByHash", True, 0)
+        return None if block is None else hexq(len(block.transactions))
+
+    def _tx_at(self, block: BlockAPI | None, index: int) -> JsonObj | None:
+        if block is None or index >= len(block.transactions):
+            return None
+        return format_transaction(
+            block.transactions[index], chain_id=self.chain_id, block_hash=block.hash,
+            block_number=block.number, index=index,
+            base_fee=block.header.base_fee_per_gas)
+
+    def eth_getTransactionByBlockNumberAndIndex(self, p: list[Any]) -> JsonObj | None:
+        block = self._block_from(p, "eth_getTransactionByBlockNumberAndIndex", False, 1)
+        return self._tx_at(block, P.quantity(p[1], "params[1]") if len(p) > 1 else 0)
+
+    def eth_getTransactionByBlockHashAndIndex(self, p: list[Any]) -> JsonObj | None:
+        block = self._block_from(p, "eth_getTransactionByBlockHashAndIndex", True, 1)
+        return self._tx_at(block, P.quantity(p[1], "params[1]") if len(p) > 1 else 0)
+
+    def eth_feeHistory(self, p: list[Any]) -> JsonObj:
+        P.params_list(p, 2, 3, "eth_feeHistory")
+        count = min(P.quantity(p[0], "params[0]") if isinstance(p[0], str) else int(p[0]), 1024)
+        newest = self._header(p[1], "params[1]")
+        oldest = max(0, newest.block_number - count + 1)
+        headers = [self.node.core.header_by_number(n)
+                   for n in range(oldest, newest.block_number + 1)]
+        percentiles = p[2] if len(p) > 2 and isinstance(p[2], list) else None
+        return {
+            "oldestBlock": hexq(oldest),
+            "baseFeePerGas": ["0x0"] * (len(headers) + 1),
+            "gasUsedRatio": [h.gas_used / h.gas_limit if h else 0.0 for h in headers],
+            "reward": [["0x0"] * len(percentiles) for _ in headers] if percentiles else None,
+        }
+
+    # -- transactions --------------------------------------------------------------------------
+    def eth_sendRawTransaction(self, p: list[Any]) -> str:
+        P.params_list(p, 1, 1, "eth_sendRawTransaction")
+        raw = P.data(p[0], "params[0]")
+        try:
+            return _hex(self.node.submit(raw))
+        except Rejected as exc:
+            raise ServerError(exc.message, data={"reason": exc.reason}) from exc
+
+    def eth_getTransactionByHash(self, p: list[Any]) -> JsonObj | None:
+        P.params_list(p, 1, 1, "eth_getTransactionByHash")
+        tx_hash = P.hash32(p[0], "params[0]")
+        rec = self.node.core.tx_record(tx_hash)
+        if rec is not None:
+            return format_transaction(rec.tx, chain_id=self.chain_id, block_hash=rec.block_hash,
+                                      block_number=rec.block_number, index=rec.index,
+                                      base_fee=0)
+        pending = self.node.mempool.get(tx_hash)
+        if pending is None:
+            return None
+        return format_transaction(pending, chain_id=self.chain_id, block_hash=None,
+                                  block_number=None, index=None, base_fee=None)
+
+    def eth_getTransactionReceipt(self, p: list[Any]) -> JsonObj | None:
+        P.params_list(p, 1, 1, "eth_getTransactionReceipt")
+        rec = self.node.core.tx_record(P.hash32(p[0], "params[0]"))
+        if rec is None:
+            return None
+        return format_receipt(
+            rec.receipt, tx=rec.tx, block_hash=rec.block_hash, block_number=rec.block_number,
+            index=rec.index, cumulative_gas_before=rec.cumulative_gas_before,
+            log_index_start=rec.log_index_start,
+            effective_gas_price=_effective_gas_price(rec.tx, 0))
+
+    def eth_getBlockReceipts(self, p: list[Any]) -> list[JsonObj] | None:
+        P.params_list(p, 1, 1, "eth_getBlockReceipts")
+        header = self._optional_header(p[0], "params[0]")
+        if header is None:
+            return None
+        block = self.node.core.block_by_header(header)
+        out = []
+        gas_before = log_start = 0
+        for i, (tx, receipt) in enumerate(zip(block.transactions,
+                                              self.node.core.receipts(block), strict=True)):
+            out.append(format_receipt(
+                receipt, tx=tx, block_hash=block.hash, block_number=block.number, index=i,
+                cumulative_gas_before=gas_before, log_index_start=log_start,
+                effective_gas_price=_effective_gas_price(tx, header.base_fee_per_gas)))
+            gas_before = receipt.gas_used
+            log_start += len(receipt.logs)
+        return out
+
+    # -- execution -----------------------------------------------------------------------------
+    def _call_tx(self, args: P.CallArgs, header: BlockHeaderAPI, gas: int
+                 ) -> SignedTransactionAPI:
+        sender = args.from_ or b"\x00" * 20
+        state = self._state(header)
+        nonce = state.get_nonce(sender)
+        vm_class = self.node.core.vm_class
+        unsigned = vm_class.create_unsigned_transaction(
+            nonce=nonce, gas_price=0, gas=gas, to=args.to or b"", value=args.value or 0,
+            data=args.data or b"")
+        return SpoofTransaction(unsigned, from_=sender)  # type: ignore[return-value]
+
+    def eth_call(self, p: list[Any]) -> str:
+        P.params_list(p, 1, 3, "eth_call")
+        args = P.call_object(p[0], "params[0]")
+        header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
+        gas = min(args.gas or self.limits.gas_cap, self.limits.gas_cap)
+        tx = self._call_tx(args, header, gas)
+        try:
+            computation = self.node.core.call(tx, header, self.limits.gas_cap)
+        except ValidationError as exc:
+            raise ServerError(f"call is invalid: {exc}") from exc
+        if computation.is_error:
+            raise _execution_error(computation.error, computation.output)
+        return _hex(computation.output)
+
+    def eth_estimateGas(self, p: list[Any]) -> str:
+        P.params_list(p, 1, 2, "eth_estimateGas")
+        args = P.call_object(p[0], "params[0]")
+        header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
+        cap = min(args.gas or self.limits.gas_cap, self.limits.gas_cap,
+                  self.node.genesis.gas_target)
+        tx = self._call_tx(args, header, cap)
+        try:
+            return hexq(self.node.core.estimate_gas(tx, header, cap))
+        except ValidationError as exc:
+            raise ServerError(f"cannot estimate gas: {exc}") from exc
+        except Exception as exc:
+            from eth.exceptions import VMError
+            if isinstance(exc, VMError):
+                raise _execution_error(exc, getattr(exc, "args", (b"",))[0]
+                                       if exc.args and isinstance(exc.args[0], bytes)
+                                       else b"") from exc
+            raise
+
+    # -- logs ----------------------------------------------------------------------------------
+    def _range(self, spec: P.LogFilter) -> tuple[int, int] | None:
+        core = self.node.core
+        if spec.block_hash is not None:
+            header = core.header_by_hash(spec.block_hash)
+            if header is None:
+                raise ResourceNotFound(f"block {_hex(spec.block_hash)} not found")
+            return header.block_number, header.block_number
+        head = core.head().block_number
+
+        def resolve(tag: Any, default: int) -> int:
+            if tag is None:
+                return default
+            if isinstance(tag, int):
+                return tag
+            if isinstance(tag, P.BlockRef):
+                return self._header(tag.number if tag.number is not None else
+                                    {"blockHash": _hex(tag.hash or b"")}, "filter").block_number
+            return 0 if tag == "earliest" else head
+
+        first = resolve(spec.from_block, head)
+        last = min(resolve(spec.to_block, head), head)
+        if first > last:
+            return None
+        if last - first + 1 > self.limits.max_log_blocks:
+            raise LimitExceeded(
+                f"block range {first}..{last} spans {last - first + 1} blocks; query at most "
+                f"{self.limits.max_log_blocks} blocks per call")
+        return first, last
+
+    def _logs(self, spec: P.LogFilter, first: int, last: int) -> list[JsonObj]:
+        core = self.node.core
+        addresses = set(spec.addresses) if spec.addresses else set()
+        if addresses:
+            numbers: set[int] = set()
+            for a in addresses:
+                numbers.update(core.blocks_with_logs_from(a, first, last))
+            candidates = sorted(numbers)
+        else:
+            candidates = list(range(first, last + 1))
+        out: list[JsonObj] = []
+        for number in candidates:
+            header = core.header_by_number(number)
+            if header is None or not _bloom_may_match(header.bloom, addresses, spec.topics):
+                continue
+            block = core.block_by_header(header)
+            log_index = 0
+            for i, (tx, receipt) in enumerate(zip(block.transactions, core.receipts(block),
+                                                  strict=True)):
+                for entry in receipt.logs:
+                    if log_matches(entry, addresses, spec.topics):
+                        out.append(format_log(entry, block_hash=block.hash, block_number=number,
+                                              tx_hash=tx.hash, tx_index=i, log_index=log_index))
+                        if len(out) > self.limits.max_logs:
+                            raise LimitExceeded(
+                                f"query returns more than {self.limits.max_logs} logs; narrow "
+                                "the block range or add address/topic filters")
+                    log_index += 1
+        return out
+
+    def eth_getLogs(self, p: list[Any]) -> list[JsonObj]:
+        P.params_list(p, 1, 1, "eth_getLogs")
+        spec = P.log_filter(p[0], "params[0]")
+        rng = self._range(spec)
+        return [] if rng is None else self._logs(spec, *rng)
+
+    # -- filters (polling) ---------------------------------------------------------------------
+    def _new_filter(self, f: _Filter) -> str:
+        with self._filters_lock:
+            now = time.monotonic()
+            for fid in [k for k, v in self._filters.items() if now - v.touched > FILTER_TTL]:
+                del self._filters[fid]
+            if len(self._filters) >= MAX_FILTERS:
+                raise LimitExceeded(f"too many filters ({MAX_FILTERS}); uninstall unused ones")
+            fid = hexq(int.from_bytes(keccak(str((now, id(f))).encode())[:16], "big"))
+            self._filters[fid] = f
+            return fid
+
+    def _get_filter(self, p: list[Any], method: str) -> tuple[str, _Filter]:
+        P.params_list(p, 1, 1, method)
+        fid = p[0]
+        with self._filters_lock:
+            f = self._filters.get(fid) if isinstance(fid, str) else None
+            if f is None or time.monotonic() - f.touched > FILTER_TTL:
+                raise ResourceNotFound("filter not found (filters expire after 5 minutes "
+                                       "without polling); create a new one")
+            f.touched = time.monotonic()
+            return fid, f
+
+    def eth_newFilter(self, p: list[Any]) -> str:
+        P.params_list(p, 1, 1, "eth_newFilter")
+        spec = P.log_filter(p[0], "params[0]")
+        head = self.node.core.head().block_number
+        start = spec.from_block if isinstance(spec.from_block, int) else head + 1
+        return self._new_filter(_Filter("logs", spec, start))
+
+    def eth_newBlockFilter(self, p: list[Any]) -> str:
+        return self._new_filter(_Filter("blocks", None, self.node.core.head().block_number + 1))
+
+    def eth_getFilterChanges(self, p: list[Any]) -> list[Any]:
+        _, f = self._get_filter(p, "eth_getFilterChanges")
+        head = self.node.core.head().block_number
+        first, f.next_block = f.next_block, head + 1
+        if first > head:
+            return []
+        if f.kind == "blocks":
+            return [_hex(self.node.core.header_by_number(n).hash)  # type: ignore[union-attr]
+                    for n in range(first, head + 1)]
+        assert f.spec is not None
+        last = head
+        if isinstance(f.spec.to_block, int):
+            last = min(last, f.spec.to_block)
+        if first > last:
+            return []
+        first = max(first, last - self.limits.max_log_blocks + 1)
+        return self._logs(f.spec, first, last)
+
+    def eth_getFilterLogs(self, p: list[Any]) -> list[JsonObj]:
+        _, f = self._get_filter(p, "eth_getFilterLogs")
+        if f.kind != "logs" or f.spec is None:
+            raise InvalidParams("invalid params: eth_getFilterLogs needs a log filter id")
+        rng = self._range(f.spec)
+        return [] if rng is None else self._logs(f.spec, *rng)
+
+    def eth_uninstallFilter(self, p: list[Any]) -> bool:
+        P.params_list(p, 1, 1, "eth_uninstallFilter")
+        with self._filters_lock:
+            return self._filters.pop(p[0], None) is not None if isinstance(p[0], str) else False
+
+    # -- subscriptions (used by the WebSocket endpoint) ---------------------------------------
+    def head_json(self, committed: CommittedBlock) -> JsonObj:
+        return format_header(committed.block.header)
+
+    def logs_json(self, committed: CommittedBlock, spec: P.LogFilter) -> list[JsonObj]:
+        block = committed.block
+        addresses = set(spec.addresses) if spec.addresses else set()
+        out = []
+        log_index = 0
+        for i, (tx, receipt) in enumerate(zip(block.transactions, committed.receipts,
+                                              strict=True)):
+            for entry in receipt.logs:
+                if log_matches(entry, addresses, spec.topics):
+                    out.append(format_log(entry, block_hash=block.hash, block_number=block.number,
+                                          tx_hash=tx.hash, tx_index=i, log_index=log_index))
+                log_index += 1
+        return out
+
+
+def _effective_gas_price(tx: SignedTransactionAPI, base_fee: int) -> int:
+    max_fee = int(tx.max_fee_per_gas)
+    tip = int(tx.max_priority_fee_per_gas)
+    return min(max_fee, base_fee + tip)
+
+
+def _bloom_may_match(bloom: int, addresses: set[bytes], topics: Any) -> bool:
+    f = BloomFilter(bloom)
+    if addresses and not any(a in f for a in addresses):
+        return False
+    for position in topics or ():
+        if position is None:
+            continue
+        options = position if isinstance(position, (list, tuple)) else [position]
+        if options and not any(t in f for t in options):
+            return False
+    return True
+
+
+def _execution_error(error: Exception, output: bytes) -> RpcError:
+    from eth.exceptions import Revert
+    if isinstance(error, Revert):
+        data = bytes(output or (error.args[0] if error.args and isinstance(error.args[0], bytes)
+                                else b""))
+        return ExecutionReverted(_revert_reason(data), data=_hex(data))
+    return ServerError(f"execution failed: {type(error).__name__} {error}".strip())
+
+
+def _revert_reason(data: bytes) -> str:
+    """Decode Solidity/Vyper ``Error(string)`` revert data; empty if it is something else."""
+    if data[:4] == bytes.fromhex("08c379a0"):
+        try:
+            from eth_abi import decode
+            (reason,) = decode(["string"], data[4:])
+            return str(reason)
+        except Exception:
+            return ""
+    return ""
+
+
+def _error_response(req_id: Any, exc: RpcError) -> JsonObj:
+    return {"jsonrpc": "2.0", "id": req_id, "error": exc.to_json()}

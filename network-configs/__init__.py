@@ -1,0 +1,1 @@
+"""yilian.network-configs."""

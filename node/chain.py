@@ -1,0 +1,281 @@
+"""The chain core: build, import and commit blocks with py-evm over the node's LevelDB.
+
+Invariants:
+
+* A block is built (or imported) into a :class:`~yilian.node.storage.PendingWrites`
+  overlay and lands on disk in one atomic batch by :meth:`ChainCore.commit`; readers
+  never see a half-written block.
+* Block building follows exactly the steps py-evm's ``import_block`` takes (system
+  pre-processing, transactions, post-processing, finalisation), so a replica that
+  re-executes a built block reaches the same state root.
+* The environment (timestamp, proposer) is an explicit input; nothing here reads a clock.
+* The base fee is zero and stays zero: a block never uses more than the gas target.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import rlp
+from eth.abc import (
+    BlockAPI,
+    BlockHeaderAPI,
+    ComputationAPI,
+    ReceiptAPI,
+    SignedTransactionAPI,
+)
+from eth.chains.base import Chain
+from eth.db.chain import ChainDB
+from eth.exceptions import HeaderNotFound
+from eth_hash.auto import keccak
+from eth_utils import ValidationError
+
+from yilian.node.genesis import Genesis, YilianVM, chain_class
+from yilian.node.storage import INDEX, META, PendingWrites, Store
+
+_GENESIS_KEY = b"genesis"
+_LOG_ADDR = b"la"  # INDEX + la + address(20) + number(8) -> b""
+_TX = b"tx"  # INDEX + tx + hash(32) -> rlp(TxRecord fields)
+
+
+class ChainError(Exception):
+    """The chain cannot do what was asked; the message says why."""
+
+
+class GenesisMismatch(ChainError):
+    """The data directory holds a chain started from a different genesis."""
+
+
+@dataclass(frozen=True)
+class BlockEnv:
+    """What the proposer fixes before executing a block."""
+
+    timestamp: int
+    proposer: bytes  # 20-byte address, goes into the header's coinbase
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A transaction the builder left out of a block, and why."""
+
+    tx: SignedTransactionAPI
+    reason: str
+    retry: bool  # True: it may fit a later block (gas target reached); False: drop it
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    """Where a committed transaction is and what it did: one read serves a receipt."""
+
+    block_number: int
+    block_hash: bytes
+    index: int
+    tx: SignedTransactionAPI
+    receipt: ReceiptAPI
+    cumulative_gas_before: int
+    log_index_start: int
+
+
+@dataclass(frozen=True)
+class BuiltBlock:
+    block: BlockAPI
+    receipts: tuple[ReceiptAPI, ...]
+    skipped: tuple[Skipped, ...]
+    overlay: PendingWrites
+
+
+def _be8(n: int) -> bytes:
+    return struct.pack(">Q", n)
+
+
+class ChainCore:
+    """Owns the EVM chain in a :class:`Store`; one writer (the block producer), many readers."""
+
+    def __init__(self, store: Store, genesis: Genesis) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.chain_class = chain_class(genesis.chain_id)
+        self.vm_class = YilianVM
+        self._ensure_genesis()
+
+    # -- setup ---------------------------------------------------------------------------
+    def _ensure_genesis(self) -> None:
+        recorded = self.store.get(META, _GENESIS_KEY)
+        if recorded is not None:
+            if recorded.decode() != self.genesis.digest:
+                raise GenesisMismatch(
+                    "this data directory was initialised from a different genesis "
+                    f"(recorded {recorded.decode()[:16]}..., given {self.genesis.digest[:16]}...). "
+                    "Use the genesis it was created with, or start from an empty data directory."
+                )
+            return
+        db, overlay = self.store.pending_evm_db()
+        self.chain_class.from_genesis(db, self.genesis.genesis_params(),
+                                      self.genesis.genesis_state())
+        self.store.commit(overlay, {META + _GENESIS_KEY: self.genesis.digest.encode()})
+
+    # -- reading committed data ------------------------------------------------------------
+    def reader(self) -> Chain:
+        """A py-evm chain over committed data only. Cheap; make one per request."""
+        return self.chain_class(self.store.committed_evm_db())
+
+    @property
+    def chaindb(self) -> ChainDB:
+        return ChainDB(self.store.committed_evm_db())
+
+    def head(self) -> BlockHeaderAPI:
+        return self.chaindb.get_canonical_head()
+
+    def genesis_hash(self) -> bytes:
+        return bytes(self.chaindb.get_canonical_block_hash(0))
+
+    def header_by_number(self, number: int) -> BlockHeaderAPI | None:
+        try:
+            return self.chaindb.get_canonical_block_header_by_number(number)  # type: ignore[arg-type]
+        except HeaderNotFound:
+            return None
+
+    def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None:
+        try:
+            header = self.chaindb.get_block_header_by_hash(block_hash)  # type: ignore[arg-type]
+        except HeaderNotFound:
+            return None
+        return header
+
+    def block_by_header(self, header: BlockHeaderAPI) -> BlockAPI:
+        return self.reader().get_block_by_header(header)
+
+    def receipts(self, block: BlockAPI) -> tuple[ReceiptAPI, ...]:
+        return tuple(block.get_receipts(self.chaindb))
+
+    def tx_record(self, tx_hash: bytes) -> TxRecord | None:
+        """The committed transaction with this hash, its block and receipt; None if unknown."""
+        raw = self.store.get(INDEX, _TX + tx_hash)
+        if raw is None:
+            return None
+        number, block_hash, index, tx_bytes, receipt_bytes, gas_before, log_start = (
+            rlp.decode(raw))
+        return TxRecord(
+            block_number=rlp.sedes.big_endian_int.deserialize(number),
+            block_hash=bytes(block_hash),
+            index=rlp.sedes.big_endian_int.deserialize(index),
+            tx=self.vm_class.get_transaction_builder().decode(bytes(tx_bytes)),
+            receipt=self.vm_class.get_receipt_builder().decode(bytes(receipt_bytes)),
+            cumulative_gas_before=rlp.sedes.big_endian_int.deserialize(gas_before),
+            log_index_start=rlp.sedes.big_endian_int.deserialize(log_start),
+        )
+
+    def is_committed(self, tx_hash: bytes) -> bool:
+        return self.store.get(INDEX, _TX + tx_hash) is not None
+
+    def blocks_with_logs_from(self, address: bytes, first: int, last: int) -> Iterator[int]:
+        """Block numbers in [first, last] whose receipts hold a log emitted by ``address``."""
+        start = _LOG_ADDR + address + _be8(first)
+        stop = _LOG_ADDR + address + _be8(last + 1)
+        for key, _ in self.store.iterate(INDEX, start, stop):
+            yield struct.unpack(">Q", key[-8:])[0]
+
+    # -- building --------------------------------------------------------------------------
+    def build(self, txs: Sequence[SignedTransactionAPI], env: BlockEnv) -> BuiltBlock:
+        """Execute ``txs`` in order on top of the committed head into a new block.
+
+        Transactions that fail validation (bad nonce, not enough balance) are left out
+        and reported in ``skipped``; the block never exceeds the gas target.
+        """
+        db, overlay = self.store.pending_evm_db()
+        chain = self.chain_class(db)
+        parent = chain.get_canonical_head()
+        if env.timestamp < parent.timestamp:
+            raise ChainError(
+                f"block timestamp {env.timestamp} is before its parent's {parent.timestamp}"
+            )
+        header = chain.create_header_from_parent(
+            parent,
+            timestamp=env.timestamp,
+            coinbase=env.proposer,
+            gas_limit=parent.gas_limit,
+            # Not randomness: a deterministic value every replica can recompute.
+            mix_hash=keccak(parent.hash),
+        )
+        vm = chain.get_vm(header)
+        vm.block_preprocessing(vm.get_block())
+        current = vm.get_header()
+        target = self.genesis.gas_target
+        receipts: list[ReceiptAPI] = []
+        included: list[SignedTransactionAPI] = []
+        skipped: list[Skipped] = []
+        for tx in txs:
+            if current.gas_used + tx.gas > target:
+                skipped.append(Skipped(tx, "block gas target reached", retry=True))
+                continue
+            try:
+                # Validation (nonce, balance, gas) runs before any state change.
+                receipt, _ = vm.apply_transaction(current, tx)
+            except ValidationError as exc:
+                skipped.append(Skipped(tx, str(exc), retry=False))
+                continue
+            current = vm.add_receipt_to_header(current, receipt)
+            current = vm.increment_blob_gas_used(current, tx)  # type: ignore[attr-defined]
+            receipts.append(receipt)
+            included.append(tx)
+        filled = vm.set_block_transactions_and_withdrawals(
+            vm.get_block(), current, included, receipts
+        )
+        processed = vm.block_postprocessing(filled)
+        block = vm.mine_block(processed).block
+        chain.chaindb.persist_block(block)
+        return BuiltBlock(block, tuple(receipts), tuple(skipped), overlay)
+
+    def import_block(self, block: BlockAPI) -> BuiltBlock:
+        """Re-execute a block built elsewhere on top of the committed head (not committed yet).
+
+        Raises ChainError if it does not reproduce the same header (state root included).
+        """
+        db, overlay = self.store.pending_evm_db()
+        chain = self.chain_class(db)
+        try:
+            result = chain.import_block(block)
+        except ValidationError as exc:
+            overlay.discard()
+            raise ChainError(f"block #{block.number} is invalid: {exc}") from exc
+        imported = result.imported_block
+        receipts = tuple(imported.get_receipts(chain.chaindb))
+        return BuiltBlock(imported, receipts, (), overlay)
+
+    def commit(self, built: BuiltBlock,
+               extra: dict[bytes, bytes | None] | None = None) -> None:
+        """Land a built block, its indexes and ``extra`` writes in one atomic batch."""
+        writes: dict[bytes, bytes | None] = dict(extra or {})
+        block = built.block
+        number = _be8(block.number)
+        gas_before = log_start = 0
+        for index, (tx, receipt) in enumerate(zip(block.transactions, built.receipts,
+                                                  strict=True)):
+            writes[INDEX + _TX + bytes(tx.hash)] = rlp.encode([
+                block.number, block.hash, index, tx.encode(), receipt.encode(),
+                gas_before, log_start,
+            ])
+            gas_before = receipt.gas_used
+            log_start += len(receipt.logs)
+            for log in receipt.logs:
+                writes[INDEX + _LOG_ADDR + bytes(log.address) + number] = b""
+        self.store.commit(built.overlay, writes)
+
+    # -- execution without committing ----------------------------------------------------
+    def call(self, tx: SignedTransactionAPI, at: BlockHeaderAPI,
+             gas_cap: int) -> ComputationAPI:
+        """Run ``tx`` on the state after block ``at`` and return the computation (no writes)."""
+        chain = self.reader()
+        vm = chain.get_vm(at.copy(gas_limit=max(gas_cap, at.gas_limit)))
+        with vm.in_costless_state() as state:
+            return state.costless_execute_transaction(tx)
+
+    def estimate_gas(self, tx: SignedTransactionAPI, at: BlockHeaderAPI, gas_cap: int) -> int:
+        chain = self.reader()
+        return chain.estimate_gas(tx, at.copy(gas_limit=gas_cap))
+
+
+def encoded_size(obj: object) -> int:
+    return len(rlp.encode(obj))

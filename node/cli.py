@@ -1,0 +1,104 @@
+"""The ``yilian`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from yilian.node import launcher
+
+DEFAULT_DIR = Path(".yilian")
+
+
+@click.group()
+def main() -> None:
+    """yilian: a permissioned data-sharing chain for public-resource trading centers."""
+
+
+@main.command()
+@click.option("--nodes", default=1, show_default=True, help="Number of nodes.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DIR,
+              show_default=True, help="Where the network's nodes keep their data.")
+@click.option("--base-port", default=8545, show_default=True, help="First RPC port to try.")
+def up(nodes: int, data_dir: Path, base_port: int) -> None:
+    """Start the local network in the background (restart stopped nodes of an existing one)."""
+    try:
+        network = launcher.up(data_dir, nodes=nodes, base_port=base_port)
+    except launcher.LauncherError as exc:
+        raise click.ClickException(str(exc)) from exc
+    first = network["nodes"][0]
+    acct = network["accounts"][0]
+    click.echo(f"yilian local network '{network['name']}' is up (chain id {network['chainId']})")
+    for entry in network["nodes"]:
+        click.echo(f"  {entry['name']}: rpc {entry['rpc']}  ws {entry['ws']}  pid {entry['pid']}")
+    click.echo(f"  RecordStore contract: {network['contracts']['RecordStore']}")
+    click.echo(f"  network file: {(data_dir / 'network.json').resolve()}")
+    click.echo(f"  dev account 0: {acct['address']} (key in network.json; local use only)")
+    click.echo("\nNext:")
+    click.echo(f"  curl -s -X POST -H 'content-type: application/json' {first['rpc']} "
+               "-d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_blockNumber\"}'")
+    click.echo(f"  python -c \"from web3 import Web3; print(Web3(Web3.HTTPProvider("
+               f"'{first['rpc']}')).eth.block_number)\"")
+    click.echo(f"  .ci/yilian status --data-dir {data_dir}")
+    click.echo(f"  .ci/yilian down --data-dir {data_dir}")
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DIR,
+              show_default=True)
+def down(data_dir: Path) -> None:
+    """Stop the local network's nodes cleanly (their data stays)."""
+    try:
+        stopped = launcher.down(data_dir)
+    except launcher.LauncherError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DIR,
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(data_dir: Path, as_json: bool) -> None:
+    """Show whether each node runs and its head block."""
+    try:
+        rows = launcher.status(data_dir)
+    except launcher.LauncherError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    for r in rows:
+        state = "running" if r.running else "stopped"
+        head = "-" if r.head is None else str(r.head)
+        click.echo(f"{r.name}: {state} pid={r.pid or '-'} head={head} rpc={r.rpc_url}")
+    if not all(r.running for r in rows):
+        sys.exit(1)
+
+
+@main.group()
+def node() -> None:
+    """Run a single node."""
+
+
+@node.command("run")
+@click.option("--home", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              required=True, help="Node home with config.json and genesis.json.")
+def node_run(home: Path) -> None:
+    """Run one node in the foreground until SIGINT/SIGTERM."""
+    from yilian.node.config import ConfigError
+    from yilian.node.genesis import GenesisError
+    from yilian.node.runner import run_node
+    from yilian.node.storage import StorageError
+
+    try:
+        run_node(home.resolve())
+    except (ConfigError, GenesisError, StorageError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Runtime configuration of one node (``<home>/config.json``); one settings object.
+
+Chain-wide parameters live in the genesis; this file holds what one operator may set
+for their own node: addresses, limits, identity.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from yilian.node.mempool import MempoolLimits
+
+
+class ConfigError(ValueError):
+    """The node configuration is malformed; the message names the field."""
+
+
+@dataclass(frozen=True)
+class RpcLimits:
+    max_request_bytes: int = 5 * 1024 * 1024
+    max_batch: int = 1000
+    gas_cap: int = 50_000_000
+    max_log_blocks: int = 10_000
+    max_logs: int = 10_000
+    max_ws_subscriptions: int = 100
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str = "node-1"
+    host: str = "127.0.0.1"
+    rpc_port: int = 8545
+    genesis_file: str = "genesis.json"
+    data_dir: str = "data"
+    # 20-byte address written as the block proposer (coinbase); hex string.
+    proposer: str = "0x0000000000000000000000000000000000000000"
+    mempool: MempoolLimits = field(default_factory=MempoolLimits)
+    rpc: RpcLimits = field(default_factory=RpcLimits)
+    log_level: str = "info"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sub(cls: type[Any], doc: Any, where: str) -> Any:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where} must be an object")
+    names = {f.name: f for f in fields(cls)}
+    unknown = set(doc) - set(names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
+    for key, value in doc.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{where}.{key} must be a positive integer, got {value!r}")
+    return cls(**doc)
+
+
+def parse_config(doc: Any) -> NodeConfig:
+    if not isinstance(doc, dict):
+        raise ConfigError("config must be a JSON object")
+    names = {f.name for f in fields(NodeConfig)}
+    unknown = set(doc) - names
+    if unknown:
+        raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(names)}")
+    values = dict(doc)
+    if "mempool" in values:
+        values["mempool"] = _sub(MempoolLimits, values["mempool"], "mempool")
+    if "rpc" in values:
+        values["rpc"] = _sub(RpcLimits, values["rpc"], "rpc")
+    port = values.get("rpc_port", 8545)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"rpc_port must be a TCP port number, got {port!r}")
+    for key in ("name", "host", "genesis_file", "data_dir", "proposer", "log_level"):
+        if key in values and not isinstance(values[key], str):
+            raise ConfigError(f"{key} must be a string, got {values[key]!r}")
+    return NodeConfig(**values)
+
+
+def load_config(home: Path) -> NodeConfig:
+    path = home / "config.json"
+    try:
+        return parse_config(json.loads(path.read_text()))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} does not exist; create the network with `yilian up` "
+                          "or `yilian network init`") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc

@@ -1,0 +1,242 @@
+"""Genesis: the consortium's starting state and chain parameters, parsed strictly.
+
+A genesis file is JSON (see ``network-configs/``)::
+
+    {
+      "chainId": 7460,
+      "suite": "standard",                  # or "sm"
+      "timestamp": 0,
+      "gasLimit": 1000000000,
+      "extraData": "0x...",
+      "params": {"blockIntervalMs": 500, "maxTxPerBlock": 2000, "heartbeatMs": 0},
+      "alloc": {"0xADDR": {"balance": "0x0", "nonce": 0, "code": "0x..",
+                           "storage": {"0x1": "0x2"}}},
+      "authorisedSenders": ["0xADDR", ...]  # empty list: any signed transaction is admitted
+    }
+
+Invariants: the same genesis file always yields the same genesis block hash; the base
+fee starts at zero and stays zero because blocks never use more than half the gas limit
+(EIP-1559's target), so no member ever needs a balance to pay for gas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth.abc import BlockHeaderAPI
+from eth.chains.base import Chain
+from eth.vm.forks.prague import PragueVM
+from eth_utils import is_hex_address, to_canonical_address
+
+SUITES = ("standard", "sm")
+
+
+class GenesisError(ValueError):
+    """The genesis file is malformed; the message names the field and what to fix."""
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    """Block production parameters every node of the network shares."""
+
+    block_interval_ms: int = 500
+    max_tx_per_block: int = 2000
+    heartbeat_ms: int = 0  # 0: no empty blocks while idle
+
+
+@dataclass(frozen=True)
+class AccountAlloc:
+    balance: int = 0
+    nonce: int = 0
+    code: bytes = b""
+    storage: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: int
+    suite: str
+    timestamp: int
+    gas_limit: int
+    extra_data: bytes
+    params: ChainParams
+    alloc: tuple[tuple[bytes, AccountAlloc], ...]
+    authorised_senders: frozenset[bytes] = field(default_factory=frozenset)
+    digest: str = ""  # sha256 of the canonical JSON this genesis was read from
+
+    @property
+    def gas_target(self) -> int:
+        """Most gas a block may use: EIP-1559's target, which keeps the base fee at zero."""
+        return self.gas_limit // 2
+
+    def genesis_params(self) -> dict[str, Any]:
+        return {
+            "difficulty": 0,
+            "gas_limit": self.gas_limit,
+            "timestamp": self.timestamp,
+            "extra_data": self.extra_data,
+            "base_fee_per_gas": 0,
+            "nonce": b"\x00" * 8,
+        }
+
+    def genesis_state(self) -> dict[bytes, dict[str, Any]]:
+        return {
+            address: {
+                "balance": acct.balance,
+                "nonce": acct.nonce,
+                "code": acct.code,
+                "storage": dict(acct.storage),
+            }
+            for address, acct in self.alloc
+        }
+
+
+def _int(value: Any, where: str, *, lo: int = 0, hi: int = 2**256 - 1) -> int:
+    if isinstance(value, bool):
+        raise GenesisError(f"{where}: expected an integer or 0x-hex string, got {value!r}")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str):
+        try:
+            n = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
+        except ValueError as exc:
+            raise GenesisError(f"{where}: {value!r} is not a number") from exc
+    else:
+        raise GenesisError(f"{where}: expected an integer or 0x-hex string, got {value!r}")
+    if not lo <= n <= hi:
+        raise GenesisError(f"{where}: {n} is outside {lo}..{hi}")
+    return n
+
+
+def _bytes(value: Any, where: str, *, max_len: int | None = None) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise GenesisError(f"{where}: expected 0x-prefixed hex, got {value!r}")
+    try:
+        out = bytes.fromhex(value[2:])
+    except ValueError as exc:
+        raise GenesisError(f"{where}: {value!r} is not valid hex") from exc
+    if max_len is not None and len(out) > max_len:
+        raise GenesisError(f"{where}: at most {max_len} bytes allowed, got {len(out)}")
+    return out
+
+
+def _address(value: Any, where: str) -> bytes:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise GenesisError(f"{where}: {value!r} is not a 20-byte 0x address")
+    return bytes(to_canonical_address(value))
+
+
+_KNOWN = {"chainId", "suite", "timestamp", "gasLimit", "extraData", "params", "alloc",
+          "authorisedSenders", "validators", "members", "name"}
+
+
+def parse_genesis(doc: Mapping[str, Any]) -> Genesis:
+    """Validate a genesis document and build a :class:`Genesis`. Raises GenesisError."""
+    if not isinstance(doc, Mapping):
+        raise GenesisError("genesis must be a JSON object")
+    unknown = set(doc) - _KNOWN
+    if unknown:
+        raise GenesisError(f"unknown genesis fields {sorted(unknown)}; known: {sorted(_KNOWN)}")
+    if "chainId" not in doc:
+        raise GenesisError("chainId is required")
+    chain_id = _int(doc["chainId"], "chainId", lo=1, hi=2**53)
+    suite = doc.get("suite", "standard")
+    if suite not in SUITES:
+        raise GenesisError(f"suite: must be one of {SUITES}, got {suite!r}")
+    raw_params = doc.get("params", {})
+    if not isinstance(raw_params, Mapping):
+        raise GenesisError("params must be an object")
+    known_params = {"blockIntervalMs", "maxTxPerBlock", "heartbeatMs"}
+    if set(raw_params) - known_params:
+        raise GenesisError(f"params: unknown keys {sorted(set(raw_params) - known_params)}")
+    params = ChainParams(
+        block_interval_ms=_int(raw_params.get("blockIntervalMs", 500), "params.blockIntervalMs",
+                               lo=10, hi=600_000),
+        max_tx_per_block=_int(raw_params.get("maxTxPerBlock", 2000), "params.maxTxPerBlock",
+                              lo=1, hi=100_000),
+        heartbeat_ms=_int(raw_params.get("heartbeatMs", 0), "params.heartbeatMs",
+                          lo=0, hi=86_400_000),
+    )
+    alloc_doc = doc.get("alloc", {})
+    if not isinstance(alloc_doc, Mapping):
+        raise GenesisError("alloc must be an object keyed by address")
+    alloc: list[tuple[bytes, AccountAlloc]] = []
+    for addr_text, acct in alloc_doc.items():
+        where = f"alloc[{addr_text}]"
+        address = _address(addr_text, where)
+        if not isinstance(acct, Mapping):
+            raise GenesisError(f"{where} must be an object")
+        storage_doc = acct.get("storage", {})
+        if not isinstance(storage_doc, Mapping):
+            raise GenesisError(f"{where}.storage must be an object")
+        storage = tuple(sorted(
+            (_int(k, f"{where}.storage key"), _int(v, f"{where}.storage[{k}]"))
+            for k, v in storage_doc.items()
+        ))
+        alloc.append((address, AccountAlloc(
+            balance=_int(acct.get("balance", 0), f"{where}.balance"),
+            nonce=_int(acct.get("nonce", 0), f"{where}.nonce", hi=2**64 - 1),
+            code=_bytes(acct.get("code", "0x"), f"{where}.code", max_len=24_576),
+            storage=storage,
+        )))
+    alloc.sort()
+    senders = doc.get("authorisedSenders", [])
+    if not isinstance(senders, list):
+        raise GenesisError("authorisedSenders must be a list of addresses")
+    gas_limit = _int(doc.get("gasLimit", 1_000_000_000), "gasLimit", lo=5000, hi=2**63 - 1)
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return Genesis(
+        chain_id=chain_id,
+        suite=suite,
+        timestamp=_int(doc.get("timestamp", 0), "timestamp", hi=2**63 - 1),
+        gas_limit=gas_limit,
+        extra_data=_bytes(doc.get("extraData", "0x"), "extraData", max_len=32),
+        params=params,
+        alloc=tuple(alloc),
+        authorised_senders=frozenset(
+            _address(a, f"authorisedSenders[{i}]") for i, a in enumerate(senders)
+        ),
+        digest=hashlib.sha256(canonical).hexdigest(),
+    )
+
+
+def load_genesis(path: Path) -> Genesis:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise GenesisError(f"genesis file {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise GenesisError(f"genesis file {path} is not valid JSON: {exc}") from exc
+    return parse_genesis(doc)
+
+
+class YilianVM(PragueVM):
+    """Prague with one relaxation: a block's timestamp may equal its parent's.
+
+    Ethereum requires strictly increasing seconds, which caps a chain at one block per
+    second or makes timestamps run ahead of the clock. Consortium blocks come every few
+    hundred milliseconds, so a block may share its parent's second. Everything else,
+    execution included, is Prague unchanged.
+    """
+
+    @classmethod
+    def validate_header(cls, header: BlockHeaderAPI, parent_header: BlockHeaderAPI) -> None:
+        if header.timestamp == parent_header.timestamp:
+            # Let the standard checks run against a parent one second older; the only rule
+            # that looks at the parent's timestamp is "strictly later".
+            parent_header = parent_header.copy(timestamp=parent_header.timestamp - 1)
+        super().validate_header(header, parent_header)
+
+
+def chain_class(chain_id: int) -> type[Chain]:
+    """The py-evm chain class for a network: YilianVM from block 0, the network's chain id."""
+    return Chain.configure(  # type: ignore[return-value]
+        __name__="YilianChain",
+        vm_configuration=((0, YilianVM),),
+        chain_id=chain_id,
+    )

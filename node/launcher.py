@@ -1,0 +1,204 @@
+"""Start, stop and inspect a local network of node processes (``yilian up/down/status``).
+
+``DIR/network.json`` is the source of truth for a local network: each node's home, RPC
+and WebSocket URLs and process id, and the development accounts. ``up`` on an existing
+DIR restarts the nodes that are not running and keeps their data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from yilian.network_configs.local import RECORD_STORE_ADDRESS, dev_accounts, local_genesis
+
+NETWORK_FILE = "network.json"
+
+
+class LauncherError(Exception):
+    """A local network cannot be started or stopped; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    pid: int | None
+    running: bool
+    head: int | None
+    rpc_url: str
+
+
+def _free_port(preferred: int) -> int:
+    for port in [preferred, *range(preferred + 1, preferred + 200)]:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise LauncherError(f"no free TCP port near {preferred}; pass --base-port")
+
+
+def _alive(pid: int | None, home: str) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # the pid may have been reused by an unrelated process
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return True
+    return home in cmdline and "yilian" in cmdline
+
+
+def _health(rpc_url: str, timeout: float = 1.0) -> dict[str, Any] | None:
+    base = rpc_url.rsplit("/rpc", 1)[0]
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=timeout) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+    except (OSError, ValueError):
+        return None
+
+
+def read_network(data_dir: Path) -> dict[str, Any]:
+    path = data_dir / NETWORK_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise LauncherError(f"no network in {data_dir} (missing {NETWORK_FILE}); start one "
+                            f"with `yilian up --data-dir {data_dir}`") from exc
+    return data
+
+
+def _write_network(data_dir: Path, network: dict[str, Any]) -> None:
+    tmp = data_dir / (NETWORK_FILE + ".tmp")
+    tmp.write_text(json.dumps(network, indent=2) + "\n")
+    os.replace(tmp, data_dir / NETWORK_FILE)
+
+
+def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
+    """Create the homes, genesis and configs of a local network in ``data_dir``."""
+    if nodes != 1:
+        raise LauncherError("this build runs a single validator; multi-center consortia "
+                            "arrive with BFT consensus. Use --nodes 1.")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    accounts = dev_accounts()
+    genesis = local_genesis(accounts)
+    entries = []
+    port = base_port
+    for i in range(1, nodes + 1):
+        name = f"node-{i}"
+        home = (data_dir / name).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        port = _free_port(port)
+        (home / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
+        config = {"name": name, "host": "127.0.0.1", "rpc_port": port,
+                  "genesis_file": "genesis.json", "data_dir": "data",
+                  "proposer": accounts[0].address}
+        (home / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        entries.append({
+            "name": name,
+            "home": str(home),
+            "rpc": f"http://127.0.0.1:{port}/rpc",
+            "ws": f"ws://127.0.0.1:{port}/ws",
+            "pid": None,
+            "log": str(home / "node.log"),
+        })
+        port += 1
+    network = {
+        "name": genesis["name"],
+        "chainId": genesis["chainId"],
+        "nodes": entries,
+        "contracts": {"RecordStore": RECORD_STORE_ADDRESS},
+        "accounts": [{"address": a.address, "privateKey": a.private_key} for a in accounts],
+        "accountsWarning": "development keys derived from a public seed: local use only",
+    }
+    _write_network(data_dir, network)
+    return network
+
+
+def _spawn(entry: dict[str, Any]) -> int:
+    home = entry["home"]
+    log = open(entry["log"], "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yilian.node.cli", "node", "run", "--home", home],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
+    log.close()
+    return proc.pid
+
+
+def up(data_dir: Path, nodes: int = 1, base_port: int = 8545,
+       timeout: float = 60.0) -> dict[str, Any]:
+    """Start (or restart the stopped nodes of) the local network in ``data_dir``."""
+    data_dir = data_dir.resolve()
+    if (data_dir / NETWORK_FILE).exists():
+        network = read_network(data_dir)
+    else:
+        network = init_local(data_dir, nodes, base_port)
+    started = []
+    for entry in network["nodes"]:
+        if _alive(entry.get("pid"), entry["home"]):
+            continue
+        entry["pid"] = _spawn(entry)
+        started.append(entry)
+    _write_network(data_dir, network)
+    deadline = time.monotonic() + timeout
+    for entry in started:
+        while _health(entry["rpc"]) is None:
+            if not _alive(entry["pid"], entry["home"]):
+                tail = Path(entry["log"]).read_text(errors="replace")[-2000:]
+                raise LauncherError(f"{entry['name']} exited during start-up; its log "
+                                    f"({entry['log']}) ends with:\n{tail}")
+            if time.monotonic() > deadline:
+                raise LauncherError(f"{entry['name']} did not answer on {entry['rpc']} within "
+                                    f"{timeout:.0f}s; see {entry['log']}")
+            time.sleep(0.1)
+    return network
+
+
+def down(data_dir: Path, timeout: float = 20.0) -> list[str]:
+    """Stop every node of the network cleanly (SIGTERM, then SIGKILL after ``timeout``)."""
+    data_dir = data_dir.resolve()
+    network = read_network(data_dir)
+    stopped = []
+    for entry in network["nodes"]:
+        pid = entry.get("pid")
+        if _alive(pid, entry["home"]):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid, entry["home"]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid, entry["home"]):
+                os.kill(pid, signal.SIGKILL)
+            stopped.append(entry["name"])
+        entry["pid"] = None
+    _write_network(data_dir, network)
+    return stopped
+
+
+def status(data_dir: Path) -> list[NodeStatus]:
+    network = read_network(data_dir.resolve())
+    out = []
+    for entry in network["nodes"]:
+        running = _alive(entry.get("pid"), entry["home"])
+        health = _health(entry["rpc"]) if running else None
+        out.append(NodeStatus(entry["name"], entry.get("pid"), running,
+                              health["head"]["number"] if health else None, entry["rpc"]))
+    return out

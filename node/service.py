@@ -1,0 +1,174 @@
+"""The node: storage, chain, mempool and the block producer, wired together.
+
+Until BFT consensus lands the node is a single validator: it proposes, executes and
+commits its own blocks. Block production runs in one thread; everything a user sees
+(receipts, blocks, logs, subscriptions) is committed data.
+
+Invariants:
+
+* A transaction hash returned to a user is journaled (``m`` prefix) before the call
+  returns, so a crash never loses an accepted transaction; it is re-admitted on restart.
+* A receipt is visible only after its block's batch is synced to disk.
+* No empty blocks while idle, except one per ``heartbeat_ms`` when that is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+from eth_utils import to_canonical_address
+
+from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
+from yilian.node.config import NodeConfig
+from yilian.node.genesis import Genesis, load_genesis
+from yilian.node.mempool import AccountView, Mempool, Rejected, decode_transaction
+from yilian.node.storage import MEMPOOL, Store
+
+log = logging.getLogger("yilian.node")
+
+
+@dataclass(frozen=True)
+class CommittedBlock:
+    block: BlockAPI
+    receipts: tuple[ReceiptAPI, ...]
+
+
+Listener = Callable[[CommittedBlock], None]
+
+
+class Node:
+    def __init__(self, config: NodeConfig, home: Path) -> None:
+        self.config = config
+        self.home = home
+        genesis_path = Path(config.genesis_file)
+        self.genesis: Genesis = load_genesis(
+            genesis_path if genesis_path.is_absolute() else home / genesis_path)
+        data_dir = Path(config.data_dir)
+        self.store = Store(data_dir if data_dir.is_absolute() else home / data_dir)
+        self.core = ChainCore(self.store, self.genesis)
+        self.proposer = bytes(to_canonical_address(config.proposer))
+        self.mempool = Mempool(
+            chain_id=self.genesis.chain_id,
+            gas_target=self.genesis.gas_target,
+            authorised=self.genesis.authorised_senders,
+            account=self._account,
+            limits=config.mempool,
+        )
+        self._listeners: list[Listener] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.started_at = time.time()
+        self.last_block_error: str | None = None
+        self._replay_journal()
+
+    # -- state access for admission ------------------------------------------------------
+    def _account(self, address: bytes) -> AccountView:
+        head = self.core.head()
+        state = self.core.reader().get_vm(head).state
+        return AccountView(nonce=state.get_nonce(address), balance=state.get_balance(address))
+
+    def _replay_journal(self) -> None:
+        kept = dropped = 0
+        for key, raw in list(self.store.iterate(MEMPOOL)):
+            try:
+                self.mempool.add(raw)
+                kept += 1
+            except Rejected:
+                self.store.delete(MEMPOOL, key)
+                dropped += 1
+        if kept or dropped:
+            log.info("mempool journal: re-admitted %d, dropped %d (already committed)",
+                     kept, dropped)
+
+    # -- submission ------------------------------------------------------------------------
+    def submit(self, raw: bytes) -> bytes:
+        """Admit a raw signed transaction; return its hash. Raises Rejected."""
+        tx = decode_transaction(raw, chain_id=self.genesis.chain_id,
+                                max_bytes=self.config.mempool.max_tx_bytes)
+        tx_hash = bytes(tx.hash)
+        if self.core.is_committed(tx_hash):
+            raise Rejected("known", f"transaction 0x{tx_hash.hex()} is already committed")
+        self.mempool.admit(tx, raw)
+        self.store.put(MEMPOOL, tx_hash, raw)
+        return tx_hash
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- block production ------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="block-producer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.mempool.has_ready.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.store.close()
+
+    def _run(self) -> None:
+        params = self.genesis.params
+        interval = params.block_interval_ms / 1000
+        heartbeat = params.heartbeat_ms / 1000
+        last = time.monotonic()
+        while not self._stop.is_set():
+            wait = heartbeat - (time.monotonic() - last) if heartbeat else 1.0
+            self.mempool.has_ready.wait(timeout=max(wait, 0.0))
+            if self._stop.is_set():
+                break
+            pause = last + interval - time.monotonic()
+            if pause > 0 and self._stop.wait(pause):
+                break
+            heartbeat_due = bool(heartbeat) and time.monotonic() - last >= heartbeat
+            txs = self.mempool.select(params.max_tx_per_block)
+            if not txs and not heartbeat_due:
+                continue
+            try:
+                self.produce(txs, allow_empty=heartbeat_due)
+            except Exception as exc:  # never let one bad block kill the producer
+                self.last_block_error = repr(exc)
+                log.exception("block production failed")
+                self._stop.wait(interval)
+            last = time.monotonic()
+
+    def produce(self, txs: list[SignedTransactionAPI], *, allow_empty: bool = False
+                ) -> CommittedBlock | None:
+        """Build, commit and announce one block from ``txs``."""
+        head = self.core.head()
+        env = BlockEnv(timestamp=max(int(time.time()), head.timestamp), proposer=self.proposer)
+        built = self.core.build(txs, env)
+        dropped = [s.tx for s in built.skipped if not s.retry]
+        for s in built.skipped:
+            if not s.retry:
+                log.info("dropped 0x%s: %s", bytes(s.tx.hash).hex(), s.reason)
+        if not built.block.transactions and not allow_empty:
+            built.overlay.discard()
+            self.mempool.committed((), dropped)
+            for tx in dropped:
+                self.store.delete(MEMPOOL, bytes(tx.hash))
+            return None
+        journal = {MEMPOOL + bytes(tx.hash): None
+                   for tx in (*built.block.transactions, *dropped)}
+        self.core.commit(built, journal)
+        removed = self.mempool.committed(built.block.transactions, dropped)
+        for h in removed:
+            if MEMPOOL + h not in journal:
+                self.store.delete(MEMPOOL, h)
+        return self._announce(built)
+
+    def _announce(self, built: BuiltBlock) -> CommittedBlock:
+        committed = CommittedBlock(built.block, built.receipts)
+        for listener in list(self._listeners):
+            try:
+                listener(committed)
+            except Exception:
+                log.exception("block listener failed")
+        return committed

@@ -1,0 +1,216 @@
+"""One LevelDB per node, one key prefix per concern, one atomic write batch per commit.
+
+Layout (first byte of every key):
+
+* ``e`` - py-evm's database (state trie nodes, headers, blocks, receipts tries, tx index)
+* ``i`` - the node's own indexes (log address index, commit metadata)
+* ``m`` - the mempool journal (accepted, not yet committed transactions)
+* ``w`` - the consensus write-ahead log (used once BFT consensus lands)
+* ``c`` - node metadata (genesis hash, schema version)
+
+Invariants:
+
+* Everything one block changes (EVM state, chain data, indexes, mempool journal
+  removals) reaches disk in **one** ``plyvel`` write batch with ``sync=True``, so a
+  ``kill -9`` leaves either the whole block or none of it.
+* Readers that serve users (:meth:`Store.committed_evm_db`) only ever see committed
+  data; the block builder writes into a :class:`PendingWrites` overlay that is
+  invisible until :meth:`Store.commit` lands it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Final
+
+import plyvel
+from eth.db.atomic import AtomicDB
+from eth.db.backends.base import BaseDB
+
+EVM: Final = b"e"
+INDEX: Final = b"i"
+MEMPOOL: Final = b"m"
+WAL: Final = b"w"
+META: Final = b"c"
+
+_DELETED: Final = object()
+
+
+class StorageError(Exception):
+    """The database cannot be opened or used; the message says what to do."""
+
+
+class ReadOnlyError(StorageError):
+    """A committed view was written to: only the block builder may write."""
+
+
+class _CommittedView(BaseDB):
+    """py-evm key/value view of committed data under one prefix; writes are refused."""
+
+    def __init__(self, db: plyvel.DB, prefix: bytes) -> None:
+        self._db = db
+        self._prefix = prefix
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._db.get(self._prefix + key)
+        if value is None:
+            raise KeyError(key)
+        return bytes(value)
+
+    def _exists(self, key: bytes) -> bool:
+        return self._db.get(self._prefix + key) is not None
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        raise ReadOnlyError("committed view is read-only; writes go through the block builder")
+
+    def __delitem__(self, key: bytes) -> None:
+        raise ReadOnlyError("committed view is read-only; writes go through the block builder")
+
+
+class PendingWrites(BaseDB):
+    """A write overlay over one prefix of the store.
+
+    Reads see pending writes first, then committed data. Nothing reaches disk until
+    :meth:`Store.commit` takes the overlay; :meth:`discard` drops it.
+    """
+
+    def __init__(self, db: plyvel.DB, prefix: bytes) -> None:
+        self._db = db
+        self._prefix = prefix
+        self._pending: dict[bytes, bytes | object] = {}
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._pending.get(key)
+        if value is _DELETED:
+            raise KeyError(key)
+        if value is not None:
+            assert isinstance(value, bytes)
+            return value
+        stored = self._db.get(self._prefix + key)
+        if stored is None:
+            raise KeyError(key)
+        return bytes(stored)
+
+    def _exists(self, key: bytes) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._pending[key] = bytes(value)
+
+    def __delitem__(self, key: bytes) -> None:
+        if not self._exists(key):
+            raise KeyError(key)
+        self._pending[key] = _DELETED
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def discard(self) -> None:
+        """Forget every pending write."""
+        self._pending.clear()
+
+    def take(self) -> list[tuple[bytes, bytes | None]]:
+        """Return the pending writes as (full key, value or None for delete) and clear."""
+        ops = [
+            (self._prefix + k, None if v is _DELETED else v)  # type: ignore[misc]
+            for k, v in self._pending.items()
+        ]
+        self._pending.clear()
+        return ops  # type: ignore[return-value]
+
+
+class Store:
+    """The node's single LevelDB.
+
+    Thread-safety: plyvel is safe for concurrent reads and writes; :meth:`commit` is
+    serialised by a lock so that commits land in order.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = plyvel.DB(str(path / "leveldb"), create_if_missing=True, paranoid_checks=True)
+        except plyvel.IOError as exc:
+            raise StorageError(
+                f"cannot open the database at {path}: {exc}. Is another node process using this "
+                "data directory? Stop it first (`yilian down`)."
+            ) from exc
+        except plyvel.CorruptionError as exc:
+            raise StorageError(
+                f"the database at {path} is corrupt: {exc}. Restore it from a peer or a backup."
+            ) from exc
+        self._commit_lock = threading.Lock()
+        self._closed = False
+
+    # -- views ---------------------------------------------------------------------------
+    def committed_evm_db(self) -> AtomicDB:
+        """A py-evm database over committed EVM data only (read-only)."""
+        return AtomicDB(_CommittedView(self.db, EVM))
+
+    def pending_evm_db(self) -> tuple[AtomicDB, PendingWrites]:
+        """A py-evm database whose writes stay in the returned overlay until committed."""
+        overlay = PendingWrites(self.db, EVM)
+        return AtomicDB(overlay), overlay
+
+    def get(self, prefix: bytes, key: bytes) -> bytes | None:
+        value = self.db.get(prefix + key)
+        return None if value is None else bytes(value)
+
+    def put(self, prefix: bytes, key: bytes, value: bytes, *, sync: bool = False) -> None:
+        """A single write outside any block commit (mempool journal, WAL)."""
+        self.db.put(prefix + key, value, sync=sync)
+
+    def delete(self, prefix: bytes, key: bytes, *, sync: bool = False) -> None:
+        self.db.delete(prefix + key, sync=sync)
+
+    def iterate(self, prefix: bytes, start: bytes = b"", stop: bytes | None = None,
+                reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Iterate (key without prefix, value) over ``prefix+start`` .. ``prefix+stop``."""
+        end = prefix + stop if stop is not None else _prefix_end(prefix)
+        kwargs: dict[str, object] = {"start": prefix + start, "stop": end, "reverse": reverse}
+        n = len(prefix)
+        for k, v in self.db.iterator(**kwargs):
+            yield bytes(k[n:]), bytes(v)
+
+    # -- commit --------------------------------------------------------------------------
+    def commit(self, overlay: PendingWrites | None,
+               extra: Mapping[bytes, bytes | None] | None = None) -> int:
+        """Write the overlay plus ``extra`` (full keys; None deletes) as one synced batch.
+
+        Returns the number of operations written. Either all of them land or none.
+        """
+        ops = overlay.take() if overlay is not None else []
+        with self._commit_lock, self.db.write_batch(transaction=True, sync=True) as batch:
+            for key, value in ops:
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            for key, value in (extra or {}).items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+        return len(ops) + len(extra or {})
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.db.close()
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix``."""
+    b = bytearray(prefix)
+    while b and b[-1] == 0xFF:
+        b.pop()
+    if not b:
+        return b"\xff" * (len(prefix) + 1)
+    b[-1] += 1
+    return bytes(b)
