@@ -1,0 +1,76 @@
+"""Shared fixtures: real node processes on 127.0.0.1, always stopped afterwards."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from yilian.node import launcher
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalNetwork:
+    """A local network started with the real CLI machinery (``yilian up``) in a temp dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.info: dict[str, Any] = launcher.up(data_dir, nodes=1, base_port=free_port())
+
+    @property
+    def rpc(self) -> str:
+        return str(self.info["nodes"][0]["rpc"])
+
+    @property
+    def ws(self) -> str:
+        return str(self.info["nodes"][0]["ws"])
+
+    @property
+    def pid(self) -> int:
+        return int(json.loads((self.data_dir / "network.json").read_text())["nodes"][0]["pid"])
+
+    @property
+    def home(self) -> Path:
+        return Path(self.info["nodes"][0]["home"])
+
+    def key(self, i: int = 0) -> str:
+        return str(self.info["accounts"][i]["privateKey"])
+
+    def address(self, i: int = 0) -> str:
+        return str(self.info["accounts"][i]["address"])
+
+    def restart(self) -> None:
+        """``yilian up`` again: restarts stopped nodes, keeps their data."""
+        self.info = launcher.up(self.data_dir)
+
+    def stop(self) -> None:
+        launcher.down(self.data_dir)
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
+    """One single-validator network per test module."""
+    net = LocalNetwork(tmp_path_factory.mktemp("net"))
+    try:
+        yield net
+    finally:
+        net.stop()
+
+
+@pytest.fixture
+def fresh_network(tmp_path: Path) -> Iterator[LocalNetwork]:
+    """A network of its own, for tests that kill or restart the node."""
+    net = LocalNetwork(tmp_path / "net")
+    try:
+        yield net
+    finally:
+        net.stop()
