@@ -23,9 +23,11 @@ from typing import Any
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
 from eth.rlp.accounts import Account
+from eth.exceptions import Revert, VMError
 from eth.vm.spoof import SpoofTransaction
 from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
+from eth_typing import Address
 from eth_utils import ValidationError
 from trie import HexaryTrie
 
@@ -181,9 +183,9 @@ class RpcHandler:
         fn = self._methods.get(method)
         if fn is None:
             if method in ("eth_subscribe", "eth_unsubscribe"):
-                raise MethodNotFound(
-                    f"{method} is only available over WebSocket (connect to /ws)")
-            raise MethodNotFound(f"the method {method} does not exist/is not available")
+                raise MethodNotFound(method, data="subscriptions need a WebSocket: connect "
+                                     "to /ws")
+            raise MethodNotFound(method)
         if params is None:
             params = []
         if not isinstance(params, list):
@@ -414,7 +416,7 @@ class RpcHandler:
             out.append(format_receipt(
                 receipt, tx=tx, block_hash=block.hash, block_number=block.number, index=i,
                 cumulative_gas_before=gas_before, log_index_start=log_start,
-                effective_gas_price=_effective_gas_price(tx, header.base_fee_per_gas)))
+                effective_gas_price=_effective_gas_price(tx, header.base_fee_per_gas or 0)))
             gas_before = receipt.gas_used
             log_start += len(receipt.logs)
         return out
@@ -427,7 +429,7 @@ class RpcHandler:
         nonce = state.get_nonce(sender)
         vm_class = self.node.core.vm_class
         unsigned = vm_class.create_unsigned_transaction(
-            nonce=nonce, gas_price=0, gas=gas, to=args.to or b"", value=args.value or 0,
+            nonce=nonce, gas_price=0, gas=gas, to=Address(args.to or b""), value=args.value or 0,
             data=args.data or b"")
         return SpoofTransaction(unsigned, from_=sender)  # type: ignore[return-value]
 
@@ -456,13 +458,8 @@ class RpcHandler:
             return hexq(self.node.core.estimate_gas(tx, header, cap))
         except ValidationError as exc:
             raise ServerError(f"cannot estimate gas: {exc}") from exc
-        except Exception as exc:
-            from eth.exceptions import VMError
-            if isinstance(exc, VMError):
-                raise _execution_error(exc, getattr(exc, "args", (b"",))[0]
-                                       if exc.args and isinstance(exc.args[0], bytes)
-                                       else b"") from exc
-            raise
+        except VMError as exc:
+            raise _execution_error(exc, b"") from exc
 
     # -- logs ----------------------------------------------------------------------------------
     def _range(self, spec: P.LogFilter) -> tuple[int, int] | None:
@@ -565,7 +562,7 @@ class RpcHandler:
 
     def eth_getFilterChanges(self, p: list[Any]) -> list[Any]:
         _, f = self._get_filter(p, "eth_getFilterChanges")
-        head = self.node.core.head().block_number
+        head = int(self.node.core.head().block_number)
         first, f.next_block = f.next_block, head + 1
         if first > head:
             return []
@@ -632,24 +629,11 @@ def _bloom_may_match(bloom: int, addresses: set[bytes], topics: Any) -> bool:
 
 
 def _execution_error(error: Exception, output: bytes) -> RpcError:
-    from eth.exceptions import Revert
     if isinstance(error, Revert):
         data = bytes(output or (error.args[0] if error.args and isinstance(error.args[0], bytes)
                                 else b""))
-        return ExecutionReverted(_revert_reason(data), data=_hex(data))
+        return ExecutionReverted(data)
     return ServerError(f"execution failed: {type(error).__name__} {error}".strip())
-
-
-def _revert_reason(data: bytes) -> str:
-    """Decode Solidity/Vyper ``Error(string)`` revert data; empty if it is something else."""
-    if data[:4] == bytes.fromhex("08c379a0"):
-        try:
-            from eth_abi import decode
-            (reason,) = decode(["string"], data[4:])
-            return str(reason)
-        except Exception:
-            return ""
-    return ""
 
 
 def _error_response(req_id: Any, exc: RpcError) -> JsonObj:

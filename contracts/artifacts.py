@@ -1,7 +1,7 @@
 """Runtime access to the committed contract artifacts.
 
 Used by the node, sdk and bench.  This module only reads the JSON files shipped
-as package data (``yilian/contracts/artifacts/*.json``) through
+as package data (``yilian/contracts/compiled/*.json``) through
 :mod:`importlib.resources`; it never imports the vyper compiler, so runtime
 installs do not need the ``dev`` extra.  Regenerate the JSON with
 ``python -m yilian.contracts.build``.
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 _PACKAGE = "yilian.contracts"
-_DIRNAME = "artifacts"
+_DIRNAME = "compiled"
 _SUFFIX = ".json"
 
 

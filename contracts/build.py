@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m yilian.contracts.build           # (re)write contracts/artifacts/*.json
+    python -m yilian.contracts.build           # (re)write contracts/compiled/*.json
     python -m yilian.contracts.build --check   # verify only; exit 1 if anything is stale
 
 This module is a *build-time* tool and imports :mod:`vyper` lazily; runtime code
@@ -11,7 +11,7 @@ reads the committed JSON and never needs the compiler.
 
 Invariants
 ----------
-* Every ``src/<Name>.vy`` maps to exactly one ``artifacts/<Name>.json`` and vice
+* Every ``src/<Name>.vy`` maps to exactly one ``compiled/<Name>.json`` and vice
   versa; artifacts without a source are "orphaned" and are removed by a build and
   reported by ``--check``.
 * An artifact is a pure function of (source bytes, compiler version, pinned
@@ -41,7 +41,7 @@ PACKAGE_DIR: Path = Path(__file__).resolve().parent
 SRC_DIR: Path = PACKAGE_DIR / "src"
 """Vyper sources: one contract per ``<Name>.vy`` file."""
 
-ARTIFACTS_DIR: Path = PACKAGE_DIR / "artifacts"
+ARTIFACTS_DIR: Path = PACKAGE_DIR / "compiled"
 """Generated, committed artifacts: one ``<Name>.json`` per source."""
 
 REQUIRED_VYPER_VERSION: str = "0.4.3"
@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit status (0 ok, 1 stale, 2 error)."""
     parser = argparse.ArgumentParser(
         prog="python -m yilian.contracts.build",
-        description="Compile contracts/src/*.vy into contracts/artifacts/*.json.",
+        description="Compile contracts/src/*.vy into contracts/compiled/*.json.",
     )
     parser.add_argument(
         "--check",

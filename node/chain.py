@@ -30,6 +30,7 @@ from eth.chains.base import Chain
 from eth.db.chain import ChainDB
 from eth.exceptions import HeaderNotFound
 from eth_hash.auto import keccak
+from eth_typing import BlockNumber
 from eth_utils import ValidationError
 
 from yilian.node.genesis import Genesis, YilianVM, chain_class
@@ -113,7 +114,7 @@ class ChainCore:
             return
         db, overlay = self.store.pending_evm_db()
         self.chain_class.from_genesis(db, self.genesis.genesis_params(),
-                                      self.genesis.genesis_state())
+                                      self.genesis.genesis_state())  # type: ignore[arg-type]
         self.store.commit(overlay, {META + _GENESIS_KEY: self.genesis.digest.encode()})
 
     # -- reading committed data ------------------------------------------------------------
@@ -129,7 +130,7 @@ class ChainCore:
         return self.chaindb.get_canonical_head()
 
     def genesis_hash(self) -> bytes:
-        return bytes(self.chaindb.get_canonical_block_hash(0))
+        return bytes(self.chaindb.get_canonical_block_hash(BlockNumber(0)))
 
     def header_by_number(self, number: int) -> BlockHeaderAPI | None:
         try:
@@ -200,7 +201,7 @@ class ChainCore:
             mix_hash=keccak(parent.hash),
         )
         vm = chain.get_vm(header)
-        vm.block_preprocessing(vm.get_block())
+        vm.block_preprocessing(vm.get_block())  # type: ignore[attr-defined]
         current = vm.get_header()
         target = self.genesis.gas_target
         receipts: list[ReceiptAPI] = []
@@ -217,13 +218,13 @@ class ChainCore:
                 skipped.append(Skipped(tx, str(exc), retry=False))
                 continue
             current = vm.add_receipt_to_header(current, receipt)
-            current = vm.increment_blob_gas_used(current, tx)  # type: ignore[attr-defined]
+            current = vm.increment_blob_gas_used(current, tx)
             receipts.append(receipt)
             included.append(tx)
         filled = vm.set_block_transactions_and_withdrawals(
             vm.get_block(), current, included, receipts
         )
-        processed = vm.block_postprocessing(filled)
+        processed = vm.block_postprocessing(filled)  # type: ignore[attr-defined]
         block = vm.mine_block(processed).block
         chain.chaindb.persist_block(block)
         return BuiltBlock(block, tuple(receipts), tuple(skipped), overlay)

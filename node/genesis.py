@@ -235,7 +235,7 @@ class YilianVM(PragueVM):
 
 def chain_class(chain_id: int) -> type[Chain]:
     """The py-evm chain class for a network: YilianVM from block 0, the network's chain id."""
-    return Chain.configure(  # type: ignore[return-value]
+    return Chain.configure(
         __name__="YilianChain",
         vm_configuration=((0, YilianVM),),
         chain_id=chain_id,

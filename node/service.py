@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+from eth_typing import Address
 from eth_utils import to_canonical_address
 
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
@@ -71,7 +72,8 @@ class Node:
     def _account(self, address: bytes) -> AccountView:
         head = self.core.head()
         state = self.core.reader().get_vm(head).state
-        return AccountView(nonce=state.get_nonce(address), balance=state.get_balance(address))
+        return AccountView(nonce=state.get_nonce(Address(address)),
+                           balance=state.get_balance(Address(address)))
 
     def _replay_journal(self) -> None:
         kept = dropped = 0
@@ -155,7 +157,7 @@ class Node:
             for tx in dropped:
                 self.store.delete(MEMPOOL, bytes(tx.hash))
             return None
-        journal = {MEMPOOL + bytes(tx.hash): None
+        journal: dict[bytes, bytes | None] = {MEMPOOL + bytes(tx.hash): None
                    for tx in (*built.block.transactions, *dropped)}
         self.core.commit(built, journal)
         removed = self.mempool.committed(built.block.transactions, dropped)

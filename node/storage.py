@@ -117,12 +117,12 @@ class PendingWrites(BaseDB):
 
     def take(self) -> list[tuple[bytes, bytes | None]]:
         """Return the pending writes as (full key, value or None for delete) and clear."""
-        ops = [
-            (self._prefix + k, None if v is _DELETED else v)  # type: ignore[misc]
+        ops: list[tuple[bytes, bytes | None]] = [
+            (self._prefix + k, v if isinstance(v, bytes) else None)
             for k, v in self._pending.items()
         ]
         self._pending.clear()
-        return ops  # type: ignore[return-value]
+        return ops
 
 
 class Store:

@@ -85,7 +85,7 @@ def test_load_missing_names_available() -> None:
     assert isinstance(info.value, KeyError)
     assert "NoSuchContract" in str(info.value) and "RecordStore" in str(info.value)
     with pytest.raises(KeyError):
-        artifacts.load("../artifacts/RecordStore")
+        artifacts.load("../compiled/RecordStore")
 
 
 def test_loader_does_not_need_vyper() -> None:

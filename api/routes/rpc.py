@@ -41,9 +41,9 @@ async def json_rpc(request: Request, rpc: RpcDep) -> Response:
     limit = rpc.limits.max_request_bytes
     body = await read_limited(request, limit)
     if body is None:
-        err = LimitExceeded(f"request body exceeds the limit of {limit} bytes; send smaller "
-                            "batches")
-        return _json({"jsonrpc": "2.0", "id": None, "error": err.to_json()}, 413)
+        too_big = LimitExceeded(f"request body exceeds the limit of {limit} bytes; send smaller "
+                                "batches")
+        return _json({"jsonrpc": "2.0", "id": None, "error": too_big.to_json()}, 413)
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if ctype not in ("application/json", ""):
         err = InvalidRequest(f"content-type must be application/json, got {ctype}")
