@@ -149,7 +149,8 @@ def data(value: Any, where: str, length: int | None = None) -> bytes:
         raise _fail(where, expected, value, "odd number of hex digits; pad with a leading 0")
     raw = bytes.fromhex(digits)
     if length is not None and len(raw) != length:
-        raise _fail(where, expected, value, f"got {len(raw)} bytes")
+        unit = "byte" if len(raw) == 1 else "bytes"
+        raise _fail(where, expected, value, f"it is {len(raw)} {unit} long")
     return raw
 
 
