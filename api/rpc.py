@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +23,8 @@ from typing import Any
 
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
-from eth.rlp.accounts import Account
 from eth.exceptions import Revert, VMError
+from eth.rlp.accounts import Account
 from eth.vm.spoof import SpoofTransaction
 from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
@@ -135,6 +136,9 @@ class RpcHandler:
     # -- framing -----------------------------------------------------------------------------
     def handle_bytes(self, body: bytes) -> Any:
         """Handle one HTTP body; returns the JSON value to send, or None for no content."""
+        if json_too_deep(body):
+            return _error_response(None, ParseError(
+                f"parse error: JSON nested deeper than {MAX_JSON_DEPTH} levels"))
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -173,6 +177,8 @@ class RpcHandler:
             return _error_response(req_id, exc) if has_id else None
         except Exception as exc:  # a bug, never a crash
             log.exception("internal error in %s", method)
+            if not has_id:
+                return None
             return _error_response(req_id, InternalError(
                 f"internal error while handling {method}: {type(exc).__name__}"))
         if not has_id:
@@ -311,14 +317,14 @@ class RpcHandler:
         return format_block(block, full_transactions=full, chain_id=self.chain_id)
 
     def eth_getBlockByNumber(self, p: list[Any]) -> JsonObj | None:
-        P.params_list(p, 1, 2, "eth_getBlockByNumber")
-        full = P.boolean(p[1], "params[1]") if len(p) > 1 else False
+        P.params_list(p, 2, 2, "eth_getBlockByNumber")
+        full = P.boolean(p[1], "params[1]")
         return self._block_json(self._optional_header(p[0], "params[0]"), full)
 
     def eth_getBlockByHash(self, p: list[Any]) -> JsonObj | None:
-        P.params_list(p, 1, 2, "eth_getBlockByHash")
+        P.params_list(p, 2, 2, "eth_getBlockByHash")
         block_hash = P.hash32(p[0], "params[0]")
-        full = P.boolean(p[1], "params[1]") if len(p) > 1 else False
+        full = P.boolean(p[1], "params[1]")
         return self._block_json(self.node.core.header_by_hash(block_hash), full)
 
     def _block_from(self, p: list[Any], method: str, by_hash: bool, extra: int
@@ -356,7 +362,11 @@ class RpcHandler:
 
     def eth_feeHistory(self, p: list[Any]) -> JsonObj:
         P.params_list(p, 2, 3, "eth_feeHistory")
-        count = min(P.quantity(p[0], "params[0]") if isinstance(p[0], str) else int(p[0]), 1024)
+        raw_count = p[0]
+        if isinstance(raw_count, int) and not isinstance(raw_count, bool) and raw_count >= 0:
+            count = min(raw_count, 1024)  # geth also takes a decimal JSON number here
+        else:
+            count = min(P.quantity(raw_count, "params[0]"), 1024)
         newest = self._header(p[1], "params[1]")
         oldest = max(0, newest.block_number - count + 1)
         headers = [self.node.core.header_by_number(n)
@@ -634,6 +644,37 @@ def _execution_error(error: Exception, output: bytes) -> RpcError:
                                 else b""))
         return ExecutionReverted(data)
     return ServerError(f"execution failed: {type(error).__name__} {error}".strip())
+
+
+MAX_JSON_DEPTH = 64
+
+
+def json_too_deep(body: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when arrays/objects nest deeper than ``limit``.
+
+    py-evm raises the interpreter's recursion limit to 100000, so ``json.loads`` of a few
+    hundred KB of ``[`` recurses until the C stack overflows and the process dies; check
+    the depth before parsing. Brackets inside strings do not count.
+    """
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    # Drop string literals, then keep only brackets: both run at C speed, and the Python
+    # loop below sees a few characters per JSON-RPC request.
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def _error_response(req_id: Any, exc: RpcError) -> JsonObj:

@@ -131,6 +131,7 @@ def _address(value: Any, where: str) -> bytes:
     return bytes(to_canonical_address(value))
 
 
+_ACCOUNT_KEYS = frozenset({"balance", "nonce", "code", "storage"})
 _KNOWN = {"chainId", "suite", "timestamp", "gasLimit", "extraData", "params", "alloc",
           "authorisedSenders", "validators", "members", "name"}
 
@@ -166,11 +167,20 @@ def parse_genesis(doc: Mapping[str, Any]) -> Genesis:
     if not isinstance(alloc_doc, Mapping):
         raise GenesisError("alloc must be an object keyed by address")
     alloc: list[tuple[bytes, AccountAlloc]] = []
+    seen: set[bytes] = set()
     for addr_text, acct in alloc_doc.items():
         where = f"alloc[{addr_text}]"
         address = _address(addr_text, where)
+        if address in seen:
+            raise GenesisError(f"{where}: this address is already in alloc (addresses are "
+                               "case-insensitive); list each account once")
+        seen.add(address)
         if not isinstance(acct, Mapping):
             raise GenesisError(f"{where} must be an object")
+        unknown_keys = set(acct) - _ACCOUNT_KEYS
+        if unknown_keys:
+            raise GenesisError(f"{where}: unknown keys {sorted(unknown_keys)}; known: "
+                               f"{sorted(_ACCOUNT_KEYS)}")
         storage_doc = acct.get("storage", {})
         if not isinstance(storage_doc, Mapping):
             raise GenesisError(f"{where}.storage must be an object")
@@ -184,7 +194,7 @@ def parse_genesis(doc: Mapping[str, Any]) -> Genesis:
             code=_bytes(acct.get("code", "0x"), f"{where}.code", max_len=24_576),
             storage=storage,
         )))
-    alloc.sort()
+    alloc.sort(key=lambda item: item[0])
     senders = doc.get("authorisedSenders", [])
     if not isinstance(senders, list):
         raise GenesisError("authorisedSenders must be a list of addresses")

@@ -62,6 +62,9 @@ class _Entry:
     seq: int
 
 
+_SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+
+
 def decode_transaction(raw: bytes, *, chain_id: int, max_bytes: int) -> SignedTransactionAPI:
     """Decode and authenticate a raw transaction; raise :class:`Rejected` otherwise."""
     if len(raw) > max_bytes:
@@ -87,6 +90,12 @@ def decode_transaction(raw: bytes, *, chain_id: int, max_bytes: int) -> SignedTr
     if tx_chain_id != chain_id:
         raise Rejected("wrong_chain",
                        f"transaction is for chain id {tx_chain_id}; this network is {chain_id}")
+    if not 0 < tx.s <= _SECP256K1_HALF_N:
+        # EIP-2, which py-evm enforces for legacy transactions only: without it every
+        # signed transaction has a second valid encoding with another hash.
+        raise Rejected("invalid_signature",
+                       "invalid transaction signature: s must be in the lower half of the "
+                       "curve order (EIP-2)")
     try:
         tx.check_signature_validity()
         _ = tx.sender
@@ -154,7 +163,8 @@ class Mempool:
         self.admit(tx, raw)
         return tx
 
-    def admit(self, tx: SignedTransactionAPI, raw: bytes) -> None:
+    def admit(self, tx: SignedTransactionAPI, raw: bytes) -> bytes | None:
+        """Admit a decoded transaction; return the hash of the one it replaced, if any."""
         sender = bytes(tx.sender)
         who = to_checksum_address(sender)
         if self.authorised and sender not in self.authorised:
@@ -196,8 +206,11 @@ class Mempool:
                     raise Rejected("underpriced_replacement",
                                    "replacement transaction underpriced: its fee caps must not "
                                    "be lower than the pending one's")
-                del self._by_hash[bytes(old.tx.hash)]
+                old_hash = bytes(old.tx.hash)
+                del self._by_hash[old_hash]
+                replaced: bytes | None = old_hash
             else:
+                replaced = None
                 if len(self._by_hash) >= self.limits.max_size:
                     raise Rejected("mempool_full",
                                    f"the mempool is full ({self.limits.max_size} transactions); "
@@ -210,6 +223,7 @@ class Mempool:
             self._by_hash[tx_hash] = (sender, tx.nonce)
             if tx.nonce == next_nonce or (next_nonce in queued):
                 self.has_ready.set()
+            return replaced
 
     def select(self, max_count: int) -> list[SignedTransactionAPI]:
         """Executable transactions: each sender's consecutive nonces from its next nonce,

@@ -96,8 +96,10 @@ class Node:
         tx_hash = bytes(tx.hash)
         if self.core.is_committed(tx_hash):
             raise Rejected("known", f"transaction 0x{tx_hash.hex()} is already committed")
-        self.mempool.admit(tx, raw)
+        replaced = self.mempool.admit(tx, raw)
         self.store.put(MEMPOOL, tx_hash, raw)
+        if replaced is not None:
+            self.store.delete(MEMPOOL, replaced)
         return tx_hash
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

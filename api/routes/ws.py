@@ -17,7 +17,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 import yilian.api.rpc_params as P
-from yilian.api.rpc import RpcHandler
+from yilian.api.rpc import MAX_JSON_DEPTH, RpcHandler, json_too_deep
 from yilian.api.rpc_errors import (
     InvalidParams,
     InvalidRequest,
@@ -127,8 +127,11 @@ async def websocket_rpc(ws: WebSocket) -> None:
         while True:
             text = await ws.receive_text()
             if len(text) > limit:
-                err = LimitExceeded(f"message exceeds the limit of {limit} bytes")
+                err: RpcError = LimitExceeded(f"message exceeds the limit of {limit} bytes")
                 response: Any = {"jsonrpc": "2.0", "id": None, "error": err.to_json()}
+            elif json_too_deep(text):
+                err = ParseError(f"parse error: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                response = {"jsonrpc": "2.0", "id": None, "error": err.to_json()}
             else:
                 try:
                     payload = json.loads(text)
