@@ -18,7 +18,7 @@ from yilian.contracts.artifacts import load
 LOCAL_CHAIN_ID = 7460
 DEV_SEED = b"yilian local development account "
 # RecordStore is predeployed here on the local network (runtime code in genesis alloc).
-RECORD_STORE_ADDRESS = "0x00000000000000000000000000000000000a11CE"
+RECORD_STORE_ADDRESS = "0x00000000000000000000000000000000000A11cE"
 DEV_BALANCE = 10**24  # not needed to pay gas (fees are zero); for value transfers in tests
 
 

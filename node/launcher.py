@@ -62,6 +62,14 @@ def _alive(pid: int | None, home: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return True
+    if not cmdline:
+        # Empty: a zombie, or a process still inside execve - such as the node ``up`` has
+        # just spawned (subprocess returns once the vforked child has started execve).
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
     return home in cmdline and "yilian" in cmdline
 
 
@@ -159,8 +167,17 @@ def up(data_dir: Path, nodes: int = 1, base_port: int = 8545,
         entry["pid"] = _spawn(entry)
         started.append(entry)
     _write_network(data_dir, network)
+    try:
+        _wait_healthy(started, timeout)
+    except LauncherError:
+        down(data_dir)  # leave nothing half-started behind
+        raise
+    return network
+
+
+def _wait_healthy(entries: list[dict[str, Any]], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    for entry in started:
+    for entry in entries:
         while _health(entry["rpc"]) is None:
             if not _alive(entry["pid"], entry["home"]):
                 tail = Path(entry["log"]).read_text(errors="replace")[-2000:]
@@ -170,7 +187,6 @@ def up(data_dir: Path, nodes: int = 1, base_port: int = 8545,
                 raise LauncherError(f"{entry['name']} did not answer on {entry['rpc']} within "
                                     f"{timeout:.0f}s; see {entry['log']}")
             time.sleep(0.1)
-    return network
 
 
 def down(data_dir: Path, timeout: float = 20.0) -> list[str]:

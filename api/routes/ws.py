@@ -125,7 +125,13 @@ async def websocket_rpc(ws: WebSocket) -> None:
     limit = conn.rpc.limits.max_request_bytes
     try:
         while True:
-            text = await ws.receive_text()
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            # web3.py 8 sends binary frames by default; accept both kinds, as geth does.
+            text = message.get("text")
+            if text is None:
+                text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
             if len(text) > limit:
                 err: RpcError = LimitExceeded(f"message exceeds the limit of {limit} bytes")
                 response: Any = {"jsonrpc": "2.0", "id": None, "error": err.to_json()}

@@ -1,0 +1,182 @@
+"""Smoke tests of the load generator (``python -m yilian.bench.load``): tiny loads, no speed
+assertions, only that every transaction commits and the report holds positive figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_hash.auto import keccak
+
+from yilian.bench import load
+from yilian.network_configs.local import LOCAL_CHAIN_ID, dev_accounts
+
+
+def test_percentile_interpolates() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert load.percentile(values, 50) == pytest.approx(50.5)
+    assert load.percentile(values, 99) == pytest.approx(99.01)
+    assert load.percentile(values, 100) == 100.0
+    assert load.percentile([3.0], 99) == 3.0
+    assert math.isnan(load.percentile([], 50))
+
+
+def test_presign_interleaves_senders_and_nonces() -> None:
+    accounts = dev_accounts(2)
+    senders = [load.Sender(a.address, a.private_key) for a in accounts]
+    txs = load.presign(senders, [5, 0], 5, chain_id=LOCAL_CHAIN_ID, tag=b"t")
+    assert [(t.sender, t.nonce) for t in txs] == [
+        (senders[0].address, 5), (senders[1].address, 0), (senders[0].address, 6),
+        (senders[1].address, 1), (senders[0].address, 7)]
+    assert len({t.hash for t in txs}) == 5
+    assert all(t.raw[0] == 2 for t in txs)  # type-2 (EIP-1559) envelopes
+
+
+def test_send_errors_are_counted_not_dropped() -> None:
+    senders = [load.Sender(a.address, a.private_key) for a in dev_accounts(1)]
+    txs = load.presign(senders, [0], 3, chain_id=LOCAL_CHAIN_ID, tag=b"e")
+    result = load.PhaseResult(label="t", txs=3, offered_rate=None, batch=3, concurrency=1)
+    phase = load._Phase(txs, result)
+    out = [
+        {"jsonrpc": "2.0", "id": 0, "result": txs[0].hash},
+        {"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "nonce too far",
+                                              "data": {"reason": "nonce_too_high"}}},
+        {"jsonrpc": "2.0", "id": 2, "error": {"code": -32000, "message": "not registered",
+                                              "data": {"reason": "unauthorised"}}},
+    ]
+    retry = load._handle_send_response(phase, load._Work([0, 1, 2], None), out)
+    assert retry == [1]
+    assert result.accepted == 1 and result.rejected == 1
+    assert {k: e.count for k, e in result.errors.items()} == {
+        "nonce_too_high (retried)": 1, "-32000 unauthorised": 1}
+
+
+class FakeNode:
+    """A JSON-RPC stand-in behind ``httpx.MockTransport``: admits every transaction and,
+    when ``produce`` is set, seals everything pending into a block at each eth_blockNumber.
+    ``busy_once`` transactions are first refused with a retriable reason (nonce_too_high)."""
+
+    def __init__(self, *, produce: bool, busy_once: int = 0) -> None:
+        self.produce = produce
+        self.busy_once = busy_once
+        self.refused: set[str] = set()
+        self.pending: list[str] = []
+        self.blocks: list[list[str]] = [[]]
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if isinstance(body, list):
+            return httpx.Response(200, json=[self.one(r) for r in body])
+        return httpx.Response(200, json=self.one(body))
+
+    def one(self, req: dict[str, Any]) -> dict[str, Any]:
+        method, params = req["method"], req["params"]
+        result: Any = None
+        if method == "eth_sendRawTransaction":
+            tx_hash = "0x" + keccak(bytes.fromhex(params[0][2:])).hex()
+            if len(self.refused) < self.busy_once and tx_hash not in self.refused:
+                self.refused.add(tx_hash)
+                return {"jsonrpc": "2.0", "id": req["id"], "error": {
+                    "code": -32000, "message": "nonce too far ahead",
+                    "data": {"reason": "nonce_too_high"}}}
+            self.pending.append(tx_hash)
+            result = tx_hash
+        elif method == "eth_blockNumber":
+            if self.produce and self.pending:
+                self.blocks.append(self.pending)
+                self.pending = []
+            result = hex(len(self.blocks) - 1)
+        elif method == "eth_getBlockByNumber":
+            number = int(params[0], 16)
+            result = {"number": params[0], "transactions": self.blocks[number]}
+        return {"jsonrpc": "2.0", "id": req["id"], "result": result}
+
+
+def _fake_phase(node: FakeNode, count: int, *, commit_timeout: float = 5.0,
+                rate: float | None = None) -> load.PhaseResult:
+    senders = [load.Sender(a.address, a.private_key) for a in dev_accounts(2)]
+    txs = load.presign(senders, [0, 0], count, chain_id=LOCAL_CHAIN_ID, tag=b"fake")
+    return asyncio.run(load.run_phase(
+        "http://fake/rpc", txs, label="fake", batch=4, concurrency=2, rate=rate,
+        poll_interval=0.01, commit_timeout=commit_timeout, http_timeout=5.0,
+        transport=httpx.MockTransport(node.handle)))
+
+
+def test_phase_measures_commits_and_retries() -> None:
+    result = _fake_phase(FakeNode(produce=True, busy_once=3), 20)
+    assert result.accepted == result.committed == 20 and result.rejected == 0
+    assert result.retries == 3
+    assert result.errors["nonce_too_high (retried)"].count == 3
+    assert result.timed_out is None and result.tps > 0 and result.blocks_used >= 1
+    assert 0 <= result.latency.p50 <= result.latency.p99 <= result.latency.max
+
+
+def test_phase_rate_limit_spreads_the_sends() -> None:
+    result = _fake_phase(FakeNode(produce=True), 20, rate=100.0)  # 5 batches, 40 ms apart
+    assert result.committed == 20
+    assert result.send_seconds >= 0.15
+
+
+def test_phase_reports_a_node_that_never_commits() -> None:
+    result = _fake_phase(FakeNode(produce=False), 8, commit_timeout=0.3)
+    assert result.accepted == 8 and result.committed == 0
+    assert result.timed_out is not None and "stopped producing blocks" in result.timed_out
+    assert not result.ok
+
+
+def _check_phase(phase: dict[str, object], txs: int) -> None:
+    assert phase["committed"] == txs and phase["accepted"] == txs
+    assert phase["rejected"] == 0 and phase["timed_out"] is None
+    assert phase["receipts_ok"] == phase["receipts_checked"] == txs
+    assert isinstance(phase["tps"], float) and phase["tps"] > 0
+    latency = phase["latency"]
+    assert isinstance(latency, dict)
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert isinstance(phase["blocks_used"], int) and phase["blocks_used"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_bench_end_to_end_on_its_own_network(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report.json"
+    code = load.main(["-n", "200", "--senders", "2", "--load-fraction", "0.5",
+                      "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "node (1 validator" in text and "baseline (in-process py-evm" in text
+    assert "ratio node/baseline" in text
+    report = json.loads(out.read_text())
+    assert report["ok"] is True
+    _check_phase(report["node"], 200)
+    _check_phase(report["loaded"], 200)
+    assert report["loaded"]["offered_rate"] > 0
+    assert report["baseline"]["txs"] == 200 and report["baseline"]["failed"] == 0
+    assert report["baseline"]["tps"] > 0 and report["ratio"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_bench_against_a_running_node(tmp_path: Path) -> None:
+    # Started with the bench's own helper rather than the fresh_network fixture: it also
+    # copes with launcher.up misreporting a node that is still exec'ing as exited.
+    data_dir = tmp_path / "net"
+    network = load.start_network(data_dir)
+    try:
+        args = load.parse_args([
+            "--rpc", network["nodes"][0]["rpc"], "--network-file", str(data_dir / "network.json"),
+            "-n", "120", "--senders", "3", "--batch", "7", "--concurrency", "2",
+            "--skip-baseline", "--load-fraction", "0"])
+        report = load.run(args)
+    finally:
+        load.stop_network(data_dir)
+    assert report.ok, load.format_report(report)
+    assert report.baseline is None and report.loaded is None
+    _check_phase(report.to_json()["node"], 120)
+    assert report.node.cpu is not None and report.node.cpu.node  # pid read from network.json
+    assert not load._pid_running(int(network["nodes"][0]["pid"]))
