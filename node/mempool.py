@@ -97,7 +97,9 @@ def decode_transaction(raw: bytes, *, chain_id: int, max_bytes: int) -> SignedTr
                        "invalid transaction signature: s must be in the lower half of the "
                        "curve order (EIP-2)")
     try:
-        tx.check_signature_validity()
+        # Recovering the sender is the signature check: py-evm's check_signature_validity()
+        # would recover the same public key a second time and then verify the signature
+        # against it, which cannot fail once recovery succeeded.
         _ = tx.sender
     except Exception as exc:
         raise Rejected("invalid_signature", f"invalid transaction signature: {exc}") from exc
@@ -166,10 +168,12 @@ class Mempool:
     def admit(self, tx: SignedTransactionAPI, raw: bytes) -> bytes | None:
         """Admit a decoded transaction; return the hash of the one it replaced, if any."""
         sender = bytes(tx.sender)
-        who = to_checksum_address(sender)
+        def who() -> str:  # only for error messages: checksumming costs a keccak
+            return to_checksum_address(sender)
+
         if self.authorised and sender not in self.authorised:
             raise Rejected("unauthorised",
-                           f"sender {who} is not a registered account of this network; ask the "
+                           f"sender {who()} is not a registered account of this network; ask the "
                            "consortium admin to register it")
         if tx.gas < tx.intrinsic_gas:
             raise Rejected("intrinsic_gas",
@@ -184,11 +188,11 @@ class Mempool:
             next_nonce = self._committed_nonce(sender)
             if tx.nonce < next_nonce:
                 raise Rejected("nonce_too_low",
-                               f"nonce too low: {who} has used nonces up to {next_nonce - 1}; "
+                               f"nonce too low: {who()} has used nonces up to {next_nonce - 1}; "
                                f"the next nonce is {next_nonce}")
             if tx.nonce > next_nonce + self.limits.max_nonce_gap:
                 raise Rejected("nonce_too_high",
-                               f"nonce {tx.nonce} is too far ahead of {who}'s next nonce "
+                               f"nonce {tx.nonce} is too far ahead of {who()}'s next nonce "
                                f"{next_nonce} (at most {self.limits.max_nonce_gap} ahead)")
             max_fee, max_tip = _fee_cap(tx)
             cost = tx.value + tx.gas * max_fee
@@ -196,7 +200,7 @@ class Mempool:
                 balance = self._account(sender).balance
                 if cost > balance:
                     raise Rejected("insufficient_funds",
-                                   f"insufficient funds: {who} has {balance} wei, the "
+                                   f"insufficient funds: {who()} has {balance} wei, the "
                                    f"transaction needs up to {cost}")
             queued = self._by_sender.setdefault(sender, {})
             old = queued.get(tx.nonce)
@@ -217,7 +221,7 @@ class Mempool:
                                    "retry after a few blocks")
                 if len(queued) >= self.limits.max_per_sender:
                     raise Rejected("sender_limit",
-                                   f"{who} already has {len(queued)} pending transactions "
+                                   f"{who()} already has {len(queued)} pending transactions "
                                    f"(limit {self.limits.max_per_sender}); wait for some to commit")
             queued[tx.nonce] = _Entry(tx, raw, next(self._seq))
             self._by_hash[tx_hash] = (sender, tx.nonce)

@@ -135,13 +135,15 @@ class Node:
             txs = self.mempool.select(params.max_tx_per_block)
             if not txs and not heartbeat_due:
                 continue
+            # Blocks start every `interval` at most: a block that took longer to build than
+            # the interval is followed at once by the next one instead of an idle pause.
+            last = time.monotonic()
             try:
                 self.produce(txs, allow_empty=heartbeat_due)
             except Exception as exc:  # never let one bad block kill the producer
                 self.last_block_error = repr(exc)
                 log.exception("block production failed")
                 self._stop.wait(interval)
-            last = time.monotonic()
 
     def produce(self, txs: list[SignedTransactionAPI], *, allow_empty: bool = False
                 ) -> CommittedBlock | None:

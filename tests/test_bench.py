@@ -13,6 +13,7 @@ import httpx
 import pytest
 from eth_hash.auto import keccak
 
+from tests.conftest import LocalNetwork
 from yilian.bench import load
 from yilian.network_configs.local import LOCAL_CHAIN_ID, dev_accounts
 
@@ -162,21 +163,13 @@ def test_bench_end_to_end_on_its_own_network(tmp_path: Path,
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-def test_bench_against_a_running_node(tmp_path: Path) -> None:
-    # Started with the bench's own helper rather than the fresh_network fixture: it also
-    # copes with launcher.up misreporting a node that is still exec'ing as exited.
-    data_dir = tmp_path / "net"
-    network = load.start_network(data_dir)
-    try:
-        args = load.parse_args([
-            "--rpc", network["nodes"][0]["rpc"], "--network-file", str(data_dir / "network.json"),
-            "-n", "120", "--senders", "3", "--batch", "7", "--concurrency", "2",
-            "--skip-baseline", "--load-fraction", "0"])
-        report = load.run(args)
-    finally:
-        load.stop_network(data_dir)
+def test_bench_against_a_running_node(fresh_network: LocalNetwork) -> None:
+    args = load.parse_args([
+        "--rpc", fresh_network.rpc, "--network-file", str(fresh_network.data_dir / "network.json"),
+        "-n", "120", "--senders", "3", "--batch", "7", "--concurrency", "2",
+        "--skip-baseline", "--load-fraction", "0"])
+    report = load.run(args)
     assert report.ok, load.format_report(report)
     assert report.baseline is None and report.loaded is None
     _check_phase(report.to_json()["node"], 120)
     assert report.node.cpu is not None and report.node.cpu.node  # pid read from network.json
-    assert not load._pid_running(int(network["nodes"][0]["pid"]))
