@@ -122,6 +122,7 @@ def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
         entries.append({
             "name": name,
             "home": str(home),
+            "dataDir": str(home / "data"),
             "rpc": f"http://127.0.0.1:{port}/rpc",
             "ws": f"ws://127.0.0.1:{port}/ws",
             "pid": None,
