@@ -240,27 +240,27 @@ class RpcHandler:
         P.params_list(p, 1, 1, "web3_sha3")
         return _hex(keccak(P.data(p[0], "params[0]")))
 
-    def eth_getBalance(self, p: list[Any]) -> str:
-        P.params_list(p, 1, 2, "eth_getBalance")
-        address = P.address(p[0], "params[0]")
-        header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
-        return hexq(self._state(header).get_balance(address))
-
-    def eth_getTransactionCount(self, p: list[Any]) -> str:
-        P.params_list(p, 1, 2, "eth_getTransactionCount")
+    def _account_query(self, p: list[Any], method: str) -> tuple[bytes, Any, Any]:
+        """(address, state, tag) for the ``[address, block?]`` methods."""
+        P.params_list(p, 1, 2, method)
         address = P.address(p[0], "params[0]")
         tag = p[1] if len(p) > 1 else "latest"
-        header = self._header(tag, "params[1]")
-        nonce = self._state(header).get_nonce(address)
+        return address, self._state(self._header(tag, "params[1]")), tag
+
+    def eth_getBalance(self, p: list[Any]) -> str:
+        address, state, _ = self._account_query(p, "eth_getBalance")
+        return hexq(state.get_balance(address))
+
+    def eth_getTransactionCount(self, p: list[Any]) -> str:
+        address, state, tag = self._account_query(p, "eth_getTransactionCount")
+        nonce = state.get_nonce(address)
         if tag == "pending":
             nonce = max(nonce, self.node.mempool.pending_nonce(address))
         return hexq(nonce)
 
     def eth_getCode(self, p: list[Any]) -> str:
-        P.params_list(p, 1, 2, "eth_getCode")
-        address = P.address(p[0], "params[0]")
-        header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
-        return _hex(self._state(header).get_code(address))
+        address, state, _ = self._account_query(p, "eth_getCode")
+        return _hex(state.get_code(address))
 
     def eth_getStorageAt(self, p: list[Any]) -> str:
         P.params_list(p, 2, 3, "eth_getStorageAt")

@@ -29,7 +29,7 @@ py-evm quirks handled here (see the individual docstrings):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, cast
 
 import rlp
@@ -426,25 +426,22 @@ def format_header(header: BlockHeaderAPI, *, size: int | None = None) -> dict[st
     }
     if size is not None:
         out["size"] = hexq(size)
-    base_fee = _optional_attr(header, "base_fee_per_gas")
-    if base_fee is not None:
-        out["baseFeePerGas"] = hexq(base_fee)
-    withdrawals_root = _optional_attr(header, "withdrawals_root")
-    if withdrawals_root is not None:
-        out["withdrawalsRoot"] = hexd(withdrawals_root)
-    blob_gas_used = _optional_attr(header, "blob_gas_used")
-    if blob_gas_used is not None:
-        out["blobGasUsed"] = hexq(blob_gas_used)
-    excess_blob_gas = _optional_attr(header, "excess_blob_gas")
-    if excess_blob_gas is not None:
-        out["excessBlobGas"] = hexq(excess_blob_gas)
-    beacon_root = _optional_attr(header, "parent_beacon_block_root")
-    if beacon_root is not None:
-        out["parentBeaconBlockRoot"] = hexd(beacon_root)
-    requests_hash = _optional_attr(header, "requests_hash")
-    if requests_hash is not None:
-        out["requestsHash"] = hexd(requests_hash)
+    for attr, key, fmt in _FORK_HEADER_FIELDS:
+        value = _optional_attr(header, attr)
+        if value is not None:
+            out[key] = fmt(value)
     return out
+
+
+# Header fields added by later forks (London .. Prague): (py-evm attribute, JSON key, format).
+_FORK_HEADER_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("base_fee_per_gas", "baseFeePerGas", hexq),
+    ("withdrawals_root", "withdrawalsRoot", hexd),
+    ("blob_gas_used", "blobGasUsed", hexq),
+    ("excess_blob_gas", "excessBlobGas", hexq),
+    ("parent_beacon_block_root", "parentBeaconBlockRoot", hexd),
+    ("requests_hash", "requestsHash", hexd),
+)
 
 
 def _format_withdrawal(withdrawal: Any) -> dict[str, Any]:
