@@ -40,7 +40,7 @@ def up(nodes: int, data_dir: Path, base_port: int) -> None:
     click.echo("\nNext:")
     click.echo(f"  curl -s -X POST -H 'content-type: application/json' {first['rpc']} "
                "-d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_blockNumber\"}'")
-    click.echo(f"  python -c \"from web3 import Web3; print(Web3(Web3.HTTPProvider("
+    click.echo(f"  .venv/bin/python -c \"from web3 import Web3; print(Web3(Web3.HTTPProvider("
                f"'{first['rpc']}')).eth.block_number)\"")
     click.echo(f"  .ci/yilian status --data-dir {data_dir}")
     click.echo(f"  .ci/yilian down --data-dir {data_dir}")
