@@ -58,6 +58,18 @@ class AccountAlloc:
 
 
 @dataclass(frozen=True)
+class NodeEntry:
+    """A member center's node named in genesis: validators vote, observers replicate."""
+
+    name: str
+    node_key: bytes  # the suite's public key (Ed25519: 32 bytes; SM2: 64 bytes x||y)
+    power: int  # voting power; 0 for an observer
+
+
+NODE_KEY_LENGTHS = {"standard": 32, "sm": 64}
+
+
+@dataclass(frozen=True)
 class Genesis:
     chain_id: int
     suite: str
@@ -67,7 +79,14 @@ class Genesis:
     params: ChainParams
     alloc: tuple[tuple[bytes, AccountAlloc], ...]
     authorised_senders: frozenset[bytes] = field(default_factory=frozenset)
+    validators: tuple[NodeEntry, ...] = ()
+    observers: tuple[NodeEntry, ...] = ()
     digest: str = ""  # sha256 of the canonical JSON this genesis was read from
+
+    @property
+    def member_keys(self) -> frozenset[bytes]:
+        """Node keys allowed to connect: every validator and observer."""
+        return frozenset(n.node_key for n in (*self.validators, *self.observers))
 
     @property
     def gas_target(self) -> int:
@@ -132,8 +151,32 @@ def _address(value: Any, where: str) -> bytes:
 
 
 _ACCOUNT_KEYS = frozenset({"balance", "nonce", "code", "storage"})
+def _nodes(doc: Any, where: str, suite: str, *, validators: bool) -> tuple[NodeEntry, ...]:
+    if not isinstance(doc, list):
+        fields_ = "name, nodeKey, power" if validators else "name, nodeKey"
+        raise GenesisError(f"{where} must be a list of {{{fields_}}}")
+    out: list[NodeEntry] = []
+    for i, item in enumerate(doc):
+        w = f"{where}[{i}]"
+        if not isinstance(item, Mapping):
+            raise GenesisError(f"{w} must be an object")
+        allowed = {"name", "nodeKey", "power"} if validators else {"name", "nodeKey"}
+        if set(item) - allowed:
+            raise GenesisError(f"{w}: unknown keys {sorted(set(item) - allowed)}")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise GenesisError(f"{w}.name must be a non-empty string")
+        key = _bytes(item.get("nodeKey"), f"{w}.nodeKey")
+        if len(key) != NODE_KEY_LENGTHS[suite]:
+            raise GenesisError(f"{w}.nodeKey must be {NODE_KEY_LENGTHS[suite]} bytes for the "
+                               f"{suite} suite, got {len(key)}")
+        power = _int(item.get("power", 1), f"{w}.power", lo=1, hi=2**40) if validators else 0
+        out.append(NodeEntry(name, key, power))
+    return tuple(out)
+
+
 _KNOWN = {"chainId", "suite", "timestamp", "gasLimit", "extraData", "params", "alloc",
-          "authorisedSenders", "validators", "members", "name"}
+          "authorisedSenders", "validators", "observers", "members", "name"}
 
 
 def parse_genesis(doc: Mapping[str, Any]) -> Genesis:
@@ -199,6 +242,12 @@ def parse_genesis(doc: Mapping[str, Any]) -> Genesis:
     if not isinstance(senders, list):
         raise GenesisError("authorisedSenders must be a list of addresses")
     gas_limit = _int(doc.get("gasLimit", 1_000_000_000), "gasLimit", lo=5000, hi=2**63 - 1)
+    validators = _nodes(doc.get("validators", []), "validators", suite, validators=True)
+    observers = _nodes(doc.get("observers", []), "observers", suite, validators=False)
+    keys = [n.node_key for n in (*validators, *observers)]
+    names = [n.name for n in (*validators, *observers)]
+    if len(set(keys)) != len(keys) or len(set(names)) != len(names):
+        raise GenesisError("validators/observers: every node needs its own name and nodeKey")
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return Genesis(
         chain_id=chain_id,
@@ -211,6 +260,8 @@ def parse_genesis(doc: Mapping[str, Any]) -> Genesis:
         authorised_senders=frozenset(
             _address(a, f"authorisedSenders[{i}]") for i, a in enumerate(senders)
         ),
+        validators=validators,
+        observers=observers,
         digest=hashlib.sha256(canonical).hexdigest(),
     )
 
