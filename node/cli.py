@@ -80,6 +80,36 @@ def status(data_dir: Path, as_json: bool) -> None:
 
 
 @main.group()
+def network() -> None:
+    """Define consortium networks."""
+
+
+@network.command("init")
+@click.option("--centers", default=4, show_default=True, help="Validator nodes (one per center).")
+@click.option("--observers", default=0, show_default=True, help="Non-voting replica nodes.")
+@click.option("--suite", type=click.Choice(["standard", "sm"]), default="standard",
+              show_default=True, help="Crypto suite for node keys and consensus signatures.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="New directory for the genesis, node configs and keys.")
+@click.option("--base-port", default=8545, show_default=True,
+              help="Node i listens on base+2(i-1) (RPC) and base+2(i-1)+1 (p2p).")
+@click.option("--block-interval-ms", default=500, show_default=True)
+def network_init(centers: int, observers: int, suite: str, out: Path, base_port: int,
+                 block_interval_ms: int) -> None:
+    """Generate each node's keys (0600, only in its own directory), the genesis and configs."""
+    from yilian.network_configs.generate import NetworkInitError, init_network
+
+    try:
+        net = init_network(out, centers=centers, observers=observers, suite=suite,
+                           base_port=base_port, block_interval_ms=block_interval_ms)
+    except NetworkInitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"network '{net['name']}' ({suite} suite) written to {out.resolve()}")
+    for entry in net["nodes"]:
+        click.echo(f"  {entry['name']} ({entry['role']}): rpc {entry['rpc']}  p2p {entry['p2p']}")
+
+
+@main.group()
 def node() -> None:
     """Run a single node."""
 

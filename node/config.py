@@ -29,6 +29,16 @@ class RpcLimits:
 
 
 @dataclass(frozen=True)
+class PeerConfig:
+    """A member node to dial: where it listens and the node key it must prove it holds."""
+
+    name: str
+    host: str
+    port: int
+    node_key: str  # 0x hex public key, as in genesis
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     name: str = "node-1"
     host: str = "127.0.0.1"
@@ -37,6 +47,11 @@ class NodeConfig:
     data_dir: str = "data"
     # 20-byte address written as the block proposer (coinbase); hex string.
     proposer: str = "0x0000000000000000000000000000000000000000"
+    # Consortium mode (p2p_port > 0): BFT consensus with the peers below.
+    p2p_port: int = 0
+    node_key_file: str = ""
+    validator: bool = True
+    peers: tuple[PeerConfig, ...] = ()
     mempool: MempoolLimits = field(default_factory=MempoolLimits)
     rpc: RpcLimits = field(default_factory=RpcLimits)
     log_level: str = "info"
@@ -58,6 +73,24 @@ def _sub(cls: type[Any], doc: Any, where: str) -> Any:
     return cls(**doc)
 
 
+def _peers(doc: Any) -> tuple[PeerConfig, ...]:
+    if not isinstance(doc, list):
+        raise ConfigError("peers must be a list of {name, host, port, nodeKey}")
+    out = []
+    for i, item in enumerate(doc):
+        if not isinstance(item, dict) or set(item) != {"name", "host", "port", "nodeKey"}:
+            raise ConfigError(f"peers[{i}] must be an object with exactly name, host, port, "
+                              "nodeKey")
+        port = item["port"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError(f"peers[{i}].port must be a TCP port number, got {port!r}")
+        key = item["nodeKey"]
+        if not isinstance(key, str) or not key.startswith("0x"):
+            raise ConfigError(f"peers[{i}].nodeKey must be 0x hex")
+        out.append(PeerConfig(str(item["name"]), str(item["host"]), port, key))
+    return tuple(out)
+
+
 def parse_config(doc: Any) -> NodeConfig:
     if not isinstance(doc, dict):
         raise ConfigError("config must be a JSON object")
@@ -70,10 +103,16 @@ def parse_config(doc: Any) -> NodeConfig:
         values["mempool"] = _sub(MempoolLimits, values["mempool"], "mempool")
     if "rpc" in values:
         values["rpc"] = _sub(RpcLimits, values["rpc"], "rpc")
-    port = values.get("rpc_port", 8545)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ConfigError(f"rpc_port must be a TCP port number, got {port!r}")
-    for key in ("name", "host", "genesis_file", "data_dir", "proposer", "log_level"):
+    for key, lo in (("rpc_port", 1), ("p2p_port", 0)):
+        port = values.get(key, 8545 if key == "rpc_port" else 0)
+        if isinstance(port, bool) or not isinstance(port, int) or not lo <= port < 65536:
+            raise ConfigError(f"{key} must be a TCP port number, got {port!r}")
+    if "validator" in values and not isinstance(values["validator"], bool):
+        raise ConfigError(f"validator must be true or false, got {values['validator']!r}")
+    if "peers" in values:
+        values["peers"] = _peers(values["peers"])
+    for key in ("name", "host", "genesis_file", "data_dir", "proposer", "log_level",
+                "node_key_file"):
         if key in values and not isinstance(values[key], str):
             raise ConfigError(f"{key} must be a string, got {values[key]!r}")
     return NodeConfig(**values)
