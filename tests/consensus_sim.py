@@ -20,6 +20,7 @@ Byzantine validators (at most f) are one of:
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import random
@@ -63,6 +64,7 @@ from yilian.consensus import (
     vote_sign_bytes,
 )
 from yilian.consensus.errors import InvalidCertificate
+from yilian.node.crypto.suites import SM, STANDARD, Suite
 
 CHAIN_ID = "yilian-sim"
 
@@ -107,8 +109,38 @@ def _ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool
 
 ED25519 = SignatureSuite("ed25519", _ed25519_keygen, _ed25519_verify)
 
-#: The suites every simulation test runs with. Adding SM2 = appending one suite here.
-SUITES: list[SignatureSuite] = [ED25519]
+class _NodeSuiteSigner:
+    def __init__(self, suite: Suite, private: bytes) -> None:
+        self._suite = suite
+        self._private = private
+        self.public_key = suite.public_key(private)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._suite.sign(self._private, message)
+
+
+def _node_suite(suite: Suite) -> SignatureSuite:
+    """The node's own crypto suite (yilian.node.crypto.suites) as a simulation suite."""
+
+    def keygen(seed: bytes) -> tuple[Signer, bytes]:
+        # A valid private key derived from the seed, so runs stay reproducible.
+        private = seed
+        counter = 0
+        while True:
+            try:
+                signer = _NodeSuiteSigner(suite, private)
+                break
+            except ValueError:
+                counter += 1
+                private = hashlib.sha256(seed + bytes([counter])).digest()
+        return signer, signer.public_key
+
+    return SignatureSuite(suite.name, keygen, suite.verify)
+
+
+#: The suites every simulation test runs with: the node's `standard` (Ed25519) and `sm`
+#: (SM2 with SM3, through OpenSSL) suites.
+SUITES: list[SignatureSuite] = [_node_suite(STANDARD), _node_suite(SM)]
 
 # --- scenario ------------------------------------------------------------------------------
 
