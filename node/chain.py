@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -183,11 +184,14 @@ class ChainCore:
             yield struct.unpack(">Q", key[-8:])[0]
 
     # -- building --------------------------------------------------------------------------
-    def build(self, txs: Sequence[SignedTransactionAPI], env: BlockEnv) -> BuiltBlock:
+    def build(self, txs: Sequence[SignedTransactionAPI], env: BlockEnv,
+              budget_s: float | None = None) -> BuiltBlock:
         """Execute ``txs`` in order on top of the committed head into a new block.
 
         Transactions that fail validation (bad nonce, not enough balance) are left out
-        and reported in ``skipped``; the block never exceeds the gas target.
+        and reported in ``skipped``; the block never exceeds the gas target. With a time
+        ``budget_s``, transactions left when it runs out wait for a later block (a BFT
+        proposer must propose before the others' propose timeout).
         """
         db, overlay = self.store.pending_evm_db()
         chain = self.chain_class(db)
@@ -211,7 +215,11 @@ class ChainCore:
         receipts: list[ReceiptAPI] = []
         included: list[SignedTransactionAPI] = []
         skipped: list[Skipped] = []
+        deadline = time.monotonic() + budget_s if budget_s is not None else None
         for tx in txs:
+            if deadline is not None and time.monotonic() > deadline:
+                skipped.append(Skipped(tx, "block time budget reached", retry=True))
+                continue
             if current.gas_used + tx.gas > target:
                 skipped.append(Skipped(tx, "block gas target reached", retry=True))
                 continue

@@ -145,26 +145,41 @@ class Node:
                 log.exception("block production failed")
                 self._stop.wait(interval)
 
+    def build(self, txs: list[SignedTransactionAPI], proposer: bytes | None = None,
+              budget_s: float | None = None) -> BuiltBlock:
+        """Build a block on the committed head from ``txs``; forget txs that can never run."""
+        head = self.core.head()
+        env = BlockEnv(timestamp=max(int(time.time()), head.timestamp),
+                       proposer=proposer or self.proposer)
+        built = self.core.build(txs, env, budget_s=budget_s)
+        dropped = [s.tx for s in built.skipped if not s.retry]
+        for tx in dropped:
+            self.store.delete(MEMPOOL, bytes(tx.hash))
+        if dropped:
+            for s in built.skipped:
+                if not s.retry:
+                    log.info("dropped 0x%s: %s", bytes(s.tx.hash).hex(), s.reason)
+            self.mempool.committed((), dropped)
+        return built
+
     def produce(self, txs: list[SignedTransactionAPI], *, allow_empty: bool = False
                 ) -> CommittedBlock | None:
-        """Build, commit and announce one block from ``txs``."""
-        head = self.core.head()
-        env = BlockEnv(timestamp=max(int(time.time()), head.timestamp), proposer=self.proposer)
-        built = self.core.build(txs, env)
-        dropped = [s.tx for s in built.skipped if not s.retry]
-        for s in built.skipped:
-            if not s.retry:
-                log.info("dropped 0x%s: %s", bytes(s.tx.hash).hex(), s.reason)
+        """Single-validator mode: build, commit and announce one block from ``txs``."""
+        built = self.build(txs)
         if not built.block.transactions and not allow_empty:
             built.overlay.discard()
-            self.mempool.committed((), dropped)
-            for tx in dropped:
-                self.store.delete(MEMPOOL, bytes(tx.hash))
             return None
+        return self.commit_block(built)
+
+    def commit_block(self, built: BuiltBlock,
+                     extra: dict[bytes, bytes | None] | None = None) -> CommittedBlock:
+        """Commit a built or imported block (one atomic batch with ``extra`` and the
+        mempool-journal removals), update the mempool and notify subscribers."""
         journal: dict[bytes, bytes | None] = {MEMPOOL + bytes(tx.hash): None
-                   for tx in (*built.block.transactions, *dropped)}
+                                              for tx in built.block.transactions}
+        journal.update(extra or {})
         self.core.commit(built, journal)
-        removed = self.mempool.committed(built.block.transactions, dropped)
+        removed = self.mempool.committed(built.block.transactions)
         for h in removed:
             if MEMPOOL + h not in journal:
                 self.store.delete(MEMPOOL, h)
