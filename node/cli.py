@@ -19,7 +19,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--nodes", default=1, show_default=True, help="Number of nodes.")
+@click.option("--nodes", default=4, show_default=True,
+              help="Number of member centers (validators); 1 runs a single validator.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DIR,
               show_default=True, help="Where the network's nodes keep their data.")
 @click.option("--base-port", default=8545, show_default=True, help="First RPC port to try.")

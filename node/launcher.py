@@ -100,10 +100,24 @@ def _write_network(data_dir: Path, network: dict[str, Any]) -> None:
 
 
 def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
-    """Create the homes, genesis and configs of a local network in ``data_dir``."""
-    if nodes != 1:
-        raise LauncherError("this build runs a single validator; multi-center consortia "
-                            "arrive with BFT consensus. Use --nodes 1.")
+    """Create the homes, genesis and configs of a local network in ``data_dir``.
+
+    One node: a single validator producing its own blocks. More: a BFT consortium of that
+    many centers (``yilian network init``), each with its own key.
+    """
+    if nodes < 1:
+        raise LauncherError("--nodes must be at least 1")
+    if nodes > 1:
+        from yilian.network_configs.generate import NetworkInitError, init_network
+
+        first = _free_port(base_port)
+        for port in range(first, first + 2 * nodes):
+            if _free_port(port) != port:
+                raise LauncherError(f"port {port} is in use; pass a different --base-port")
+        try:
+            return init_network(data_dir, centers=nodes, base_port=first)
+        except NetworkInitError as exc:
+            raise LauncherError(str(exc)) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     accounts = dev_accounts()
     genesis = local_genesis(accounts)

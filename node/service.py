@@ -20,16 +20,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_typing import Address
 from eth_utils import to_canonical_address
 
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
-from yilian.node.config import NodeConfig
+from yilian.node.config import ConfigError, NodeConfig
 from yilian.node.genesis import Genesis, load_genesis
 from yilian.node.mempool import AccountView, Mempool, Rejected, decode_transaction
 from yilian.node.storage import MEMPOOL, Store
+
+if TYPE_CHECKING:
+    from yilian.node.consensus_driver import ConsensusDriver
 
 log = logging.getLogger("yilian.node")
 
@@ -66,7 +70,31 @@ class Node:
         self._thread: threading.Thread | None = None
         self.started_at = time.time()
         self.last_block_error: str | None = None
+        self.consensus: ConsensusDriver | None = None
+        if config.p2p_port:
+            self.consensus = self._make_consensus()
         self._replay_journal()
+
+    def _make_consensus(self) -> ConsensusDriver:
+        from yilian.node.consensus_driver import ConsensusDriver
+        from yilian.node.crypto.suites import get_suite, load_private_key
+        from yilian.node.p2p.peers import PeerAddress
+
+        if not self.genesis.validators:
+            raise ConfigError("p2p_port is set but the genesis names no validators")
+        if not self.config.node_key_file:
+            raise ConfigError("consortium mode needs node_key_file (the node's private key)")
+        suite = get_suite(self.genesis.suite)
+        key_path = Path(self.config.node_key_file)
+        private = load_private_key(key_path if key_path.is_absolute() else self.home / key_path,
+                                   suite)
+        if suite.public_key(private) not in self.genesis.member_keys:
+            raise ConfigError("this node's key is not named in the genesis validators or "
+                              "observers; use the key generated for it by `yilian network init`")
+        peers = [PeerAddress(p.host, p.port, bytes.fromhex(p.node_key[2:]))
+                 for p in self.config.peers]
+        return ConsensusDriver(self, suite, private, validator=self.config.validator,
+                               peers=peers, listen=(self.config.host, self.config.p2p_port))
 
     # -- state access for admission ------------------------------------------------------
     def _account(self, address: bytes) -> AccountView:
@@ -89,8 +117,11 @@ class Node:
                      kept, dropped)
 
     # -- submission ------------------------------------------------------------------------
-    def submit(self, raw: bytes) -> bytes:
-        """Admit a raw signed transaction; return its hash. Raises Rejected."""
+    def submit(self, raw: bytes, *, gossip: bool = True) -> bytes:
+        """Admit a raw signed transaction; return its hash. Raises Rejected.
+
+        In a consortium the transaction then goes to the peers (``gossip``).
+        """
         tx = decode_transaction(raw, chain_id=self.genesis.chain_id,
                                 max_bytes=self.config.mempool.max_tx_bytes)
         tx_hash = bytes(tx.hash)
@@ -100,6 +131,8 @@ class Node:
         self.store.put(MEMPOOL, tx_hash, raw)
         if replaced is not None:
             self.store.delete(MEMPOOL, replaced)
+        if gossip and self.consensus is not None:
+            self.consensus.gossip_tx(raw)
         return tx_hash
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -108,12 +141,17 @@ class Node:
 
     # -- block production ------------------------------------------------------------------
     def start(self) -> None:
+        if self.consensus is not None:
+            self.consensus.start()
+            return
         self._thread = threading.Thread(target=self._run, name="block-producer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.mempool.has_ready.set()
+        if self.consensus is not None:
+            self.consensus.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.store.close()

@@ -41,6 +41,7 @@ import asyncio
 import inspect
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -222,6 +223,8 @@ class PeerManager:
         self._conns: dict[bytes, _Connection] = {}
         self._dialers: dict[bytes, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # every socket we ever owned and that is still alive (weak: no cleanup needed)
+        self._transports: weakref.WeakSet[asyncio.WriteTransport] = weakref.WeakSet()
         self._server: asyncio.Server | None = None
         self._started = False
         self._closing = False
@@ -264,6 +267,11 @@ class PeerManager:
             self._tasks.difference_update(tasks)
         self._dialers.clear()
         await asyncio.gather(*(c.channel.wait_closed(1.0) for c in conns))
+        # sockets whose handler task never got to run, losers of a tie-break, ...
+        for transport in list(self._transports):
+            if not transport.is_closing():
+                transport.abort()
+        await asyncio.sleep(0)  # let the transports' connection_lost callbacks run
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -387,31 +395,33 @@ class PeerManager:
         task = self._spawn(self._dial_loop(addr), f"p2p-dial-{_short(addr.public_key)}")
         self._dialers[addr.public_key] = task
 
-    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
+    def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain (non-async) callback: runs inside connection_made, so every
+        # accepted socket is tracked before any task switch can lose it.
         if self._closing or self._pending >= self._max_pending:
             if not self._closing:
                 log.warning("p2p too many pending handshakes; refusing inbound connection")
             writer.transport.abort()
             return
-        if task is not None:
-            self._tasks.add(task)
+        self._transports.add(writer.transport)
         self._pending += 1
+        self._spawn(self._handle_inbound(reader, writer), "p2p-inbound")
+
+    async def _handle_inbound(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
-            try:
-                result = await respond(reader, writer, self._hs)
-            except HandshakeError:
-                return  # already logged and closed by the handshake
-            finally:
-                self._pending -= 1
-            self._adopt(result)
+            result = await respond(reader, writer, self._hs)
+        except HandshakeError:
+            return  # already logged and aborted by the handshake
         finally:
-            if task is not None:
-                self._tasks.discard(task)
+            self._pending -= 1
+        self._adopt(result)
 
     async def _dial_once(self, addr: PeerAddress) -> None:
         async with asyncio.timeout(self._hs.timeout):
             reader, writer = await asyncio.open_connection(addr.host, addr.port)
+        self._transports.add(writer.transport)
         result = await initiate(reader, writer, self._hs, expected_peer=addr.public_key)
         self._adopt(result)
 
