@@ -131,6 +131,7 @@ class RpcHandler:
             "eth_getFilterChanges": self.eth_getFilterChanges,
             "eth_getFilterLogs": self.eth_getFilterLogs,
             "eth_uninstallFilter": self.eth_uninstallFilter,
+            "yilian_getCommitCertificate": self.yilian_getCommitCertificate,
         }
 
     # -- framing -----------------------------------------------------------------------------
@@ -599,6 +600,23 @@ class RpcHandler:
         P.params_list(p, 1, 1, "eth_uninstallFilter")
         with self._filters_lock:
             return self._filters.pop(p[0], None) is not None if isinstance(p[0], str) else False
+
+    # -- consortium ------------------------------------------------------------------------------
+    def yilian_getCommitCertificate(self, p: list[Any]) -> JsonObj | None:
+        """The commit certificate (> 2/3 of voting power's precommits) of a final block."""
+        P.params_list(p, 1, 1, "yilian_getCommitCertificate")
+        header = self._optional_header(p[0], "params[0]")
+        if header is None or self.node.consensus is None:
+            return None
+        cert = self.node.consensus.certificate(header.block_number)
+        if cert is None:
+            return None
+        return {
+            "height": hexq(cert.height), "round": hexq(cert.round),
+            "blockHash": _hex(cert.value_id),
+            "precommits": [{"validator": _hex(v.validator), "signature": _hex(v.signature)}
+                           for v in cert.votes],
+        }
 
     # -- subscriptions (used by the WebSocket endpoint) ---------------------------------------
     def head_json(self, committed: CommittedBlock) -> JsonObj:

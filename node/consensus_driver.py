@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import os
 import queue
 import struct
 import threading
@@ -94,6 +95,24 @@ TX_FLUSH_DELAY = 0.01
 BUILD_BUDGET_FRACTION = 0.4  # of the round-0 propose timeout
 
 
+FAULT_EXIT_CODE = 86
+FAULT_ENV = "YILIAN_FAULT_EXIT_AFTER_SIGN"
+
+
+def _fault_crash_after_sign() -> tuple[int, int] | None:
+    """Fault injection for tests: ``YILIAN_FAULT_EXIT_AFTER_SIGN=prevote:5`` (or
+    ``precommit:5``) makes the process exit right after signing that vote at that height
+    and before sending it, as a crash there would."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return None
+    kind, _, height = spec.partition(":")
+    types = {"prevote": int(VoteType.PREVOTE), "precommit": int(VoteType.PRECOMMIT)}
+    if kind not in types or not height.isdigit():
+        raise ValueError(f"{FAULT_ENV} must look like prevote:<height> or precommit:<height>")
+    return types[kind], int(height)
+
+
 def _be8(n: int) -> bytes:
     return struct.pack(">Q", n)
 
@@ -153,6 +172,7 @@ class ConsensusDriver:
         self.pm: PeerManager | None = None
         self._network = NetworkId(genesis.chain_id, self.core.genesis_hash())
         self.last_error: str | None = None
+        self._crash_after_sign = _fault_crash_after_sign()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -399,6 +419,10 @@ class ConsensusDriver:
             log.warning("%s", exc)
             return None
         vote = Vote(effect.type, effect.height, effect.round, effect.value_id, self.address, sig)
+        if self._crash_after_sign is not None and self._crash_after_sign == (
+                int(effect.type), effect.height):
+            log.warning("fault injection: exiting after signing, before sending")
+            os._exit(FAULT_EXIT_CODE)
         body = wire.encode_vote(vote)
         self._current_msgs[("v", vote.type, vote.height, vote.round, vote.validator,
                             vote.value_id)] = (wire.VOTE, body)
@@ -606,4 +630,3 @@ class ConsensusDriver:
 
 
 Submit = Callable[[bytes], bytes]
-_ = VoteType  # re-exported names used by type checkers of callers

@@ -25,6 +25,8 @@ def healthz(node: NodeDep) -> dict[str, Any]:
         "mempool": len(node.mempool),
         "uptimeSeconds": round(time.time() - node.started_at, 1),
         "lastBlockError": node.last_block_error,
+        "consensus": None if node.consensus is None else {
+            **node.consensus.status().__dict__, "lastError": node.consensus.last_error},
     }
 
 
