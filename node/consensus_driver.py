@@ -217,7 +217,7 @@ class ConsensusDriver:
             on_message=self._on_message, peers=self.peers_config,
             listen_host=self.listen[0], listen_port=self.listen[1],
             on_peer_connected=self._on_peer_connected,
-            send_queue_size=4096, overflow="drop",
+            send_queue_size=4096, overflow="drop", max_frame_bytes=wire.MAX_FRAME_BYTES,
         )
         try:
             loop.run_until_complete(self.pm.start())
@@ -534,8 +534,16 @@ class ConsensusDriver:
                 self._request_sync(peer=peer)
         elif msg_type == wire.SYNC_REQUEST:
             start, count = wire.decode_sync_request(body)
-            out = [item for h in range(start, min(start + count, head + 1))
-                   if (item := self._committed_item(h)) is not None]
+            out: list[Any] = []
+            size = 0
+            for h in range(start, min(start + count, head + 1)):
+                item = self._committed_item(h)
+                if item is None:
+                    break
+                size += len(item[1])
+                if out and size > wire.MAX_SYNC_RESPONSE_BYTES:
+                    break  # the rest in the next request
+                out.append(item)
             if out:
                 self._send(peer, wire.SYNC_RESPONSE, out)
         else:

@@ -36,6 +36,10 @@ SYNC_REQUEST = 21
 SYNC_RESPONSE = 22
 
 MAX_SYNC_BLOCKS = 32
+MAX_SYNC_RESPONSE_BYTES = 16 * 1024 * 1024
+# Every member must use the same frame limit: it carries a whole block (proposal) or a
+# sync response (at most MAX_SYNC_RESPONSE_BYTES beyond its first block).
+MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_TXS_PER_MESSAGE = 1000
 MAX_BLOCK_BYTES = 32 * 1024 * 1024
 MAX_VOTES_PER_CERT = 1000

@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from yilian.node.p2p.frames import (
-    DEFAULT_LIMITS,
     DEFAULT_MAX_FRAME_BYTES,
     FIRST_APP_TYPE,
     MAX_MSG_TYPE,
@@ -147,7 +146,10 @@ class PeerManager:
             (``listen_host=None`` disables listening; port 0 = ephemeral,
             see :attr:`listen_address`).
         handshake_timeout: seconds for TCP connect and for the handshake.
-        max_frame_bytes / limits: frame size cap and msgpack decode bounds.
+        max_frame_bytes / limits: frame size cap (ciphertext bytes; the largest
+            packed message is ``max_frame_bytes - 16``) and msgpack decode
+            bounds (default: bin/str up to ``max_frame_bytes``, arrays/maps up
+            to 100 000 entries).  Every member must use the same values.
         send_queue_size: per-connection bounded queue of outgoing messages.
         overflow: on a full queue, ``"close"`` the connection (default; the
             dialler reconnects) or ``"drop"`` the new message; logged either way.
@@ -176,7 +178,7 @@ class PeerManager:
         listen_port: int = 0,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-        limits: DecodeLimits = DEFAULT_LIMITS,
+        limits: DecodeLimits | None = None,
         send_queue_size: int = 1024,
         overflow: Literal["close", "drop"] = "close",
         backoff_initial: float = 0.25,
@@ -201,7 +203,9 @@ class PeerManager:
             members=members,
             timeout=handshake_timeout,
             max_frame_bytes=max_frame_bytes,
-            limits=limits,
+            limits=limits
+            if limits is not None
+            else DecodeLimits(max_bin_len=max_frame_bytes, max_str_len=max_frame_bytes),
         )
         self._on_message = on_message
         self._on_connected = on_peer_connected
@@ -271,7 +275,8 @@ class PeerManager:
         for transport in list(self._transports):
             if not transport.is_closing():
                 transport.abort()
-        await asyncio.sleep(0)  # let the transports' connection_lost callbacks run
+        for _ in range(2):
+            await asyncio.sleep(0)  # let the transports' connection_lost callbacks run
         if self._server is not None:
             await self._server.wait_closed()
 
