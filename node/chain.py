@@ -185,13 +185,15 @@ class ChainCore:
 
     # -- building --------------------------------------------------------------------------
     def build(self, txs: Sequence[SignedTransactionAPI], env: BlockEnv,
-              budget_s: float | None = None) -> BuiltBlock:
+              budget_s: float | None = None, max_bytes: int | None = None) -> BuiltBlock:
         """Execute ``txs`` in order on top of the committed head into a new block.
 
         Transactions that fail validation (bad nonce, not enough balance) are left out
         and reported in ``skipped``; the block never exceeds the gas target. With a time
         ``budget_s``, transactions left when it runs out wait for a later block (a BFT
-        proposer must propose before the others' propose timeout).
+        proposer must propose before the others' propose timeout). With ``max_bytes``,
+        transactions that would take the block's encoded transactions past it wait too
+        (peers refuse blocks over ``wire.MAX_BLOCK_BYTES``).
         """
         db, overlay = self.store.pending_evm_db()
         chain = self.chain_class(db)
@@ -216,9 +218,14 @@ class ChainCore:
         included: list[SignedTransactionAPI] = []
         skipped: list[Skipped] = []
         deadline = time.monotonic() + budget_s if budget_s is not None else None
+        size = 0
         for tx in txs:
             if deadline is not None and time.monotonic() > deadline:
                 skipped.append(Skipped(tx, "block time budget reached", retry=True))
+                continue
+            tx_size = len(tx.encode())
+            if max_bytes is not None and size + tx_size > max_bytes:
+                skipped.append(Skipped(tx, "block size budget reached", retry=True))
                 continue
             if current.gas_used + tx.gas > target:
                 skipped.append(Skipped(tx, "block gas target reached", retry=True))
@@ -233,6 +240,7 @@ class ChainCore:
             current = vm.increment_blob_gas_used(current, tx)
             receipts.append(receipt)
             included.append(tx)
+            size += tx_size
         filled = vm.set_block_transactions_and_withdrawals(
             vm.get_block(), current, included, receipts
         )

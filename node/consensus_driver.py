@@ -93,6 +93,9 @@ RESEND_INTERVAL = 1.0
 SYNC_RETRY = 2.0
 TX_FLUSH_DELAY = 0.01
 BUILD_BUDGET_FRACTION = 0.4  # of the round-0 propose timeout
+# A proposed block's transactions stay this far below what peers decode (header headroom).
+MAX_PROPOSAL_TX_BYTES = wire.MAX_BLOCK_BYTES - 1024 * 1024
+TX_BATCH_BYTES = 8 * 1024 * 1024  # one TXS message, well inside a frame
 
 
 FAULT_EXIT_CODE = 86
@@ -113,8 +116,33 @@ def _fault_crash_after_sign() -> tuple[int, int] | None:
     return types[kind], int(height)
 
 
+def _guarded(fn: Callable[..., Any], *args: Any) -> None:
+    """Run a p2p send on the loop; a message too large for a frame is logged, not raised."""
+    try:
+        fn(*args)
+    except (ValueError, TypeError) as exc:
+        log.error("message of type %s not sent: %s", args[-2] if len(args) > 1 else "?", exc)
+
+
 def _be8(n: int) -> bytes:
     return struct.pack(">Q", n)
+
+
+def _tx_batches(raws: list[bytes]) -> list[list[bytes]]:
+    """Split raw transactions into TXS messages within the count and byte budgets."""
+    out: list[list[bytes]] = []
+    batch: list[bytes] = []
+    size = 0
+    for raw in raws:
+        if batch and (len(batch) >= wire.MAX_TXS_PER_MESSAGE
+                      or size + len(raw) > TX_BATCH_BYTES):
+            out.append(batch)
+            batch, size = [], 0
+        batch.append(raw)
+        size += len(raw)
+    if batch:
+        out.append(batch)
+    return out
 
 
 @dataclass(frozen=True)
@@ -261,22 +289,22 @@ class ConsensusDriver:
     def _flush_txs(self) -> None:
         with self._tx_lock:
             batch, self._tx_outbox = self._tx_outbox, []
-        for i in range(0, len(batch), wire.MAX_TXS_PER_MESSAGE):
-            self._broadcast(wire.TXS, batch[i:i + wire.MAX_TXS_PER_MESSAGE])
+        for chunk in _tx_batches(batch):
+            self._broadcast(wire.TXS, chunk)
 
     def _broadcast(self, msg_type: int, body: Any) -> None:
         loop, pm = self._loop, self.pm
         if loop is None or pm is None:
             return
         if threading.current_thread() is self._p2p_thread:
-            pm.broadcast(msg_type, body)
+            _guarded(pm.broadcast, msg_type, body)
         else:
-            loop.call_soon_threadsafe(pm.broadcast, msg_type, body)
+            loop.call_soon_threadsafe(_guarded, pm.broadcast, msg_type, body)
 
     def _send(self, peer: bytes, msg_type: int, body: Any) -> None:
         loop, pm = self._loop, self.pm
         if loop is not None and pm is not None:
-            loop.call_soon_threadsafe(pm.send, peer, msg_type, body)
+            loop.call_soon_threadsafe(_guarded, pm.send, peer, msg_type, body)
 
     # -- driver thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -322,6 +350,11 @@ class ConsensusDriver:
                 self._send(item, msg_type, body)
             head = self.core.head()
             self._send(item, wire.STATUS, [head.block_number, head.hash])
+            # Transactions are gossiped once, on admission, to the peers connected then:
+            # a peer that (re)connects gets the pending ones now, or it may never see them
+            # (an observer never proposes them itself).
+            for chunk in _tx_batches(self.node.mempool.pending_raw()):
+                self._send(item, wire.TXS, chunk)
 
     def _feed(self, first: Input) -> None:
         pending: list[Input] = [first]
@@ -381,7 +414,8 @@ class ConsensusDriver:
         params = self.node.genesis.params
         budget = self.timeouts.propose_ms / 1000 * BUILD_BUDGET_FRACTION
         built = self.node.build(self.node.mempool.select(params.max_tx_per_block),
-                                proposer=self.address, budget_s=budget)
+                                proposer=self.address, budget_s=budget,
+                                max_bytes=MAX_PROPOSAL_TX_BYTES)
         value_id = bytes(built.block.hash)
         self._candidates[value_id] = built
         self._bodies[value_id] = built.block

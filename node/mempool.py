@@ -229,6 +229,13 @@ class Mempool:
                 self.has_ready.set()
             return replaced
 
+    def pending_raw(self) -> list[bytes]:
+        """Raw encodings of every pending transaction, oldest first (for a new peer)."""
+        with self._lock:
+            entries = [e for queued in self._by_sender.values() for e in queued.values()]
+        entries.sort(key=lambda e: e.seq)
+        return [e.raw for e in entries]
+
     def select(self, max_count: int) -> list[SignedTransactionAPI]:
         """Executable transactions: each sender's consecutive nonces from its next nonce,
         senders interleaved by the arrival of their next transaction."""

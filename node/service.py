@@ -184,12 +184,12 @@ class Node:
                 self._stop.wait(interval)
 
     def build(self, txs: list[SignedTransactionAPI], proposer: bytes | None = None,
-              budget_s: float | None = None) -> BuiltBlock:
+              budget_s: float | None = None, max_bytes: int | None = None) -> BuiltBlock:
         """Build a block on the committed head from ``txs``; forget txs that can never run."""
         head = self.core.head()
         env = BlockEnv(timestamp=max(int(time.time()), head.timestamp),
                        proposer=proposer or self.proposer)
-        built = self.core.build(txs, env, budget_s=budget_s)
+        built = self.core.build(txs, env, budget_s=budget_s, max_bytes=max_bytes)
         dropped = [s.tx for s in built.skipped if not s.retry]
         for tx in dropped:
             self.store.delete(MEMPOOL, bytes(tx.hash))
