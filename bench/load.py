@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -248,9 +249,10 @@ class CpuUsage:
 
     wall: float
     bench: float  # this process (load generator, or the baseline itself)
-    node: float | None  # the node process, when its pid is known (same machine)
+    node: float | None  # the node process(es), when their pids are known (same machine)
     others: float | None  # every other process on the machine (from /proc/stat)
     cpus: int
+    per_node: list[float | None] | None = None  # each node process, with several nodes
 
     @property
     def others_cores(self) -> float | None:
@@ -280,25 +282,34 @@ def _machine_busy() -> float | None:
 
 
 class CpuMeter:
-    """Measures wall time and CPU time of this process, the node and everybody else."""
+    """Measures wall time and CPU time of this process, the node(s) and everybody else.
 
-    def __init__(self, node_pid: int | None) -> None:
-        self.node_pid = node_pid
+    ``node_pid`` is one node's pid or, for a network of several node processes on this
+    machine, a sequence of pids: ``node`` is then their total and ``per_node`` each one's.
+    """
+
+    def __init__(self, node_pid: int | Sequence[int] | None) -> None:
+        self.many = not (node_pid is None or isinstance(node_pid, int))
+        self.node_pids: list[int | None] = (
+            [node_pid] if node_pid is None or isinstance(node_pid, int) else list(node_pid))
         self.wall = time.perf_counter()
         self.bench = time.process_time()
-        self.node = _proc_cpu(node_pid)
+        self.nodes = [_proc_cpu(pid) for pid in self.node_pids]
         self.busy = _machine_busy()
 
     def stop(self) -> CpuUsage:
         wall = time.perf_counter() - self.wall
         bench = time.process_time() - self.bench
-        node_now, busy_now = _proc_cpu(self.node_pid), _machine_busy()
-        node = None if node_now is None or self.node is None else node_now - self.node
+        nodes_now, busy_now = [_proc_cpu(pid) for pid in self.node_pids], _machine_busy()
+        per_node = [None if now is None or then is None else now - then
+                    for now, then in zip(nodes_now, self.nodes, strict=True)]
+        known = [c for c in per_node if c is not None]
+        node = sum(known) if known and len(known) == len(per_node) else None
         others = None
         if busy_now is not None and self.busy is not None:
-            others = max(0.0, busy_now - self.busy - bench - (node or 0.0))
+            others = max(0.0, busy_now - self.busy - bench - sum(known))
         return CpuUsage(wall=wall, bench=bench, node=node, others=others,
-                        cpus=os.cpu_count() or 1)
+                        cpus=os.cpu_count() or 1, per_node=per_node if self.many else None)
 
 
 @dataclass
@@ -339,6 +350,8 @@ class PhaseResult:
     receipts_ok: int = 0
     receipt_problems: dict[str, ErrorCount] = field(default_factory=dict)
     cpu: CpuUsage | None = None  # sending and committing, receipt checks excluded
+    start_block: int | None = None  # the head when the phase started
+    send_urls: int = 1  # RPC endpoints the batches went to, round-robin
 
     @property
     def blocks_used(self) -> int:
@@ -396,6 +409,7 @@ class _Phase:
         self.progress = time.perf_counter()  # last time a commit or a send happened
         self.seen_count = 0
         self.failed_count = 0
+        self.next_rpc = 0  # round-robin position over the sending endpoints
 
     def fail(self, i: int) -> None:
         if not self.failed[i]:
@@ -408,10 +422,15 @@ class _Phase:
         return max(0, len(self.txs) - self.seen_count - self.failed_count)
 
 
-async def _send_worker(rpc: Rpc, phase: _Phase, queue: asyncio.Queue[_Work]) -> None:
+async def _send_worker(rpcs: Sequence[Rpc], phase: _Phase, queue: asyncio.Queue[_Work]
+                       ) -> None:
+    """Send batches from ``queue``; each batch (retries included) goes to the next of
+    ``rpcs`` in turn."""
     result = phase.result
     while True:
         work = await queue.get()
+        rpc = rpcs[phase.next_rpc % len(rpcs)]
+        phase.next_rpc += 1
         try:
             if work.due is not None:
                 delay = work.due - time.perf_counter()
@@ -537,18 +556,24 @@ async def _poll_commits(rpc: Rpc, phase: _Phase, start_block: int, *, interval: 
 async def run_phase(rpc_url: str, txs: Sequence[PreSigned], *, label: str, batch: int,
                     concurrency: int, rate: float | None, poll_interval: float,
                     commit_timeout: float, http_timeout: float,
-                    transport: httpx.AsyncBaseTransport | None = None) -> PhaseResult:
+                    transport: httpx.AsyncBaseTransport | None = None,
+                    send_urls: Sequence[str] | None = None) -> PhaseResult:
     """Send ``txs`` and wait until they commit (or the node stops committing).
 
+    Commits are detected on ``rpc_url``. The batches go to ``rpc_url`` too or, with
+    ``send_urls`` (several nodes of one network), to those endpoints round-robin.
     ``transport`` replaces the HTTP transport (tests use ``httpx.MockTransport``).
     """
+    urls = list(send_urls) if send_urls else [rpc_url]
     result = PhaseResult(label=label, txs=len(txs), offered_rate=rate, batch=batch,
-                         concurrency=concurrency)
+                         concurrency=concurrency, send_urls=len(urls))
     phase = _Phase(txs, result)
-    sender = Rpc(rpc_url, connections=concurrency, timeout=http_timeout, transport=transport)
+    senders = [Rpc(url, connections=concurrency, timeout=http_timeout, transport=transport)
+               for url in urls]
     poller = Rpc(rpc_url, connections=2, timeout=http_timeout, transport=transport)
     try:
         start_block = int(await poller.call("eth_blockNumber"), 16)
+        result.start_block = start_block
         queue: asyncio.Queue[_Work] = asyncio.Queue()
         start = time.perf_counter() + 0.05
         for k, first in enumerate(range(0, len(txs), batch)):
@@ -557,7 +582,7 @@ async def run_phase(rpc_url: str, txs: Sequence[PreSigned], *, label: str, batch
         phase.progress = time.perf_counter()
         poll = asyncio.create_task(_poll_commits(
             poller, phase, start_block, interval=poll_interval, commit_timeout=commit_timeout))
-        workers = [asyncio.create_task(_send_worker(sender, phase, queue))
+        workers = [asyncio.create_task(_send_worker(senders, phase, queue))
                    for _ in range(concurrency)]
         joined = asyncio.create_task(queue.join())
         try:
@@ -578,7 +603,8 @@ async def run_phase(rpc_url: str, txs: Sequence[PreSigned], *, label: str, batch
                 poll.cancel()
                 await asyncio.gather(poll, return_exceptions=True)
     finally:
-        await sender.close()
+        for sender in senders:
+            await sender.close()
         await poller.close()
 
     t0 = phase.t0 or 0.0
@@ -966,37 +992,75 @@ def _pid_running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def start_network(data_dir: Path, timeout: float = 60.0) -> dict[str, Any]:
-    """``launcher.up`` a fresh single-node network in ``data_dir``; returns network.json."""
-    return launcher.up(data_dir, nodes=1, base_port=_free_port(), timeout=timeout)
+def _free_port_range(count: int, attempts: int = 50) -> int:
+    """A port p such that p .. p + count - 1 are all free on 127.0.0.1 right now."""
+    for _ in range(attempts):
+        first = _free_port()
+        if first + count > 65536:
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return first
+    raise BenchError(f"found no {count} consecutive free TCP ports")
 
 
-def stop_network(data_dir: Path) -> None:
-    """``launcher.down``, then make sure the node process this bench started is gone."""
-    try:
-        pid = launcher.read_network(data_dir)["nodes"][0].get("pid")
-    except (launcher.LauncherError, KeyError, IndexError):
-        pid = None
-    launcher.down(data_dir)
-    if not pid or not _pid_running(int(pid)):
-        return
+def start_network(data_dir: Path, timeout: float = 60.0, nodes: int = 1) -> dict[str, Any]:
+    """``launcher.up`` a fresh network of ``nodes`` node processes in ``data_dir``: one
+    node is a single validator, more a BFT consortium of that many validators. Returns
+    network.json."""
+    # A consortium node uses two ports (RPC, p2p); launcher.up wants them consecutive.
+    base = _free_port() if nodes == 1 else _free_port_range(2 * nodes)
+    return launcher.up(data_dir, nodes=nodes, base_port=base, timeout=timeout)
+
+
+def _own_node(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is still a node of ``data_dir`` (not a reused pid)."""
     cmdline = b""
     for _ in range(20):  # empty while the process is still inside execve
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
-            return
+            return False
         if cmdline:
             break
         time.sleep(0.1)
-    if str(data_dir.resolve()).encode() not in cmdline:
-        return  # not our node (the pid was reused)
-    os.kill(int(pid), signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while _pid_running(int(pid)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _pid_running(int(pid)):
-        os.kill(int(pid), signal.SIGKILL)
+    return str(data_dir.resolve()).encode() in cmdline
+
+
+def stop_network(data_dir: Path) -> None:
+    """``launcher.down``, then make sure the node processes this bench started are gone.
+
+    With several nodes every one gets SIGTERM first, so they shut down in parallel
+    (``launcher.down`` alone stops them one after the other)."""
+    try:
+        pids = [int(e["pid"]) for e in launcher.read_network(data_dir)["nodes"]
+                if e.get("pid")]
+    except (launcher.LauncherError, KeyError, TypeError, ValueError):
+        pids = []
+    if len(pids) > 1:
+        for pid in pids:
+            if _pid_running(pid) and _own_node(pid, data_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+    launcher.down(data_dir)
+    for pid in pids:
+        if not _pid_running(pid) or not _own_node(pid, data_dir):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while _pid_running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_running(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _senders_from_file(path: Path) -> list[Sender]:
