@@ -567,7 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-timeout", type=load._positive_float, default=60.0,
                    help="timeout of one HTTP request, in seconds")
     p.add_argument("--start-timeout", type=load._positive_float, default=90.0,
-                   help="seconds to wait for a network's nodes to answer and connect")
+                   help="seconds to wait for a network's nodes to answer; then at most "
+                   f"{MESH_TIMEOUT:.0f} s more for each to connect to all the others (if they do "
+                   "not, the network is measured anyway, with a note)")
     p.add_argument("--verify", choices=("all", "sample", "none"), default="all",
                    help="after each phase, check eth_getTransactionReceipt status 1 for "
                    "all transactions, a random sample, or none")
