@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from yilian.api.routes import health, rpc, ws
+from yilian.api.auth import ApiError, api_error_handler
+from yilian.api.body_guard import BodyGuard
+from yilian.api.routes import grants, health, members, receipts, records, rpc, ws
 from yilian.api.rpc import RpcHandler
 from yilian.node.service import Node
 
@@ -13,12 +15,17 @@ def create_app(node: Node) -> FastAPI:
     app = FastAPI(
         title="yilian node",
         version="0.1.0",
-        description="Ethereum JSON-RPC (POST /rpc, WebSocket /ws) and node health for a "
-        "yilian consortium node.",
+        description="Ethereum JSON-RPC (POST /rpc, WebSocket /ws), the domain REST API "
+        "(/v1: records, grants, receipts, members; requests signed with the caller's chain "
+        "key) and node health for a yilian consortium node.",
     )
     app.state.node = node
     app.state.rpc = RpcHandler(node)
     app.include_router(rpc.router)
     app.include_router(ws.router)
     app.include_router(health.router)
+    for domain_router in (records.router, grants.router, receipts.router, members.router):
+        app.include_router(domain_router)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_middleware(BodyGuard, max_bytes=node.config.rpc.max_request_bytes)
     return app

@@ -7,6 +7,15 @@ Output layout (``--out DIR``)::
     DIR/<node>/config.json            that node's runtime config (ports, peers, role)
     DIR/<node>/genesis.json           a copy of the genesis
     DIR/<node>/node_key               its private node key, mode 0600, nowhere else
+    DIR/<center>/account_key          the center's chain account key (signs its publications
+                                      and access receipts), mode 0600
+    DIR/<center>/enc_key              the center's encryption key (unwraps the data keys of
+                                      the records it keeps), mode 0600
+
+The genesis predeploys the domain contracts (Members, Records, Grants) with the members
+seeded: the consortium admin, one trading center per validator, and for local use two
+enterprises, a bank and an auditor whose keys derive from the public development seed
+(listed in network.json with their private keys; never use them on a real network).
 
 Invariants: a private node key is written once, only into its own node's directory, with
 mode 0600; the genesis and every config carry public keys only. Regenerating into a
@@ -21,10 +30,47 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yilian.network_configs.local import RECORD_STORE_ADDRESS, dev_accounts, local_genesis
+from eth_account import Account
+from eth_hash.auto import keccak
+
+from yilian.contracts import envelope
+from yilian.contracts.addresses import (
+    GRANTS_ADDRESS,
+    MEMBERS_ADDRESS,
+    RECORDS_ADDRESS,
+    ROLE_ADMIN,
+    ROLE_AUDITOR,
+    ROLE_CENTER,
+    ROLE_ENTERPRISE,
+    ROLE_FINANCIAL,
+    ROLE_NAMES,
+)
+from yilian.contracts.credit_code import make_code
+from yilian.network_configs.domain import MemberSeed, domain_alloc
+from yilian.network_configs.local import (
+    DEV_SEED,
+    RECORD_STORE_ADDRESS,
+    DevAccount,
+    dev_accounts,
+    local_genesis,
+)
+from yilian.node.crypto import sm2 as openssl_sm2
 from yilian.node.crypto.suites import get_suite, save_private_key
 
 NODE_KEY_FILE = "node_key"
+ACCOUNT_KEY_FILE = "account_key"
+ENC_KEY_FILE = "enc_key"
+
+# Local development members (keys from the public dev seed): (dev account index, credit
+# code, role, name). The two enterprise codes are real examples that pass the check.
+DEV_MEMBERS = (
+    (0, make_code("124403000ADM00001"), ROLE_ADMIN,
+     "联盟管理员 consortium admin"),
+    (1, "914403001922038216", ROLE_ENTERPRISE, "示例建设工程有限公司 Example Construction Co."),
+    (2, "9144030071526726XG", ROLE_ENTERPRISE, "示例科技有限公司 Example Technology Co."),
+    (3, make_code("91110000100000001"), ROLE_FINANCIAL, "示例银行 Example Bank"),
+    (4, make_code("11110000000000001"), ROLE_AUDITOR, "审计署 Example Audit Office"),
+)
 
 
 class NetworkInitError(Exception):
@@ -59,6 +105,34 @@ def _write_json(path: Path, doc: Any) -> None:
     os.replace(tmp, path)
 
 
+def center_code(index: int) -> str:
+    """The credit code of local center ``index`` (1-based): a public institution in 440300."""
+    return make_code(f"12440300MB{index:07d}")
+
+
+def _dev_enc_private(suite: str, index: int) -> bytes:
+    """A development encryption key derived from the public seed (local use only)."""
+    seed = keccak(DEV_SEED + b"enc " + str(index).encode())
+    if suite == "sm" and not openssl_sm2.is_valid_private_key(seed):
+        seed = keccak(seed)
+    return seed
+
+
+def dev_members(suite: str, accounts: list[DevAccount]) -> list[dict[str, Any]]:
+    """The local development members (admin, enterprises, bank, auditor) with their keys."""
+    out = []
+    for index, code, role, name in DEV_MEMBERS:
+        enc_private = _dev_enc_private(suite, index)
+        out.append({
+            "id": code, "role": ROLE_NAMES[role], "roleId": role, "name": name,
+            "account": accounts[index].address, "privateKey": accounts[index].private_key,
+            "encPrivateKey": "0x" + enc_private.hex(),
+            "encPublicKey": "0x" + envelope.enc_public_key(suite, enc_private,
+                                                           sm2=openssl_sm2).hex(),
+        })
+    return out
+
+
 def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str = "standard",
                  base_port: int = 8545, block_interval_ms: int = 500,
                  host: str = "127.0.0.1") -> dict[str, Any]:
@@ -71,14 +145,33 @@ def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str 
     out.mkdir(parents=True, exist_ok=True)
     plans = plan_nodes(centers, observers, base_port)
     keys: dict[str, bytes] = {}
+    seeds: list[MemberSeed] = []
+    center_accounts: list[str] = []
     for plan in plans:
         home = out / plan.name
         home.mkdir()
         private = suite_impl.generate_private_key()
         save_private_key(home / NODE_KEY_FILE, private)
         keys[plan.name] = suite_impl.public_key(private)
+        if plan.validator:
+            account = Account.create()
+            save_private_key(home / ACCOUNT_KEY_FILE, bytes(account.key))
+            enc = envelope.generate_enc_keypair(suite, sm2=openssl_sm2)
+            save_private_key(home / ENC_KEY_FILE, enc.private)
+            center_accounts.append(account.address)
+            seeds.append(MemberSeed(id=center_code(len(center_accounts)), role=ROLE_CENTER,
+                                    name=f"交易中心 {plan.name}", enc_key=enc.public,
+                                    endpoint=f"http://{host}:{plan.rpc_port}",
+                                    account=account.address))
     accounts = dev_accounts()
+    members = dev_members(suite, accounts)
+    for m in members:
+        seeds.append(MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
+                                enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
+                                account=m["account"]))
     genesis = local_genesis(accounts, block_interval_ms=block_interval_ms)
+    genesis["alloc"].update(domain_alloc(seeds))
+    genesis["authorisedSenders"] = [*genesis["authorisedSenders"], *center_accounts]
     genesis["name"] = f"yilian-{centers}-centers"
     genesis["suite"] = suite
     genesis["validators"] = [{"name": p.name, "nodeKey": "0x" + keys[p.name].hex(), "power": 1}
@@ -99,14 +192,19 @@ def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str 
             "genesis_file": "genesis.json",
             "data_dir": "data",
             "node_key_file": NODE_KEY_FILE,
+            "account_key_file": ACCOUNT_KEY_FILE if plan.validator else "",
+            "enc_key_file": ENC_KEY_FILE if plan.validator else "",
             "validator": plan.validator,
             "peers": peers,
             "proposer": "0x" + suite_impl.node_id(keys[plan.name]).hex(),
         }
         _write_json(home / "config.json", config)
         _write_json(home / "genesis.json", genesis)
+        center = next((sd for sd in seeds if sd.endpoint.endswith(f":{plan.rpc_port}")), None)
         entries.append({
             "name": plan.name,
+            "center": None if center is None else {"id": center.id, "account": center.account},
+            "api": f"http://{host}:{plan.rpc_port}",
             "role": "validator" if plan.validator else "observer",
             "home": str(home),
             "dataDir": str(home / "data"),
@@ -122,7 +220,10 @@ def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str 
         "chainId": genesis["chainId"],
         "suite": suite,
         "nodes": entries,
-        "contracts": {"RecordStore": RECORD_STORE_ADDRESS},
+        "contracts": {"RecordStore": RECORD_STORE_ADDRESS, "Members": MEMBERS_ADDRESS,
+                      "Records": RECORDS_ADDRESS, "Grants": GRANTS_ADDRESS},
+        "members": members,
+        "membersWarning": "development members' keys derive from a public seed: local use only",
         "accounts": [{"address": a.address, "privateKey": a.private_key} for a in accounts],
         "accountsWarning": "development keys derived from a public seed: local use only",
     }

@@ -50,6 +50,10 @@ class NodeConfig:
     # Consortium mode (p2p_port > 0): BFT consensus with the peers below.
     p2p_port: int = 0
     node_key_file: str = ""
+    # The center's chain account (signs publications and access receipts) and its
+    # encryption key (unwraps the data keys of the records it keeps): files, mode 0600.
+    account_key_file: str = ""
+    enc_key_file: str = ""
     validator: bool = True
     peers: tuple[PeerConfig, ...] = ()
     mempool: MempoolLimits = field(default_factory=MempoolLimits)
@@ -112,7 +116,7 @@ def parse_config(doc: Any) -> NodeConfig:
     if "peers" in values:
         values["peers"] = _peers(values["peers"])
     for key in ("name", "host", "genesis_file", "data_dir", "proposer", "log_level",
-                "node_key_file"):
+                "node_key_file", "account_key_file", "enc_key_file"):
         if key in values and not isinstance(values[key], str):
             raise ConfigError(f"{key} must be a string, got {values[key]!r}")
     return NodeConfig(**values)

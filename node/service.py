@@ -28,7 +28,10 @@ from eth_utils import to_canonical_address
 
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
 from yilian.node.config import ConfigError, NodeConfig
+from yilian.node.crypto.suites import get_suite
+from yilian.node.domain import Domain
 from yilian.node.genesis import Genesis, load_genesis
+from yilian.node.key_service import KeyService, load_key_service
 from yilian.node.mempool import AccountView, Mempool, Rejected, decode_transaction
 from yilian.node.storage import MEMPOOL, Store
 
@@ -73,7 +76,10 @@ class Node:
         self.consensus: ConsensusDriver | None = None
         if config.p2p_port:
             self.consensus = self._make_consensus()
+        self.domain = Domain(self.core)
+        self._digest = get_suite(self.genesis.suite).digest
         self._replay_journal()
+        self.key_service: KeyService | None = load_key_service(self, self.domain)
 
     def _make_consensus(self) -> ConsensusDriver:
         from yilian.node.consensus_driver import ConsensusDriver
@@ -127,6 +133,7 @@ class Node:
         tx_hash = bytes(tx.hash)
         if self.core.is_committed(tx_hash):
             raise Rejected("known", f"transaction 0x{tx_hash.hex()} is already committed")
+        self.domain.check_admission(tx, self._digest)
         replaced = self.mempool.admit(tx, raw)
         self.store.put(MEMPOOL, tx_hash, raw)
         if replaced is not None:
@@ -216,6 +223,7 @@ class Node:
         journal: dict[bytes, bytes | None] = {MEMPOOL + bytes(tx.hash): None
                                               for tx in built.block.transactions}
         journal.update(extra or {})
+        journal.update(self.domain.index_writes(built.block, built.receipts))
         self.core.commit(built, journal)
         removed = self.mempool.committed(built.block.transactions)
         for h in removed:

@@ -7,6 +7,7 @@ Layout (first byte of every key):
 * ``m`` - the mempool journal (accepted, not yet committed transactions)
 * ``w`` - the consensus write-ahead log (used once BFT consensus lands)
 * ``c`` - node metadata (genesis hash, schema version)
+* ``r`` - request nonces seen by the REST API (replay protection), until they expire
 
 Invariants:
 
@@ -34,6 +35,7 @@ INDEX: Final = b"i"
 MEMPOOL: Final = b"m"
 WAL: Final = b"w"
 META: Final = b"c"
+REQUESTS: Final = b"r"
 
 _DELETED: Final = object()
 

@@ -20,6 +20,8 @@ def healthz(node: NodeDep) -> dict[str, Any]:
         "status": "ok" if node.last_block_error is None else "degraded",
         "name": node.config.name,
         "chainId": node.genesis.chain_id,
+        "suite": node.genesis.suite,
+        "center": None if node.key_service is None else node.key_service.account.checksum,
         "head": {"number": head.block_number, "hash": "0x" + head.hash.hex(),
                  "stateRoot": "0x" + head.state_root.hex(), "timestamp": head.timestamp},
         "mempool": len(node.mempool),

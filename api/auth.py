@@ -1,0 +1,134 @@
+"""Authentication of ``/v1`` requests and the REST error shape.
+
+A signed request (see :mod:`yilian.contracts.signed_request`) is accepted once: its
+(account, nonce) is written to the node's LevelDB (prefix ``r``, synced) before the
+request runs, and kept until its expiry has passed, so a replay is refused even after a
+restart. The caller must be an account of an active member; its member id and role are
+read from the Members contract at the committed head.
+
+Every error of the REST API is ``{"error": {"reason": tag, "message": sentence, ...}}``
+with a matching HTTP status; ``reason`` tags are stable for programs, messages say what
+to do.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+
+from yilian.api.deps import get_node
+from yilian.contracts.addresses import ROLE_NAMES
+from yilian.contracts.signed_request import (
+    ACCOUNT_HEADER,
+    EXPIRES_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    RequestAuthError,
+    recover_signer,
+)
+from yilian.node.service import Node
+from yilian.node.storage import REQUESTS
+
+AUTH_HEADERS = (ACCOUNT_HEADER, NONCE_HEADER, EXPIRES_HEADER, SIGNATURE_HEADER)
+PRUNE_EVERY_S = 60.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.extra = extra or {}
+
+
+def error_body(reason: str, message: str, extra: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    return {"error": {"reason": reason, "message": message, **(extra or {})}}
+
+
+async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(error_body(exc.reason, exc.message, exc.extra), status_code=exc.status)
+
+
+class NonceStore:
+    """Seen request nonces, persisted until they expire."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._lock = threading.Lock()
+        self._last_prune = 0.0
+
+    def use(self, address: bytes, nonce: str, expires: int) -> None:
+        key = address + bytes.fromhex(nonce)
+        with self._lock:
+            if self.node.store.get(REQUESTS, key) is not None:
+                raise ApiError(401, "replayed", "this signed request was already used; sign "
+                               "each request afresh (a new nonce)")
+            self.node.store.put(REQUESTS, key, struct.pack(">Q", expires), sync=True)
+            now = time.time()
+            if now - self._last_prune > PRUNE_EVERY_S:
+                self._last_prune = now
+                for k, v in list(self.node.store.iterate(REQUESTS)):
+                    if struct.unpack(">Q", v)[0] < now:
+                        self.node.store.delete(REQUESTS, k)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated member account and the request it signed."""
+
+    account: str
+    address: bytes
+    nonce: str
+    member_id: bytes
+    role: int
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def role_name(self) -> str:
+        return ROLE_NAMES.get(self.role, "none")
+
+
+def _nonces(request: Request) -> NonceStore:
+    store: NonceStore | None = getattr(request.app.state, "nonces", None)
+    if store is None:
+        store = NonceStore(request.app.state.node)
+        request.app.state.nonces = store
+    return store
+
+
+async def signed_caller(request: Request) -> Caller:
+    """The member account that signed this request; ApiError 401/403 otherwise."""
+    node = get_node(request)
+    if not node.domain.enabled:
+        raise ApiError(503, "no_domain", "this network's genesis has no domain contracts")
+    body = await request.body()
+    headers = {h: request.headers.get(h, "") for h in AUTH_HEADERS}
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        account, nonce, expires = recover_signer(
+            headers, chain_id=node.genesis.chain_id, method=request.method, path=path,
+            body=body)
+    except RequestAuthError as exc:
+        raise ApiError(401, exc.reason, str(exc)) from None
+    address = bytes.fromhex(account[2:])
+    _nonces(request).use(address, nonce, expires)
+    member_id = node.domain.member_of(address)
+    role = node.domain.role_of(address) if any(member_id) else 0
+    if not role:
+        raise ApiError(403, "not_member", f"{account} is not an account of an active member; "
+                       "ask the consortium admin to register it")
+    return Caller(account, address, nonce, member_id, role, body, headers)
+
+
+CallerDep = Annotated[Caller, Depends(signed_caller)]

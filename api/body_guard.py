@@ -1,0 +1,69 @@
+"""ASGI middleware guarding the ``/v1`` REST API's request bodies before any parsing.
+
+py-evm raises the interpreter's recursion limit, so ``json.loads`` of deeply nested JSON
+overflows the C stack and kills the process (see ``yilian.api.rpc.json_too_deep``).
+FastAPI parses a body before any dependency runs, so the check must come first: this
+middleware reads the whole body (refusing more than ``max_bytes`` with 413), refuses
+nesting deeper than the JSON-RPC limit with 400, then hands the same bytes on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from yilian.api.rpc import MAX_JSON_DEPTH, json_too_deep
+
+PREFIX = "/v1/"
+
+
+class BodyGuard:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _reject(send, 413, "too_large",
+                              f"request body over {self.max_bytes} bytes")
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body"))
+        body = b"".join(chunks)
+        if json_too_deep(body):
+            await _reject(send, 400, "bad_request",
+                          f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _reject(send: Send, status: int, reason: str, message: str) -> None:
+    payload: dict[str, Any] = {"error": {"reason": reason, "message": message}}
+    data = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})

@@ -1,0 +1,55 @@
+"""JSON shapes of domain events and chain objects for the ``/v1`` REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yilian.node.domain import Located, code_of
+
+# Event arguments that hold a member id (a credit code in bytes32): shown as the code text.
+MEMBER_FIELDS = frozenset({"subject", "owner", "center", "grantee", "reader", "custodian", "id"})
+# Large opaque arguments: history shows their size, not their bytes.
+SIZED_FIELDS = frozenset({"ciphertext", "wrapped_keys"})
+
+
+def hex0x(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def jsonable_args(args: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if key in SIZED_FIELDS and isinstance(value, bytes):
+            out[f"{key}_size"] = len(value)
+        elif key in MEMBER_FIELDS and isinstance(value, bytes):
+            out[key] = code_of(value)
+        elif isinstance(value, bytes):
+            out[key] = hex0x(value)
+        else:
+            out[key] = value
+    return out
+
+
+def event_json(located: Located) -> dict[str, Any]:
+    """One domain event with everything an auditor needs to trace it to its block."""
+    return {
+        "contract": located.contract,
+        "event": located.event.event,
+        "block_number": located.block_number,
+        "block_hash": hex0x(located.block_hash),
+        "timestamp": located.timestamp,
+        "tx_hash": hex0x(located.tx_hash),
+        "log_index": located.log_index,
+        "args": jsonable_args(located.event.args),
+    }
+
+
+def parse_bytes32(value: str, what: str) -> bytes:
+    from yilian.api.auth import ApiError
+
+    if not (isinstance(value, str) and value.startswith("0x") and len(value) == 66):
+        raise ApiError(422, "bad_request", f"{what} must be 0x followed by 64 hex digits")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise ApiError(422, "bad_request", f"{what} is not hex") from None

@@ -1,0 +1,111 @@
+"""``/v1/grants``: an owner's grants to read its records, and their revocation.
+
+Writes are Ethereum transactions the owner signs with its chain key (the SDK builds
+them); the node checks that the transaction is the right call and the sender's role,
+commits it and answers with the resulting grant, or the contract's reason for refusing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from yilian.api.auth import ApiError, CallerDep
+from yilian.api.deps import NodeDep
+from yilian.api.domain_format import event_json, hex0x
+from yilian.contracts.abi import AbiError
+from yilian.contracts.credit_code import CreditCodeError
+from yilian.contracts.credit_code import to_bytes32 as code_to_id
+from yilian.node.center_account import TxFailed, wait_committed
+from yilian.node.domain import GRANTS, code_of
+from yilian.node.mempool import Rejected, decode_transaction
+from yilian.node.service import Node
+
+router = APIRouter(prefix="/v1/grants", tags=["grants"])
+COMMIT_TIMEOUT_S = 30.0
+
+
+class SignedTransaction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    raw_transaction: str = Field(pattern=r"^0x[0-9a-fA-F]+$",
+                                 description="the owner's signed Grants transaction")
+
+
+def grant_json(node: Node, grant_id: int) -> dict[str, Any]:
+    g = node.domain.grant(grant_id)
+    if g is None:
+        raise ApiError(404, "grant_not_found", f"no grant {grant_id}")
+    out: dict[str, Any] = {"grant_id": grant_id}
+    for key, value in g.items():
+        if key in ("owner", "grantee", "subject"):
+            out[key] = code_of(value)
+        elif isinstance(value, bytes):
+            out[key] = hex0x(value)
+        else:
+            out[key] = value
+    types = int(g.get("types", 0))
+    out["type_list"] = [t for t in range(1, 8) if types >> t & 1]
+    return out
+
+
+def submit_grants_tx(node: Node, raw_hex: str, expect: str) -> Any:
+    """Admit, commit and return the committed record of a Grants.<expect> transaction."""
+    raw = bytes.fromhex(raw_hex[2:])
+    try:
+        tx = decode_transaction(raw, chain_id=node.genesis.chain_id,
+                                max_bytes=node.config.mempool.max_tx_bytes)
+        if bytes(tx.to) != GRANTS:
+            raise ApiError(422, "bad_call", "the transaction is not addressed to Grants")
+        name, _ = node.domain.grants.decode_input(bytes(tx.data))
+        if name != expect:
+            raise ApiError(422, "bad_call", f"expected a Grants.{expect} call, got {name}")
+        tx_hash = node.submit(raw)
+    except Rejected as exc:
+        raise ApiError(422 if exc.reason != "role" else 403, exc.reason, str(exc)) from None
+    except AbiError as exc:
+        raise ApiError(422, "bad_call", str(exc)) from None
+    try:
+        return wait_committed(node, tx_hash, COMMIT_TIMEOUT_S)
+    except TxFailed as exc:
+        status = 409 if exc.reason == "reverted" else 504
+        raise ApiError(status, exc.reason, str(exc), {"tx_hash": hex0x(tx_hash)}) from None
+
+
+@router.post("", summary="Commit a grant signed by the owner; returns the grant")
+def create_grant(body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
+    record = submit_grants_tx(node, body.raw_transaction, "grant")
+    topic = node.domain.grants.topic("Granted")
+    for log in record.receipt.logs:
+        if log.topics and log.topics[0].to_bytes(32, "big") == topic:
+            grant_id = log.topics[1]
+            return {**grant_json(node, grant_id), "tx_hash": hex0x(record.tx.hash),
+                    "block_number": record.block_number, "block_hash": hex0x(record.block_hash)}
+    raise ApiError(500, "no_event", "the grant committed without a Granted event")
+
+
+@router.post("/{grant_id}/revoke", summary="Commit a revocation signed by the owner")
+def revoke_grant(grant_id: int, body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
+    record = submit_grants_tx(node, body.raw_transaction, "revoke")
+    return {**grant_json(node, grant_id), "tx_hash": hex0x(record.tx.hash),
+            "block_number": record.block_number, "block_hash": hex0x(record.block_hash)}
+
+
+@router.get("/{grant_id}", summary="One grant and its state (reads used, revoked, expiry)")
+def get_grant(grant_id: int, node: NodeDep, _: CallerDep) -> dict[str, Any]:
+    return grant_json(node, grant_id)
+
+
+@router.get("", summary="Grants about a subject, with their events")
+def list_grants(subject: str, node: NodeDep, _: CallerDep) -> list[dict[str, Any]]:
+    try:
+        subject_id = code_to_id(subject)
+    except CreditCodeError as exc:
+        raise ApiError(422, "invalid_credit_code", str(exc)) from None
+    out = []
+    for located in node.domain.history(subject_id):
+        if located.event.event == "Granted":
+            out.append({**grant_json(node, int(located.event.args["grant_id"])),
+                        "granted": event_json(located)})
+    return out

@@ -1,0 +1,237 @@
+"""``/v1/records``: publish (through the center's own node), list, fetch ciphertext, and
+request a data key under a grant (served by the record's custodian node, forwarded there
+from any other node)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from yilian.api.auth import ApiError, CallerDep, error_body
+from yilian.api.deps import NodeDep
+from yilian.api.domain_format import event_json, hex0x, parse_bytes32
+from yilian.contracts.addresses import RECORDS_ADDRESS
+from yilian.contracts.credit_code import CreditCodeError
+from yilian.contracts.credit_code import to_bytes32 as code_to_id
+from yilian.node.domain import code_of
+from yilian.node.key_service import NotCustodian, ServiceError
+from yilian.node.service import Node
+
+router = APIRouter(prefix="/v1/records", tags=["records"])
+
+FORWARDED_HEADER = "X-Yilian-Forwarded"
+FORWARD_TIMEOUT_S = 60.0
+
+
+class RecordCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str | int = Field(description="record type: basic, qualification, performance, "
+                            "personnel, credit, supervision, project (or 1..7)")
+    subject: str = Field(description="the entity's unified social credit code")
+    payload: dict[str, Any] = Field(description="the record, per the data standard")
+    client_id: str = Field(min_length=1, max_length=128,
+                           description="the caller's id for this record; retrying with the "
+                           "same id never creates a duplicate")
+    owner: Literal["subject", "center"] | None = None
+    version: int | None = Field(default=None, ge=1,
+                                description="the version to publish (updates); omit for new")
+
+
+class PublishedPublic(BaseModel):
+    record_id: str
+    version: int
+    digest: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    already_published: bool
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grant_id: int = Field(ge=0, description="the grant the read is made under (0 for the "
+                          "owner reading its own record)")
+    version: int | None = Field(default=None, ge=1)
+
+
+class KeyPublic(BaseModel):
+    record_id: str
+    version: int
+    wrapped_key: str
+    receipt_tx: str | None
+    receipt_block_number: int | None
+    receipt_block_hash: str | None
+    custodian: str
+
+
+def _service_error(exc: ServiceError) -> ApiError:
+    return ApiError(exc.status, exc.reason, str(exc), exc.extra)
+
+
+@router.post("", response_model=PublishedPublic, summary="Publish a record (center staff, "
+             "through their own center's node)")
+def publish(body: RecordCreate, node: NodeDep, caller: CallerDep) -> PublishedPublic:
+    service = node.key_service
+    if service is None:
+        raise ApiError(503, "no_key_service", "this node holds no center account; publish "
+                       "through your center's node")
+    try:
+        out = service.publish(caller.address, body.type, body.subject, body.payload,
+                               client_id=body.client_id, owner=body.owner,
+                               version=body.version)
+    except ServiceError as exc:
+        raise _service_error(exc) from None
+    return PublishedPublic(record_id=hex0x(out.record_id), version=out.version,
+                           digest=hex0x(out.digest), tx_hash=hex0x(out.tx_hash),
+                           block_number=out.block_number, block_hash=hex0x(out.block_hash),
+                           already_published=out.already)
+
+
+class RecordRemove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(default=None, ge=1, description="the tombstone's version "
+                                "(latest + 1); give it to make a retry idempotent")
+
+
+@router.post("/{record_id}/remove", response_model=PublishedPublic,
+             summary="Remove a record (a tombstone version; earlier versions stay on chain)")
+def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: CallerDep
+           ) -> PublishedPublic:
+    service = node.key_service
+    if service is None:
+        raise ApiError(503, "no_key_service", "this node holds no center account; remove "
+                       "through the providing center's node")
+    try:
+        out = service.remove(caller.address, parse_bytes32(record_id, "record_id"),
+                             body.version)
+    except ServiceError as exc:
+        raise _service_error(exc) from None
+    return PublishedPublic(record_id=hex0x(out.record_id), version=out.version,
+                           digest=hex0x(out.digest), tx_hash=hex0x(out.tx_hash),
+                           block_number=out.block_number, block_hash=hex0x(out.block_hash),
+                           already_published=out.already)
+
+
+def record_json(node: Node, record_id: bytes) -> dict[str, Any]:
+    meta = node.domain.record(record_id)
+    if meta is None:
+        raise ApiError(404, "record_not_found", f"no record {hex0x(record_id)} on chain")
+    versions = []
+    for v in range(1, meta.latest + 1):
+        located = node.domain.published(record_id, v)
+        vm = node.domain.version(record_id, v)
+        versions.append({
+            "version": v, "digest": hex0x(vm.digest), "schema": vm.schema,
+            "tombstone": vm.tombstone, "block_number": vm.block_number,
+            "timestamp": vm.timestamp,
+            "tx_hash": None if located is None else hex0x(located.tx_hash),
+            "block_hash": None if located is None else hex0x(located.block_hash),
+        })
+    return {"record_id": hex0x(record_id), "type": meta.rtype, "subject": code_of(meta.subject),
+            "center": code_of(meta.center), "owner": code_of(meta.owner), "latest": meta.latest,
+            "removed": meta.removed, "versions": versions}
+
+
+@router.get("", summary="Records about a subject, with every version")
+def list_records(subject: str, node: NodeDep, _: CallerDep) -> list[dict[str, Any]]:
+    try:
+        subject_id = code_to_id(subject)
+    except CreditCodeError as exc:
+        raise ApiError(422, "invalid_credit_code", str(exc)) from None
+    seen: list[bytes] = []
+    for located in node.domain.history(subject_id):
+        if located.event.event == "RecordPublished":
+            rid = bytes(located.event.args["record_id"])
+            if rid not in seen:
+                seen.append(rid)
+    return [record_json(node, rid) for rid in seen]
+
+
+@router.get("/{record_id}", summary="One record and its versions")
+def get_record(record_id: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
+    return record_json(node, parse_bytes32(record_id, "record_id"))
+
+
+@router.get("/{record_id}/versions/{version}",
+            summary="One version's ciphertext, digest and wrapped keys (as on chain)")
+def get_version(record_id: str, version: int, node: NodeDep, _: CallerDep) -> dict[str, Any]:
+    rid = parse_bytes32(record_id, "record_id")
+    meta = node.domain.record(rid)
+    if meta is None or not 1 <= version <= meta.latest:
+        raise ApiError(404, "version_not_found", f"record {record_id} has no version {version}")
+    located = node.domain.published(rid, version)
+    vm = node.domain.version(rid, version)
+    if located is None or located.event.event != "RecordPublished":
+        raise ApiError(410, "record_removed", f"version {version} is a removal (tombstone)")
+    args = located.event.args
+    return {
+        "record_id": hex0x(rid), "version": version, "type": meta.rtype,
+        "subject": code_of(meta.subject), "subject_id": hex0x(meta.subject),
+        "owner": code_of(meta.owner), "owner_id": hex0x(meta.owner),
+        "center": code_of(meta.center), "schema": vm.schema,
+        "digest": hex0x(vm.digest), "event_digest": hex0x(args["digest"]),
+        "ciphertext": hex0x(args["ciphertext"]), "wrapped_keys": hex0x(args["wrapped_keys"]),
+        "chain_id": node.genesis.chain_id, "records_address": RECORDS_ADDRESS,
+        "suite": node.genesis.suite, **event_json(located),
+    }
+
+
+def _forward(node: Node, center: bytes, record_id: str, caller_headers: dict[str, str],
+             body: bytes) -> JSONResponse:
+    member = node.domain.member(center)
+    custodian = code_of(center)
+    if member is None or not member.endpoint:
+        raise ApiError(503, "custodian_unavailable",
+                       f"the record's custodian {custodian} has no registered endpoint")
+    url = f"{member.endpoint.rstrip('/')}/v1/records/{record_id}/key"
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        **caller_headers, FORWARDED_HEADER: "1", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=FORWARD_TIMEOUT_S) as resp:
+            return JSONResponse(json.loads(resp.read()), status_code=resp.status)
+    except urllib.error.HTTPError as exc:
+        try:
+            payload = json.loads(exc.read())
+        except (ValueError, OSError):
+            payload = error_body("custodian_error", f"the custodian answered HTTP {exc.code}")
+        return JSONResponse(payload, status_code=exc.code)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise ApiError(503, "custodian_unavailable",
+                       f"the record's custodian center {custodian} ({member.endpoint}) did not "
+                       f"answer: {getattr(exc, 'reason', exc)}. Only the custodian holds the "
+                       "record's data key: retry when it is back, or ask the owner") from None
+
+
+@router.post("/{record_id}/key", response_model=KeyPublic,
+             summary="Get the record's data key, wrapped for the caller, under a grant")
+def request_key(record_id: str, body: KeyRequest, node: NodeDep, caller: CallerDep,
+                request: Request) -> Any:
+    rid = parse_bytes32(record_id, "record_id")
+    service = node.key_service
+    try:
+        if service is None:
+            meta = node.domain.record(rid)
+            if meta is None:
+                raise ApiError(404, "record_not_found", f"no record {record_id} on chain")
+            raise NotCustodian(meta.center)
+        out = service.release_key(caller.address, caller.nonce, rid, body.grant_id,
+                                  body.version)
+    except ServiceError as exc:
+        raise _service_error(exc) from None
+    except NotCustodian as exc:
+        if request.headers.get(FORWARDED_HEADER):
+            raise ApiError(409, "not_custodian", "forwarded to a node that is not the "
+                           "custodian") from None
+        return _forward(node, exc.center, record_id, caller.headers, caller.body)
+    return KeyPublic(record_id=hex0x(out.record_id), version=out.version,
+                     wrapped_key=hex0x(out.wrapped_key),
+                     receipt_tx=None if out.receipt_tx is None else hex0x(out.receipt_tx),
+                     receipt_block_number=out.block_number,
+                     receipt_block_hash=None if out.block_hash is None else hex0x(out.block_hash),
+                     custodian=node.config.name)

@@ -1,0 +1,307 @@
+"""The node's view of the domain contracts: members, records, grants and their history.
+
+Reads run the contracts' view functions on committed state (never on a block being
+built). Admission checks turn a domain transaction the sender may not submit into a
+:class:`~yilian.node.mempool.Rejected` with a reason, *before* the mempool: the contracts
+enforce the same rules again on execution, so a check that raced with a role change can
+only produce a reverted transaction, never a wrong state.
+
+The history index is written in the same atomic batch as the block that emitted the
+events (see :meth:`Domain.index_writes`), so after a crash it is exactly as complete as
+the chain. Keys (under the ``i`` prefix):
+
+* ``ds`` + subject(32) + block(8) + log index in block(4) -> b"" : every event about a subject;
+* ``dr`` + record id(32) + version(4) -> block(8) + log index(4) : where a version was published.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.vm.spoof import SpoofTransaction
+from eth_typing import Address
+from eth_utils import to_canonical_address, to_checksum_address
+
+from yilian.contracts.abi import AbiError, ContractAbi, DecodedLog, contract_abi, revert_reason
+from yilian.contracts.addresses import (
+    GRANTS_ADDRESS,
+    MEMBERS_ADDRESS,
+    RECORDS_ADDRESS,
+    ROLE_ADMIN,
+    ROLE_CENTER,
+    ROLE_NAMES,
+)
+from yilian.node.chain import ChainCore
+from yilian.node.mempool import Rejected
+from yilian.node.storage import INDEX
+
+MEMBERS = bytes(to_canonical_address(MEMBERS_ADDRESS))
+RECORDS = bytes(to_canonical_address(RECORDS_ADDRESS))
+GRANTS = bytes(to_canonical_address(GRANTS_ADDRESS))
+CONTRACT_NAMES = {MEMBERS: "Members", RECORDS: "Records", GRANTS: "Grants"}
+
+_SUBJECT = b"ds"
+_RECORD = b"dr"
+_CALL_GAS = 50_000_000
+
+# Which roles may call each state-changing domain function. Views are free for everyone.
+ALLOWED_ROLES: dict[tuple[bytes, str], frozenset[int]] = {
+    (MEMBERS, "add_member"): frozenset({ROLE_ADMIN}),
+    (MEMBERS, "add_account"): frozenset({ROLE_ADMIN}),
+    (MEMBERS, "set_active"): frozenset({ROLE_ADMIN}),
+    (RECORDS, "publish"): frozenset({ROLE_CENTER}),
+    (RECORDS, "remove"): frozenset({ROLE_CENTER}),
+    # Any member may grant (the contract only lets a grant cover records its owner owns).
+    (GRANTS, "grant"): frozenset(ROLE_NAMES),
+    (GRANTS, "revoke"): frozenset(ROLE_NAMES),
+    (GRANTS, "record_access"): frozenset({ROLE_CENTER}),
+}
+
+GRANT_STATUS = {
+    0: ("ok", "the grant covers this read"),
+    1: ("grant_not_found", "no such grant"),
+    2: ("grant_revoked", "the owner revoked this grant"),
+    3: ("grant_expired", "the grant has expired"),
+    4: ("grant_exhausted", "the grant has no reads left"),
+    5: ("not_covered", "the grant does not cover this record"),
+    6: ("not_grantee", "the caller is not the grantee of this grant"),
+}
+
+
+def code_of(member_id: bytes) -> str:
+    """A bytes32 member id as its credit-code text (zero padding stripped)."""
+    return bytes(member_id).rstrip(b"\x00").decode("ascii", "replace")
+
+
+def id_of(code: str) -> bytes:
+    """A credit-code text as a bytes32 member id (no check: the contracts check)."""
+    raw = code.encode("ascii")
+    if len(raw) > 32:
+        raise ValueError("member id longer than 32 bytes")
+    return raw.ljust(32, b"\x00")
+
+
+@dataclass(frozen=True)
+class Member:
+    id: bytes
+    role: int
+    name: str
+    enc_key: bytes
+    endpoint: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class RecordMeta:
+    record_id: bytes
+    rtype: int
+    subject: bytes
+    center: bytes
+    owner: bytes
+    latest: int
+    removed: bool
+
+
+@dataclass(frozen=True)
+class VersionMeta:
+    digest: bytes
+    schema: int
+    block_number: int
+    timestamp: int
+    tombstone: bool
+
+
+@dataclass(frozen=True)
+class Located:
+    """A committed log: where it is and what it says."""
+
+    block_number: int
+    block_hash: bytes
+    timestamp: int
+    tx_hash: bytes
+    log_index: int
+    contract: str
+    event: DecodedLog
+
+
+class Domain:
+    """Views, admission checks and history over one node's committed chain."""
+
+    def __init__(self, core: ChainCore) -> None:
+        self.core = core
+        self.members = contract_abi("Members")
+        self.records = contract_abi("Records")
+        self.grants = contract_abi("Grants")
+        self._abis: dict[bytes, ContractAbi] = {MEMBERS: self.members, RECORDS: self.records,
+                                                GRANTS: self.grants}
+        genesis_code = {addr: acct.code for addr, acct in core.genesis.alloc}
+        self.enabled = all(genesis_code.get(a) for a in (MEMBERS, RECORDS, GRANTS))
+
+    # -- calls ----------------------------------------------------------------------------
+    def call(self, address: bytes, fn: str, *args: Any,
+             at: BlockHeaderAPI | None = None) -> Any:
+        """Run a view function on committed state (the head unless ``at``)."""
+        abi = self._abis[address]
+        header = at or self.core.head()
+        vm_class = self.core.vm_class
+        unsigned = vm_class.create_unsigned_transaction(
+            nonce=0, gas_price=0, gas=_CALL_GAS, to=Address(address), value=0,
+            data=abi.encode_call(fn, *args))
+        tx = SpoofTransaction(unsigned, from_=Address(b"\x00" * 20))
+        computation = self.core.call(tx, header, _CALL_GAS)  # type: ignore[arg-type]
+        if computation.is_error:
+            reason = revert_reason(computation.output) or str(computation.error)
+            raise DomainCallError(f"{CONTRACT_NAMES[address]}.{fn} reverted: {reason}")
+        return abi.decode_output(fn, computation.output)
+
+    def role_of(self, account: bytes) -> int:
+        return int(self.call(MEMBERS, "role_of", to_checksum_address(account)))
+
+    def member_of(self, account: bytes) -> bytes:
+        return bytes(self.call(MEMBERS, "member_of", to_checksum_address(account)))
+
+    def member(self, member_id: bytes) -> Member | None:
+        out = self.call(MEMBERS, "get_member", member_id)
+        fields = _fields(out, ("role", "name", "enc_key", "endpoint", "active"))
+        if not fields["role"]:
+            return None
+        return Member(bytes(member_id), int(fields["role"]), str(fields["name"]),
+                      bytes(fields["enc_key"]), str(fields["endpoint"]), bool(fields["active"]))
+
+    def record(self, record_id: bytes) -> RecordMeta | None:
+        f = _fields(self.call(RECORDS, "get_record", record_id),
+                    ("rtype", "subject", "center", "owner", "latest", "removed"))
+        if not f["latest"]:
+            return None
+        return RecordMeta(bytes(record_id), int(f["rtype"]), bytes(f["subject"]),
+                          bytes(f["center"]), bytes(f["owner"]), int(f["latest"]),
+                          bool(f["removed"]))
+
+    def version(self, record_id: bytes, version: int) -> VersionMeta:
+        f = _fields(self.call(RECORDS, "get_version", record_id, version),
+                    ("digest", "schema", "block_number", "timestamp", "tombstone"))
+        return VersionMeta(bytes(f["digest"]), int(f["schema"]), int(f["block_number"]),
+                           int(f["timestamp"]), bool(f["tombstone"]))
+
+    def grant(self, grant_id: int) -> dict[str, Any] | None:
+        f = self.call(GRANTS, "get_grant", grant_id)
+        if isinstance(f, tuple):
+            names = [o["name"] for o in self.grants.functions["get_grant"].outputs]
+            f = dict(zip(names, f, strict=True))
+        if not any(f.get("owner", b"")):
+            return None
+        return dict(f)
+
+    def check_grant(self, grant_id: int, record_id: bytes, reader: bytes) -> int:
+        return int(self.call(GRANTS, "check", grant_id, record_id, reader))
+
+    # -- admission ------------------------------------------------------------------------
+    def check_admission(self, tx: SignedTransactionAPI, digest: Any) -> None:
+        """Refuse a domain transaction its sender's role may not submit (or one that is
+        malformed), with the reason; other transactions pass untouched."""
+        to = bytes(tx.to)
+        abi = self._abis.get(to)
+        if abi is None or not self.enabled:
+            return
+        try:
+            fn, args = abi.decode_input(bytes(tx.data))
+        except AbiError as exc:
+            raise Rejected("bad_call", f"not a valid {abi.name} call: {exc}") from None
+        allowed = ALLOWED_ROLES.get((to, fn))
+        if allowed is None:
+            raise Rejected("bad_call", f"{abi.name}.{fn} is not a transaction; call it with "
+                           "eth_call instead")
+        role = self.role_of(bytes(tx.sender))
+        if role not in allowed:
+            have = ROLE_NAMES.get(role, "no role (not a registered member account)")
+            need = " or ".join(sorted(ROLE_NAMES[r] for r in allowed))
+            raise Rejected("role", f"{abi.name}.{fn} may only be sent by a {need} account; "
+                           f"{to_checksum_address(bytes(tx.sender))} is {have}")
+        if (to, fn) == (RECORDS, "publish"):
+            expect = digest(bytes(args["ciphertext"]))
+            if bytes(args["digest"]) != expect:
+                raise Rejected("digest_mismatch",
+                               "the record's digest is not the suite digest of its ciphertext "
+                               f"(expected 0x{expect.hex()}); the ciphertext or digest was "
+                               "altered")
+
+    # -- history index ---------------------------------------------------------------------
+    def index_writes(self, block: BlockAPI, receipts: Sequence[ReceiptAPI]
+                     ) -> dict[bytes, bytes | None]:
+        """Index entries for the domain events of ``block`` (to commit with the block)."""
+        if not self.enabled:
+            return {}
+        writes: dict[bytes, bytes | None] = {}
+        number = struct.pack(">Q", block.number)
+        pos = 0
+        for receipt in receipts:
+            for log in receipt.logs:
+                abi = self._abis.get(bytes(log.address))
+                if abi is not None:
+                    try:
+                        ev = abi.decode_log([t.to_bytes(32, "big") for t in log.topics],
+                                            bytes(log.data))
+                    except AbiError:
+                        ev = None
+                    if ev is not None:
+                        here = number + struct.pack(">I", pos)
+                        subject = ev.args.get("subject")
+                        if isinstance(subject, bytes):
+                            writes[INDEX + _SUBJECT + subject + here] = b""
+                        if ev.event == "RecordPublished" or ev.event == "RecordRemoved":
+                            key = ev.args["record_id"] + struct.pack(">I", ev.args["version"])
+                            writes[INDEX + _RECORD + key] = here
+                pos += 1
+        return writes
+
+    def locate(self, block_number: int, log_pos: int) -> Located:
+        header = self.core.header_by_number(block_number)
+        if header is None:
+            raise DomainCallError(f"indexed block #{block_number} is missing")
+        block = self.core.block_by_header(header)
+        receipts = self.core.receipts(block)
+        pos = 0
+        for tx, receipt in zip(block.transactions, receipts, strict=True):
+            if log_pos < pos + len(receipt.logs):
+                log = receipt.logs[log_pos - pos]
+                abi = self._abis[bytes(log.address)]
+                ev = abi.decode_log([t.to_bytes(32, "big") for t in log.topics], bytes(log.data))
+                return Located(block_number, bytes(header.hash), int(header.timestamp),
+                               bytes(tx.hash), log_pos, abi.name, ev)
+            pos += len(receipt.logs)
+        raise DomainCallError(f"indexed log {log_pos} of block #{block_number} is missing")
+
+    def published(self, record_id: bytes, version: int) -> Located | None:
+        """The RecordPublished (or RecordRemoved) event of one version."""
+        raw = self.core.store.get(INDEX, _RECORD + record_id + struct.pack(">I", version))
+        if raw is None:
+            return None
+        number, pos = struct.unpack(">QI", raw)
+        return self.locate(number, pos)
+
+    def history(self, subject: bytes, *, limit: int = 10_000) -> Iterator[Located]:
+        """Every domain event about ``subject``, oldest first."""
+        start = _SUBJECT + subject
+        stop = (int.from_bytes(start, "big") + 1).to_bytes(len(start), "big")
+        for n, (key, _) in enumerate(self.core.store.iterate(INDEX, start, stop)):
+            if n >= limit:
+                return
+            number, pos = struct.unpack(">QI", key[-12:])
+            yield self.locate(number, pos)
+
+
+class DomainCallError(RuntimeError):
+    """A view call on a domain contract failed (the message carries the revert reason)."""
+
+
+def _fields(out: Any, names: Sequence[str]) -> dict[str, Any]:
+    """A struct returned as a dict, or several outputs as a tuple, as a dict by name."""
+    if isinstance(out, dict):
+        return out
+    if isinstance(out, tuple) and len(out) == len(names):
+        return dict(zip(names, out, strict=True))
+    raise DomainCallError(f"unexpected contract output shape: {out!r}")

@@ -1,0 +1,308 @@
+"""The custodian key service and the center's record publisher.
+
+A center's node is the *custodian* of the records its center provides. It holds the
+center's chain account (to sign receipts and publications) and the center's encryption
+key (to unwrap the data keys wrapped for it).
+
+Publishing (``publish``): the center's own systems send the plaintext record to their own
+node, which validates it against the data standard, encrypts it under a fresh data key,
+wraps that key for the custodian (itself) and the owner, and commits ``Records.publish``.
+The plaintext exists only in this node's memory during the call; only the ciphertext
+and the wrapped keys go on chain.
+
+Reading (``release_key``): a grantee's signed request reaches any node; a node that is not
+the record's custodian forwards it unchanged (see ``yilian.api.routes.records``). The
+custodian checks the live grant on chain, commits an access receipt through
+``Grants.record_access`` (which checks the grant *again* atomically and counts the read),
+and only after that receipt is final re-wraps the data key for the grantee's registered
+encryption key. The custodian never sends a data key in a form anyone but the grantee
+can open, so a relaying node learns nothing.
+
+If the custodian's node is down, the read fails with ``custodian_unavailable`` (HTTP 503)
+and nothing else: no other node holds a key that opens the record. The owner can always
+read its own records, because the data key is also wrapped for it. See docs/records.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from eth_hash.auto import keccak
+from eth_utils import to_canonical_address
+
+from yilian.contracts import envelope, standard
+from yilian.contracts.credit_code import CreditCodeError
+from yilian.contracts.credit_code import to_bytes32 as code_to_id
+from yilian.node.center_account import CenterAccount, TxFailed
+from yilian.node.crypto import sm2 as openssl_sm2
+from yilian.node.domain import GRANT_STATUS, GRANTS, RECORDS, Domain, RecordMeta, code_of
+
+if TYPE_CHECKING:
+    from yilian.node.service import Node
+
+envelope.set_default_sm2_backend(openssl_sm2)
+
+RECORD_ID_TAG = b"yilian-record-id-v1"
+REQUEST_ID_TAG = b"yilian-key-request-v1"
+
+
+class ServiceError(Exception):
+    """A refused or failed domain request: ``reason`` is a stable tag, ``status`` HTTP."""
+
+    def __init__(self, status: int, reason: str, message: str,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.extra = extra or {}
+
+
+class NotCustodian(Exception):
+    """This node does not hold the record's key: forward to ``center``'s node."""
+
+    def __init__(self, center: bytes) -> None:
+        super().__init__(code_of(center))
+        self.center = center
+
+
+@dataclass(frozen=True)
+class Published:
+    record_id: bytes
+    version: int
+    digest: bytes
+    tx_hash: bytes
+    block_number: int
+    block_hash: bytes
+    already: bool = False
+
+
+@dataclass(frozen=True)
+class KeyRelease:
+    record_id: bytes
+    version: int
+    wrapped_key: bytes
+    receipt_tx: bytes | None
+    block_number: int | None
+    block_hash: bytes | None
+
+
+def record_id_for(center: bytes, client_id: str) -> bytes:
+    """A record's id: deterministic in (center, client id), so a retried publication names
+    the same record and never creates a duplicate."""
+    return keccak(RECORD_ID_TAG + center + client_id.encode())
+
+
+def request_id_for(account: bytes, nonce: str) -> bytes:
+    """The on-chain id of a key request: the contract refuses a second receipt for it."""
+    return keccak(REQUEST_ID_TAG + account + bytes.fromhex(nonce))
+
+
+class KeyService:
+    def __init__(self, node: Node, domain: Domain, account: CenterAccount,
+                 enc_private: bytes) -> None:
+        self.node = node
+        self.domain = domain
+        self.account = account
+        self.suite = node.genesis.suite
+        self._enc_private = enc_private
+        self._center: bytes | None = None
+
+    # -- identity -------------------------------------------------------------------------
+    def center_id(self) -> bytes:
+        if self._center is None:
+            member = self.domain.member_of(self.account.address)
+            if not any(member):
+                raise ServiceError(503, "not_registered",
+                                   f"this node's center account {self.account.checksum} is not "
+                                   "a registered member; ask the consortium admin to add it")
+            self._center = member
+        return self._center
+
+    def _aad(self, meta: RecordMeta, version: int, schema: int) -> bytes:
+        return envelope.record_aad(
+            self.node.genesis.chain_id, RECORDS, meta.record_id, version, meta.rtype,
+            meta.subject, meta.owner, schema)
+
+    # -- publishing -----------------------------------------------------------------------
+    def publish(self, caller: bytes, rtype: Any, subject: str, payload: Any, *,
+                client_id: str, owner: str | None, version: int | None) -> Published:
+        center = self.center_id()
+        if self.domain.member_of(caller) != center:
+            raise ServiceError(403, "not_center_staff",
+                               "only accounts of this node's own center may publish through it; "
+                               "publish through your own center's node")
+        try:
+            subject_id = code_to_id(subject)
+        except CreditCodeError as exc:
+            raise ServiceError(422, "invalid_record", str(exc),
+                               {"fields": [{"field": "subject", "message": str(exc)}]}) from None
+        try:
+            kind = standard.RecordType.parse(rtype)
+            plaintext = standard.canonical_bytes(kind, payload, subject=subject)
+        except standard.RecordInvalid as exc:
+            raise ServiceError(422, "invalid_record", str(exc), {"fields": [
+                {"field": e.field, "message": e.message} for e in exc.errors]}) from None
+        owner_kind = owner or standard.DEFAULT_OWNER[kind]
+        if owner_kind not in ("subject", "center"):
+            raise ServiceError(422, "invalid_record", "owner must be 'subject' or 'center'",
+                               {"fields": [{"field": "owner", "message": "subject or center"}]})
+        owner_id = subject_id if owner_kind == "subject" else center
+        owner_member = self.domain.member(owner_id)
+        if owner_member is None or not owner_member.active:
+            raise ServiceError(422, "owner_not_member",
+                               f"the owner {code_of(owner_id)} is not an active member, so no "
+                               "key can be wrapped for it; register the enterprise first or "
+                               "publish with owner='center'")
+        record_id = record_id_for(center, client_id)
+        existing = self.domain.record(record_id)
+        latest = existing.latest if existing else 0
+        target = version if version is not None else (latest + 1 if existing is None else 0)
+        if version is None and existing is not None:
+            # A retry of a publication that already committed: report it, add nothing.
+            return self._already(record_id, 1)
+        if version is not None and version <= latest:
+            return self._already(record_id, version)
+        if target != latest + 1:
+            raise ServiceError(409, "version_conflict",
+                               f"record is at version {latest}; publish version {latest + 1}")
+        meta = RecordMeta(record_id, int(kind), subject_id, center, owner_id, target, False)
+        aad = self._aad(meta, target, standard.SCHEMA_VERSION)
+        sealed = envelope.seal(self.suite, plaintext, aad)
+        my_key = self.domain.member(center)
+        assert my_key is not None
+        wrapped = {center: envelope.wrap_key(self.suite, my_key.enc_key, sealed.data_key)}
+        if owner_id != center:
+            wrapped[owner_id] = envelope.wrap_key(self.suite, owner_member.enc_key,
+                                                  sealed.data_key)
+        digest = envelope.digest(self.suite, sealed.ciphertext)
+        data = self.domain.records.encode_call(
+            "publish", record_id, target, int(kind), subject_id, owner_id,
+            standard.SCHEMA_VERSION, digest, sealed.ciphertext,
+            envelope.encode_wrapped_keys(wrapped))
+        try:
+            rec = self.account.send(RECORDS, data)
+        except TxFailed as exc:
+            raise ServiceError(409 if exc.reason == "reverted" else 504, exc.reason,
+                               f"publishing failed: {exc}") from None
+        return Published(record_id, target, digest, bytes(rec.tx.hash), rec.block_number,
+                         rec.block_hash)
+
+    def remove(self, caller: bytes, record_id: bytes, version: int | None) -> Published:
+        """Tombstone a record this center provides (a new version; old ones stay)."""
+        center = self.center_id()
+        if self.domain.member_of(caller) != center:
+            raise ServiceError(403, "not_center_staff",
+                               "only accounts of the providing center may remove its records")
+        meta = self.locate_custodian(record_id)
+        if meta.center != center:
+            raise ServiceError(403, "not_provider", "only the providing center may remove a "
+                               f"record; this one is {code_of(meta.center)}'s")
+        target = version if version is not None else meta.latest + 1
+        if meta.removed and version is not None and version <= meta.latest:
+            return self._already(record_id, version)
+        data = self.domain.records.encode_call("remove", record_id, target)
+        try:
+            rec = self.account.send(RECORDS, data)
+        except TxFailed as exc:
+            raise ServiceError(409 if exc.reason == "reverted" else 504, exc.reason,
+                               f"removal failed: {exc}") from None
+        return Published(record_id, target, b"\x00" * 32, bytes(rec.tx.hash),
+                         rec.block_number, rec.block_hash)
+
+    def _already(self, record_id: bytes, version: int) -> Published:
+        located = self.domain.published(record_id, version)
+        if located is None:
+            raise ServiceError(409, "version_conflict", f"version {version} is not committed")
+        return Published(record_id, version, bytes(located.event.args.get("digest", b"")),
+                         located.tx_hash, located.block_number, located.block_hash, True)
+
+    # -- key release ----------------------------------------------------------------------
+    def locate_custodian(self, record_id: bytes) -> RecordMeta:
+        meta = self.domain.record(record_id)
+        if meta is None:
+            raise ServiceError(404, "record_not_found",
+                               f"no record 0x{record_id.hex()} on chain (yet)")
+        return meta
+
+    def release_key(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
+                    version: int | None) -> KeyRelease:
+        meta = self.locate_custodian(record_id)
+        if meta.center != self.center_id():
+            raise NotCustodian(meta.center)
+        reader_id = self.domain.member_of(reader)
+        reader_member = self.domain.member(reader_id) if any(reader_id) else None
+        if reader_member is None or not reader_member.active:
+            raise ServiceError(403, "not_member", "the caller is not an active member account")
+        v = version or meta.latest
+        if not 1 <= v <= meta.latest:
+            raise ServiceError(404, "version_not_found",
+                               f"record has versions 1..{meta.latest}; asked for {v}")
+        vmeta = self.domain.version(record_id, v)
+        if vmeta.tombstone:
+            raise ServiceError(410, "record_removed", f"version {v} is a removal (tombstone)")
+        located = self.domain.published(record_id, v)
+        if located is None or located.event.event != "RecordPublished":
+            raise ServiceError(500, "index_missing", "the version's publication is not indexed")
+        args = located.event.args
+        ciphertext = bytes(args["ciphertext"])
+        if envelope.digest(self.suite, ciphertext) != vmeta.digest or bytes(
+                args["digest"]) != vmeta.digest:
+            raise ServiceError(409, "tampered",
+                               "the stored ciphertext does not match its on-chain digest")
+        bundle = envelope.decode_wrapped_keys(bytes(args["wrapped_keys"]))
+        mine = bundle.get(meta.center)
+        if mine is None:
+            raise ServiceError(500, "no_custodian_key", "no data key was wrapped for the "
+                               "custodian of this record")
+        owner_read = reader_id == meta.owner
+        receipt = None
+        if not owner_read:
+            status = self.domain.check_grant(grant_id, record_id, reader_id)
+            if status != 0:
+                reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
+                raise ServiceError(403, reason, f"read refused: {message}")
+            request_id = request_id_for(reader, nonce)
+            data = self.domain.grants.encode_call(
+                "record_access", grant_id, record_id, v, reader_id, request_id)
+            try:
+                receipt = self.account.send(GRANTS, data)
+            except TxFailed as exc:
+                if exc.reason != "reverted":
+                    raise ServiceError(504, exc.reason, str(exc)) from None
+                status = self.domain.check_grant(grant_id, record_id, reader_id)
+                reason, message = GRANT_STATUS.get(status, ("refused", str(exc)))
+                if status == 0:
+                    reason, message = "refused", str(exc)
+                raise ServiceError(403, reason, f"read refused: {message}") from None
+        try:
+            wrapped = envelope.rewrap(self.suite, self._enc_private, mine,
+                                      reader_member.enc_key)
+        except envelope.EnvelopeError as exc:
+            raise ServiceError(500, "rewrap_failed", f"cannot re-wrap the data key: {exc}"
+                               ) from None
+        return KeyRelease(record_id, v, wrapped,
+                          None if receipt is None else bytes(receipt.tx.hash),
+                          None if receipt is None else receipt.block_number,
+                          None if receipt is None else receipt.block_hash)
+
+
+def load_key_service(node: Node, domain: Domain) -> KeyService | None:
+    """The key service when the node is configured with a center account and enc key."""
+    from yilian.node.crypto.suites import load_private_key
+
+    cfg = node.config
+    if not (cfg.account_key_file and cfg.enc_key_file and domain.enabled):
+        return None
+
+    def path(name: str) -> os.PathLike[str] | str:
+        return name if os.path.isabs(name) else node.home / name
+
+    account = CenterAccount(node, load_private_key(path(cfg.account_key_file)))
+    enc_private = load_private_key(path(cfg.enc_key_file))
+    return KeyService(node, domain, account, enc_private)
+
+
+def to_address(value: str) -> bytes:
+    return bytes(to_canonical_address(value))

@@ -1,0 +1,94 @@
+"""What a grantee (a bank's desk, another center, ...) calls: read a record under a grant.
+
+The record's ciphertext comes from any node; its digest is checked against the one on
+chain; the data key comes from the custodian's key service, wrapped for this caller's
+registered encryption key, and only this process ever unwraps it. Every read leaves an
+access receipt on chain before the key is released.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_canonical_address
+
+from yilian.contracts import envelope, standard
+from yilian.contracts.credit_code import to_bytes32
+from yilian.sdk import sm2 as sdk_sm2
+from yilian.sdk.client import Client
+from yilian.sdk.errors import TamperedError, YilianError
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    record_id: str
+    version: int
+    rtype: standard.RecordType
+    subject: str
+    data: dict[str, Any]
+    plaintext: bytes
+    receipt_tx: str | None
+    receipt_block_number: int | None
+
+
+def verify_and_open(suite: str, version_doc: dict[str, Any], data_key: bytes
+                    ) -> tuple[standard.RecordType, dict[str, Any], bytes]:
+    """Check a version's ciphertext against its on-chain digest, decrypt and parse it.
+
+    Raises TamperedError when the ciphertext, its digest or its binding to this record
+    (id, version, type, subject, owner, schema, network) was altered.
+    """
+    ciphertext = bytes.fromhex(version_doc["ciphertext"][2:])
+    digest = bytes.fromhex(version_doc["digest"][2:])
+    if envelope.digest(suite, ciphertext) != digest or version_doc["event_digest"] != \
+            version_doc["digest"]:
+        raise TamperedError("the record's ciphertext does not match its digest on chain: the "
+                            "ciphertext or the digest was altered; do not use this record")
+    aad = envelope.record_aad(
+        int(version_doc["chain_id"]), bytes(to_canonical_address(version_doc["records_address"])),
+        bytes.fromhex(version_doc["record_id"][2:]), int(version_doc["version"]),
+        int(version_doc["type"]), to_bytes32(version_doc["subject"]),
+        to_bytes32(version_doc["owner"]), int(version_doc["schema"]))
+    plaintext = envelope.open_sealed(suite, data_key, ciphertext, aad)
+    rtype, _, data = standard.parse_canonical(plaintext)
+    if int(rtype) != int(version_doc["type"]):
+        raise TamperedError("the decrypted record's type differs from its on-chain type")
+    return rtype, data, plaintext
+
+
+class Grantee:
+    """A member account with an encryption key, reading records shared with it."""
+
+    def __init__(self, client: Client) -> None:
+        if client.enc_private_key is None:
+            raise YilianError("a grantee needs its encryption private key "
+                              "(Client(..., enc_private_key=...))")
+        self.client = client
+        self._sm2 = sdk_sm2 if client.suite == "sm" else None
+
+    def version_doc(self, record_id: str, version: int | None = None) -> dict[str, Any]:
+        if version is None:
+            version = int(self.client.get(f"/v1/records/{record_id}")["latest"])
+        return dict(self.client.get(f"/v1/records/{record_id}/versions/{version}"))
+
+    def read(self, record_id: str, grant_id: int, version: int | None = None) -> ReadResult:
+        """The plaintext of one record version, read under ``grant_id``.
+
+        Raises :class:`~yilian.sdk.errors.Refused` with the reason when the grant does not
+        allow the read (``grant_revoked``, ``grant_expired``, ``grant_exhausted``,
+        ``not_covered``, ``not_grantee``), CustodianUnavailable when the custodian's node
+        is down, and TamperedError when the data was altered.
+        """
+        doc = self.version_doc(record_id, version)
+        key = self.client.post(f"/v1/records/{record_id}/key",
+                               {"grant_id": grant_id, "version": int(doc["version"])})
+        data_key = envelope.unwrap_key(self.client.suite, self._enc_private(),
+                                       bytes.fromhex(key["wrapped_key"][2:]), sm2=self._sm2)
+        rtype, data, plaintext = verify_and_open(self.client.suite, doc, data_key)
+        return ReadResult(record_id, int(doc["version"]), rtype, str(doc["subject"]), data,
+                          plaintext, key["receipt_tx"], key["receipt_block_number"])
+
+    def _enc_private(self) -> bytes:
+        assert self.client.enc_private_key is not None
+        return bytes(self.client.enc_private_key)
