@@ -48,9 +48,11 @@ EXPIRES_HEADER = "X-Yilian-Expires"
 SIGNATURE_HEADER = "X-Yilian-Signature"
 MAX_LIFETIME_S = 300
 TAG = "yilian-request-v1"
-_NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
-_ADDR_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_SIG_RE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+# fullmatch only: "$" would also accept a trailing newline
+_NONCE_RE = re.compile(r"[0-9a-f]{32}")
+_ADDR_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+_SIG_RE = re.compile(r"0x[0-9a-fA-F]{130}")
+_EXPIRES_RE = re.compile(r"[0-9]{1,12}")  # ASCII digits only (str.isdigit accepts "²")
 
 
 class RequestAuthError(ValueError):
@@ -111,13 +113,13 @@ def recover_signer(headers: dict[str, str], *, chain_id: int, method: str, path:
             "unauthenticated",
             f"this request must be signed: send {ACCOUNT_HEADER}, {NONCE_HEADER}, "
             f"{EXPIRES_HEADER} and {SIGNATURE_HEADER} (the SDK does this for you)")
-    if not _ADDR_RE.match(account):
+    if not _ADDR_RE.fullmatch(account):
         raise RequestAuthError("bad_auth", f"{ACCOUNT_HEADER} must be a 0x address")
-    if not _NONCE_RE.match(nonce):
+    if not _NONCE_RE.fullmatch(nonce):
         raise RequestAuthError("bad_auth", f"{NONCE_HEADER} must be 32 lowercase hex digits")
-    if not expires_s.isdigit() or len(expires_s) > 12:
+    if not _EXPIRES_RE.fullmatch(expires_s):
         raise RequestAuthError("bad_auth", f"{EXPIRES_HEADER} must be unix seconds")
-    if not _SIG_RE.match(signature):
+    if not _SIG_RE.fullmatch(signature):
         raise RequestAuthError("bad_auth", f"{SIGNATURE_HEADER} must be 0x + 65 bytes hex")
     expires = int(expires_s)
     current = now if now is not None else time.time()

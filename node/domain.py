@@ -141,6 +141,9 @@ class Domain:
         genesis_code = {addr: acct.code for addr, acct in core.genesis.alloc}
         self.enabled = all(genesis_code.get(a) for a in (MEMBERS, RECORDS, GRANTS))
 
+    def abi_at(self, address: bytes) -> ContractAbi:
+        return self._abis[address]
+
     # -- calls ----------------------------------------------------------------------------
     def call(self, address: bytes, fn: str, *args: Any,
              at: BlockHeaderAPI | None = None) -> Any:

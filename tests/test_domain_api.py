@@ -418,9 +418,6 @@ def test_raw_asgi_helper_matches_the_test_client(env: Env) -> None:
     assert json.loads(body)["id"] == ENTERPRISE
 
 
-@pytest.mark.xfail(strict=True, reason="signed_request.recover_signer accepts the header "
-                   "byte 0xB2 (latin-1 '\u00b2') as a digit (str.isdigit) and then int() "
-                   "raises ValueError: HTTP 500 instead of 401 bad_auth")
 def test_a_non_ascii_digit_expiry_is_bad_auth_not_a_server_error(env: Env) -> None:
     path = f"/v1/members/{ENTERPRISE}"
     signed = env.headers(env.member("auditor")["privateKey"], "GET", path)

@@ -10,27 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
 
 from yilian.api.auth import ApiError, CallerDep
 from yilian.api.deps import NodeDep
-from yilian.api.domain_format import event_json, hex0x
-from yilian.contracts.abi import AbiError
+from yilian.api.domain_format import (
+    SignedTransaction,
+    commit_domain_tx,
+    committed_json,
+    event_json,
+    hex0x,
+)
 from yilian.contracts.credit_code import CreditCodeError
 from yilian.contracts.credit_code import to_bytes32 as code_to_id
-from yilian.node.center_account import TxFailed, wait_committed
 from yilian.node.domain import GRANTS, code_of
-from yilian.node.mempool import Rejected, decode_transaction
 from yilian.node.service import Node
 
 router = APIRouter(prefix="/v1/grants", tags=["grants"])
-COMMIT_TIMEOUT_S = 30.0
-
-
-class SignedTransaction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    raw_transaction: str = Field(pattern=r"^0x[0-9a-fA-F]+$",
-                                 description="the owner's signed Grants transaction")
 
 
 def grant_json(node: Node, grant_id: int) -> dict[str, Any]:
@@ -50,46 +45,21 @@ def grant_json(node: Node, grant_id: int) -> dict[str, Any]:
     return out
 
 
-def submit_grants_tx(node: Node, raw_hex: str, expect: str) -> Any:
-    """Admit, commit and return the committed record of a Grants.<expect> transaction."""
-    raw = bytes.fromhex(raw_hex[2:])
-    try:
-        tx = decode_transaction(raw, chain_id=node.genesis.chain_id,
-                                max_bytes=node.config.mempool.max_tx_bytes)
-        if bytes(tx.to) != GRANTS:
-            raise ApiError(422, "bad_call", "the transaction is not addressed to Grants")
-        name, _ = node.domain.grants.decode_input(bytes(tx.data))
-        if name != expect:
-            raise ApiError(422, "bad_call", f"expected a Grants.{expect} call, got {name}")
-        tx_hash = node.submit(raw)
-    except Rejected as exc:
-        raise ApiError(422 if exc.reason != "role" else 403, exc.reason, str(exc)) from None
-    except AbiError as exc:
-        raise ApiError(422, "bad_call", str(exc)) from None
-    try:
-        return wait_committed(node, tx_hash, COMMIT_TIMEOUT_S)
-    except TxFailed as exc:
-        status = 409 if exc.reason == "reverted" else 504
-        raise ApiError(status, exc.reason, str(exc), {"tx_hash": hex0x(tx_hash)}) from None
-
-
 @router.post("", summary="Commit a grant signed by the owner; returns the grant")
 def create_grant(body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
-    record = submit_grants_tx(node, body.raw_transaction, "grant")
+    record = commit_domain_tx(node, body.raw_transaction, GRANTS, frozenset({"grant"}))
     topic = node.domain.grants.topic("Granted")
     for log in record.receipt.logs:
         if log.topics and log.topics[0].to_bytes(32, "big") == topic:
             grant_id = log.topics[1]
-            return {**grant_json(node, grant_id), "tx_hash": hex0x(record.tx.hash),
-                    "block_number": record.block_number, "block_hash": hex0x(record.block_hash)}
+            return {**grant_json(node, grant_id), **committed_json(record)}
     raise ApiError(500, "no_event", "the grant committed without a Granted event")
 
 
 @router.post("/{grant_id}/revoke", summary="Commit a revocation signed by the owner")
 def revoke_grant(grant_id: int, body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
-    record = submit_grants_tx(node, body.raw_transaction, "revoke")
-    return {**grant_json(node, grant_id), "tx_hash": hex0x(record.tx.hash),
-            "block_number": record.block_number, "block_hash": hex0x(record.block_hash)}
+    record = commit_domain_tx(node, body.raw_transaction, GRANTS, frozenset({"revoke"}))
+    return {**grant_json(node, grant_id), **committed_json(record)}
 
 
 @router.get("/{grant_id}", summary="One grant and its state (reads used, revoked, expiry)")

@@ -20,7 +20,7 @@ from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.contracts.credit_code import CreditCodeError
 from yilian.contracts.credit_code import to_bytes32 as code_to_id
 from yilian.node.domain import code_of
-from yilian.node.key_service import NotCustodian, ServiceError
+from yilian.node.key_service import NotCustodian, Published, ServiceError
 from yilian.node.service import Node
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
@@ -74,6 +74,13 @@ def _service_error(exc: ServiceError) -> ApiError:
     return ApiError(exc.status, exc.reason, str(exc), exc.extra)
 
 
+def _published(out: Published) -> PublishedPublic:
+    return PublishedPublic(record_id=hex0x(out.record_id), version=out.version,
+                           digest=hex0x(out.digest), tx_hash=hex0x(out.tx_hash),
+                           block_number=out.block_number, block_hash=hex0x(out.block_hash),
+                           already_published=out.already)
+
+
 @router.post("", response_model=PublishedPublic, summary="Publish a record (center staff, "
              "through their own center's node)")
 def publish(body: RecordCreate, node: NodeDep, caller: CallerDep) -> PublishedPublic:
@@ -87,10 +94,7 @@ def publish(body: RecordCreate, node: NodeDep, caller: CallerDep) -> PublishedPu
                                version=body.version)
     except ServiceError as exc:
         raise _service_error(exc) from None
-    return PublishedPublic(record_id=hex0x(out.record_id), version=out.version,
-                           digest=hex0x(out.digest), tx_hash=hex0x(out.tx_hash),
-                           block_number=out.block_number, block_hash=hex0x(out.block_hash),
-                           already_published=out.already)
+    return _published(out)
 
 
 class RecordRemove(BaseModel):
@@ -112,10 +116,7 @@ def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: CallerDep
                              body.version)
     except ServiceError as exc:
         raise _service_error(exc) from None
-    return PublishedPublic(record_id=hex0x(out.record_id), version=out.version,
-                           digest=hex0x(out.digest), tx_hash=hex0x(out.tx_hash),
-                           block_number=out.block_number, block_hash=hex0x(out.block_hash),
-                           already_published=out.already)
+    return _published(out)
 
 
 def record_json(node: Node, record_id: bytes) -> dict[str, Any]:
