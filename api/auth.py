@@ -1,7 +1,7 @@
 """Authentication of ``/v1`` requests and the REST error shape.
 
 A signed request (see :mod:`yilian.contracts.signed_request`) is accepted once: its
-(account, nonce) is written to the node's LevelDB (prefix ``r``, synced) before the
+(account, nonce) is written to the node's LevelDB (prefix ``r``) before the
 request runs, and kept until its expiry has passed, so a replay is refused even after a
 restart. The caller must be an account of an active member; its member id and role are
 read from the Members contract at the committed head.
@@ -73,7 +73,11 @@ class NonceStore:
             if self.node.store.get(REQUESTS, key) is not None:
                 raise ApiError(401, "replayed", "this signed request was already used; sign "
                                "each request afresh (a new nonce)")
-            self.node.store.put(REQUESTS, key, struct.pack(">Q", expires), sync=True)
+            # Not fsynced: a kill -9 keeps it (the OS has the write); only a machine crash
+            # within the expiry window could forget it, and then a replay still cannot
+            # repeat a key release (the chain refuses a used request id) or a publication
+            # (versions and client ids are idempotent).
+            self.node.store.put(REQUESTS, key, struct.pack(">Q", expires))
             now = time.time()
             if now - self._last_prune > PRUNE_EVERY_S:
                 self._last_prune = now

@@ -10,7 +10,6 @@ contract's reason string.
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from eth.vm.spoof import SpoofTransaction
@@ -63,17 +62,12 @@ class CenterAccount:
 
 def wait_committed(node: Node, tx_hash: bytes, timeout: float) -> TxRecord:
     """The committed record of ``tx_hash``; TxFailed on revert (with the reason) or timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        record = node.core.tx_record(tx_hash)
-        if record is not None:
-            break
-        if time.monotonic() > deadline:
-            raise TxFailed("commit_timeout",
-                           f"transaction 0x{tx_hash.hex()} did not commit within "
-                           f"{timeout:.0f} s; the chain may be stalled (check /healthz)",
-                           tx_hash)
-        time.sleep(0.02)
+    record = node.core.tx_record(tx_hash) if node.wait_for_commit(tx_hash, timeout) else None
+    if record is None:
+        raise TxFailed("commit_timeout",
+                       f"transaction 0x{tx_hash.hex()} did not commit within "
+                       f"{timeout:.0f} s; the chain may be stalled (check /healthz)",
+                       tx_hash)
     if record.receipt.state_root != b"\x01":  # EIP-658 status lives here
         raise TxFailed("reverted", _revert_reason(node, record), tx_hash)
     return record

@@ -10,13 +10,22 @@ The history index is written in the same atomic batch as the block that emitted 
 events (see :meth:`Domain.index_writes`), so after a crash it is exactly as complete as
 the chain. Keys (under the ``i`` prefix):
 
-* ``ds`` + subject(32) + block(8) + log index in block(4) -> b"" : every event about a subject;
-* ``dr`` + record id(32) + version(4) -> block(8) + log index(4) : where a version was published.
+* ``ds`` + subject(32) + block(8) + log index in block(4) -> tx hash(32) + log index in
+  its receipt(4): every event about a subject;
+* ``dr`` + record id(32) + version(4) -> block(8) + log index in block(4) + tx hash(32) +
+  log index in receipt(4): where a version was published (or removed).
+
+A located event is read back through the transaction index (one LevelDB read), never by
+re-reading its whole block.
+
+View calls on the head are cached per head block (a block changes nothing until the next
+one commits), so the many lookups a REST request makes cost one execution each per block.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +56,7 @@ CONTRACT_NAMES = {MEMBERS: "Members", RECORDS: "Records", GRANTS: "Grants"}
 _SUBJECT = b"ds"
 _RECORD = b"dr"
 _CALL_GAS = 50_000_000
+_CACHE_ENTRIES = 4096
 
 # Which roles may call each state-changing domain function. Views are free for everyone.
 ALLOWED_ROLES: dict[tuple[bytes, str], frozenset[int]] = {
@@ -140,6 +150,9 @@ class Domain:
                                                 GRANTS: self.grants}
         genesis_code = {addr: acct.code for addr, acct in core.genesis.alloc}
         self.enabled = all(genesis_code.get(a) for a in (MEMBERS, RECORDS, GRANTS))
+        self._cache_lock = threading.Lock()
+        self._cache_head = b""
+        self._cache: dict[tuple[bytes, bytes], Any] = {}
 
     def abi_at(self, address: bytes) -> ContractAbi:
         return self._abis[address]
@@ -150,16 +163,29 @@ class Domain:
         """Run a view function on committed state (the head unless ``at``)."""
         abi = self._abis[address]
         header = at or self.core.head()
+        data = abi.encode_call(fn, *args)
+        key = (address, data)
+        if at is None:
+            with self._cache_lock:
+                if self._cache_head != header.hash:
+                    self._cache_head = header.hash
+                    self._cache.clear()
+                if key in self._cache:
+                    return self._cache[key]
         vm_class = self.core.vm_class
         unsigned = vm_class.create_unsigned_transaction(
-            nonce=0, gas_price=0, gas=_CALL_GAS, to=Address(address), value=0,
-            data=abi.encode_call(fn, *args))
+            nonce=0, gas_price=0, gas=_CALL_GAS, to=Address(address), value=0, data=data)
         tx = SpoofTransaction(unsigned, from_=Address(b"\x00" * 20))
         computation = self.core.call(tx, header, _CALL_GAS)  # type: ignore[arg-type]
         if computation.is_error:
             reason = revert_reason(computation.output) or str(computation.error)
             raise DomainCallError(f"{CONTRACT_NAMES[address]}.{fn} reverted: {reason}")
-        return abi.decode_output(fn, computation.output)
+        out = abi.decode_output(fn, computation.output)
+        if at is None:
+            with self._cache_lock:
+                if self._cache_head == header.hash and len(self._cache) < _CACHE_ENTRIES:
+                    self._cache[key] = out
+        return out
 
     def role_of(self, account: bytes) -> int:
         return int(self.call(MEMBERS, "role_of", to_checksum_address(account)))
@@ -241,8 +267,8 @@ class Domain:
         writes: dict[bytes, bytes | None] = {}
         number = struct.pack(">Q", block.number)
         pos = 0
-        for receipt in receipts:
-            for log in receipt.logs:
+        for tx, receipt in zip(block.transactions, receipts, strict=True):
+            for in_tx, log in enumerate(receipt.logs):
                 abi = self._abis.get(bytes(log.address))
                 if abi is not None:
                     try:
@@ -252,49 +278,47 @@ class Domain:
                         ev = None
                     if ev is not None:
                         here = number + struct.pack(">I", pos)
+                        where = bytes(tx.hash) + struct.pack(">I", in_tx)
                         subject = ev.args.get("subject")
                         if isinstance(subject, bytes):
-                            writes[INDEX + _SUBJECT + subject + here] = b""
+                            writes[INDEX + _SUBJECT + subject + here] = where
                         if ev.event == "RecordPublished" or ev.event == "RecordRemoved":
                             key = ev.args["record_id"] + struct.pack(">I", ev.args["version"])
-                            writes[INDEX + _RECORD + key] = here
+                            writes[INDEX + _RECORD + key] = here + where
                 pos += 1
         return writes
 
-    def locate(self, block_number: int, log_pos: int) -> Located:
+    def locate(self, block_number: int, log_pos: int, where: bytes) -> Located:
+        """The indexed event: log ``where[32:]`` of transaction ``where[:32]``."""
+        tx_hash, in_tx = where[:32], struct.unpack(">I", where[32:36])[0]
+        record = self.core.tx_record(tx_hash)
         header = self.core.header_by_number(block_number)
-        if header is None:
-            raise DomainCallError(f"indexed block #{block_number} is missing")
-        block = self.core.block_by_header(header)
-        receipts = self.core.receipts(block)
-        pos = 0
-        for tx, receipt in zip(block.transactions, receipts, strict=True):
-            if log_pos < pos + len(receipt.logs):
-                log = receipt.logs[log_pos - pos]
-                abi = self._abis[bytes(log.address)]
-                ev = abi.decode_log([t.to_bytes(32, "big") for t in log.topics], bytes(log.data))
-                return Located(block_number, bytes(header.hash), int(header.timestamp),
-                               bytes(tx.hash), log_pos, abi.name, ev)
-            pos += len(receipt.logs)
-        raise DomainCallError(f"indexed log {log_pos} of block #{block_number} is missing")
+        if record is None or header is None or record.block_number != block_number:
+            raise DomainCallError(f"indexed transaction 0x{tx_hash.hex()} of block "
+                                  f"#{block_number} is missing")
+        log = record.receipt.logs[in_tx]
+        abi = self._abis[bytes(log.address)]
+        ev = abi.decode_log([t.to_bytes(32, "big") for t in log.topics], bytes(log.data))
+        return Located(block_number, bytes(header.hash), int(header.timestamp), tx_hash,
+                       log_pos, abi.name, ev)
 
     def published(self, record_id: bytes, version: int) -> Located | None:
         """The RecordPublished (or RecordRemoved) event of one version."""
         raw = self.core.store.get(INDEX, _RECORD + record_id + struct.pack(">I", version))
         if raw is None:
             return None
-        number, pos = struct.unpack(">QI", raw)
-        return self.locate(number, pos)
+        number, pos = struct.unpack(">QI", raw[:12])
+        return self.locate(number, pos, raw[12:])
 
     def history(self, subject: bytes, *, limit: int = 10_000) -> Iterator[Located]:
         """Every domain event about ``subject``, oldest first."""
         start = _SUBJECT + subject
         stop = (int.from_bytes(start, "big") + 1).to_bytes(len(start), "big")
-        for n, (key, _) in enumerate(self.core.store.iterate(INDEX, start, stop)):
+        for n, (key, where) in enumerate(self.core.store.iterate(INDEX, start, stop)):
             if n >= limit:
                 return
             number, pos = struct.unpack(">QI", key[-12:])
-            yield self.locate(number, pos)
+            yield self.locate(number, pos, where)
 
 
 class DomainCallError(RuntimeError):

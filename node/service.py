@@ -69,6 +69,8 @@ class Node:
             limits=config.mempool,
         )
         self._listeners: list[Listener] = []
+        self._tx_waiters: dict[bytes, list[threading.Event]] = {}
+        self._tx_waiters_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = time.time()
@@ -231,7 +233,29 @@ class Node:
                 self.store.delete(MEMPOOL, h)
         return self._announce(built)
 
+    def wait_for_commit(self, tx_hash: bytes, timeout: float) -> bool:
+        """Block until ``tx_hash`` is in a committed block (True) or ``timeout`` passes."""
+        event = threading.Event()
+        with self._tx_waiters_lock:
+            self._tx_waiters.setdefault(tx_hash, []).append(event)
+        try:
+            if self.core.is_committed(tx_hash):
+                return True
+            return event.wait(timeout) or self.core.is_committed(tx_hash)
+        finally:
+            with self._tx_waiters_lock:
+                waiting = self._tx_waiters.get(tx_hash, [])
+                if event in waiting:
+                    waiting.remove(event)
+                if not waiting:
+                    self._tx_waiters.pop(tx_hash, None)
+
     def _announce(self, built: BuiltBlock) -> CommittedBlock:
+        with self._tx_waiters_lock:
+            if self._tx_waiters:
+                for tx in built.block.transactions:
+                    for event in self._tx_waiters.get(bytes(tx.hash), ()):
+                        event.set()
         committed = CommittedBlock(built.block, built.receipts)
         for listener in list(self._listeners):
             try:

@@ -239,3 +239,16 @@ def test_consortium_bench_1_and_4_validators(tmp_path: Path,
     assert one["ratio"] == pytest.approx(1.0) and four["ratio"] > 0
     assert four["saturation"]["send_urls"] == 4
     assert all(b["round"] is not None for b in four["blocks"])
+
+
+def test_records_benchmark_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m yilian.bench.records`` on a tiny load: every call succeeds and the report
+    holds both rates and their ratios (no speed assertion)."""
+    from yilian.bench import records
+
+    code = records.main(["--records", "8", "--reads", "8", "--baseline", "2",
+                         "--concurrency", "4"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "published records/s:" in out and "grant-checked reads/s:" in out
+    assert "errors 0" in out and "errors 1" not in out
