@@ -133,6 +133,32 @@ def dev_members(suite: str, accounts: list[DevAccount]) -> list[dict[str, Any]]:
     return out
 
 
+def make_center(home: Path, index: int, name: str, endpoint: str, suite: str) -> MemberSeed:
+    """Create center ``index``'s chain account and encryption keys in its node ``home``
+    (files mode 0600) and return its member seed (public parts only)."""
+    account = Account.create()
+    save_private_key(home / ACCOUNT_KEY_FILE, bytes(account.key))
+    enc = envelope.generate_enc_keypair(suite, sm2=openssl_sm2)
+    save_private_key(home / ENC_KEY_FILE, enc.private)
+    return MemberSeed(id=center_code(index), role=ROLE_CENTER, name=f"交易中心 {name}",
+                      enc_key=enc.public, endpoint=endpoint, account=account.address)
+
+
+def add_members(genesis: dict[str, Any], suite: str, centers: list[MemberSeed],
+                accounts: list[DevAccount]) -> list[dict[str, Any]]:
+    """Predeploy the domain contracts in ``genesis`` with ``centers`` and the development
+    members seeded, authorise the centers' accounts; return the development members."""
+    members = dev_members(suite, accounts)
+    seeds = list(centers) + [
+        MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
+                   enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
+                   account=m["account"]) for m in members]
+    genesis["alloc"].update(domain_alloc(seeds))
+    genesis["authorisedSenders"] = [*genesis["authorisedSenders"],
+                                    *(c.account for c in centers)]
+    return members
+
+
 def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str = "standard",
                  base_port: int = 8545, block_interval_ms: int = 500,
                  host: str = "127.0.0.1") -> dict[str, Any]:
@@ -146,7 +172,6 @@ def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str 
     plans = plan_nodes(centers, observers, base_port)
     keys: dict[str, bytes] = {}
     seeds: list[MemberSeed] = []
-    center_accounts: list[str] = []
     for plan in plans:
         home = out / plan.name
         home.mkdir()
@@ -154,24 +179,11 @@ def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str 
         save_private_key(home / NODE_KEY_FILE, private)
         keys[plan.name] = suite_impl.public_key(private)
         if plan.validator:
-            account = Account.create()
-            save_private_key(home / ACCOUNT_KEY_FILE, bytes(account.key))
-            enc = envelope.generate_enc_keypair(suite, sm2=openssl_sm2)
-            save_private_key(home / ENC_KEY_FILE, enc.private)
-            center_accounts.append(account.address)
-            seeds.append(MemberSeed(id=center_code(len(center_accounts)), role=ROLE_CENTER,
-                                    name=f"交易中心 {plan.name}", enc_key=enc.public,
-                                    endpoint=f"http://{host}:{plan.rpc_port}",
-                                    account=account.address))
+            seeds.append(make_center(home, len(seeds) + 1, plan.name,
+                                     f"http://{host}:{plan.rpc_port}", suite))
     accounts = dev_accounts()
-    members = dev_members(suite, accounts)
-    for m in members:
-        seeds.append(MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
-                                enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
-                                account=m["account"]))
     genesis = local_genesis(accounts, block_interval_ms=block_interval_ms)
-    genesis["alloc"].update(domain_alloc(seeds))
-    genesis["authorisedSenders"] = [*genesis["authorisedSenders"], *center_accounts]
+    members = add_members(genesis, suite, seeds, accounts)
     genesis["name"] = f"yilian-{centers}-centers"
     genesis["suite"] = suite
     genesis["validators"] = [{"name": p.name, "nodeKey": "0x" + keys[p.name].hex(), "power": 1}

@@ -37,7 +37,15 @@ from yilian.contracts.credit_code import CreditCodeError
 from yilian.contracts.credit_code import to_bytes32 as code_to_id
 from yilian.node.center_account import CenterAccount, TxFailed
 from yilian.node.crypto import sm2 as openssl_sm2
-from yilian.node.domain import GRANT_STATUS, GRANTS, RECORDS, Domain, RecordMeta, code_of
+from yilian.node.domain import (
+    GRANT_STATUS,
+    GRANTS,
+    RECORDS,
+    Domain,
+    Located,
+    RecordMeta,
+    code_of,
+)
 
 if TYPE_CHECKING:
     from yilian.node.service import Node
@@ -158,12 +166,12 @@ class KeyService:
         record_id = record_id_for(center, client_id)
         existing = self.domain.record(record_id)
         latest = existing.latest if existing else 0
-        target = version if version is not None else (latest + 1 if existing is None else 0)
-        if version is None and existing is not None:
-            # A retry of a publication that already committed: report it, add nothing.
-            return self._already(record_id, 1)
-        if version is not None and version <= latest:
-            return self._already(record_id, version)
+        target = version if version is not None else latest + 1
+        if existing is not None and (version is None or version <= latest):
+            # A retry of a publication that already committed: report it, add nothing -
+            # but only if it is the same record; a client id reused for other content is
+            # a mistake the caller must hear about.
+            return self._already(record_id, version or 1, plaintext)
         if target != latest + 1:
             raise ServiceError(409, "version_conflict",
                                f"record is at version {latest}; publish version {latest + 1}")
@@ -211,12 +219,32 @@ class KeyService:
         return Published(record_id, target, b"\x00" * 32, bytes(rec.tx.hash),
                          rec.block_number, rec.block_hash)
 
-    def _already(self, record_id: bytes, version: int) -> Published:
+    def _already(self, record_id: bytes, version: int, plaintext: bytes | None = None
+                 ) -> Published:
         located = self.domain.published(record_id, version)
         if located is None:
             raise ServiceError(409, "version_conflict", f"version {version} is not committed")
+        if plaintext is not None and self._committed_plaintext(located) != plaintext:
+            raise ServiceError(409, "client_id_reused",
+                               f"version {version} of this record (client id) was already "
+                               "published with different content; to update it publish "
+                               f"version {self.locate_custodian(record_id).latest + 1}, or use "
+                               "a new client id for a new record")
         return Published(record_id, version, bytes(located.event.args.get("digest", b"")),
                          located.tx_hash, located.block_number, located.block_hash, True)
+
+    def _committed_plaintext(self, located: Located) -> bytes | None:
+        """The plaintext of a version this center published (its own key opens it)."""
+        args = located.event.args
+        if located.event.event != "RecordPublished":
+            return None
+        meta = self.locate_custodian(bytes(args["record_id"]))
+        mine = envelope.decode_wrapped_keys(bytes(args["wrapped_keys"])).get(meta.center)
+        if mine is None:
+            return None
+        key = envelope.unwrap_key(self.suite, self._enc_private, mine)
+        aad = self._aad(meta, int(args["version"]), int(args["schema"]))
+        return envelope.open_sealed(self.suite, key, bytes(args["ciphertext"]), aad)
 
     # -- key release ----------------------------------------------------------------------
     def locate_custodian(self, record_id: bytes) -> RecordMeta:

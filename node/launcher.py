@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS
 from yilian.network_configs.local import RECORD_STORE_ADDRESS, dev_accounts, local_genesis
 
 NETWORK_FILE = "network.json"
@@ -118,38 +119,50 @@ def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
             return init_network(data_dir, centers=nodes, base_port=first)
         except NetworkInitError as exc:
             raise LauncherError(str(exc)) from exc
+    from yilian.network_configs.generate import (
+        ACCOUNT_KEY_FILE,
+        ENC_KEY_FILE,
+        add_members,
+        make_center,
+    )
+
     data_dir.mkdir(parents=True, exist_ok=True)
     accounts = dev_accounts()
+    name = "node-1"
+    home = (data_dir / name).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    port = _free_port(base_port)
+    center = make_center(home, 1, name, f"http://127.0.0.1:{port}", "standard")
     genesis = local_genesis(accounts)
-    entries = []
-    port = base_port
-    for i in range(1, nodes + 1):
-        name = f"node-{i}"
-        home = (data_dir / name).resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        port = _free_port(port)
-        (home / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
-        config = {"name": name, "host": "127.0.0.1", "rpc_port": port,
-                  "genesis_file": "genesis.json", "data_dir": "data",
-                  "proposer": accounts[0].address}
-        (home / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        entries.append({
-            "name": name,
-            "home": str(home),
-            "dataDir": str(home / "data"),
-            "rpc": f"http://127.0.0.1:{port}/rpc",
-            "ws": f"ws://127.0.0.1:{port}/ws",
-            "pid": None,
-            "log": str(home / "node.log"),
-        })
-        port += 1
+    members = add_members(genesis, "standard", [center], accounts)
+    (home / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
+    config = {"name": name, "host": "127.0.0.1", "rpc_port": port,
+              "genesis_file": "genesis.json", "data_dir": "data",
+              "proposer": accounts[0].address, "account_key_file": ACCOUNT_KEY_FILE,
+              "enc_key_file": ENC_KEY_FILE}
+    (home / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    entry = {
+        "name": name,
+        "center": {"id": center.id, "account": center.account},
+        "api": f"http://127.0.0.1:{port}",
+        "home": str(home),
+        "dataDir": str(home / "data"),
+        "rpc": f"http://127.0.0.1:{port}/rpc",
+        "ws": f"ws://127.0.0.1:{port}/ws",
+        "pid": None,
+        "log": str(home / "node.log"),
+    }
     network = {
         "name": genesis["name"],
         "chainId": genesis["chainId"],
-        "nodes": entries,
-        "contracts": {"RecordStore": RECORD_STORE_ADDRESS},
+        "suite": "standard",
+        "nodes": [entry],
+        "contracts": {"RecordStore": RECORD_STORE_ADDRESS, "Members": MEMBERS_ADDRESS,
+                      "Records": RECORDS_ADDRESS, "Grants": GRANTS_ADDRESS},
         "accounts": [{"address": a.address, "privateKey": a.private_key} for a in accounts],
         "accountsWarning": "development keys derived from a public seed: local use only",
+        "members": members,
+        "membersWarning": "development members' keys derive from a public seed: local use only",
     }
     _write_network(data_dir, network)
     return network

@@ -251,6 +251,24 @@ def test_sdk_center_publish_and_retry(env: Env, published: Published) -> None:
         published.record_id, 1, published.out.tx_hash)
 
 
+def test_a_client_id_reused_for_other_content_is_refused(env: Env) -> None:
+    payload = dict(standard.example_record("qualification", ENTERPRISE))
+    body = {"type": "qualification", "subject": ENTERPRISE, "owner": "subject",
+            "payload": payload, "client_id": "rest-qual-reuse"}
+    first = env.call(env.center_key, "POST", "/v1/records", body)
+    assert first.status_code == 200, first.text
+    changed = {**body, "payload": {**payload, "level": "乙级 Grade B"}}
+    resp = env.call(env.center_key, "POST", "/v1/records", changed)
+    assert_refused(resp, 409, "client_id_reused")
+    assert "version 2" in resp.json()["error"]["message"]
+    update = env.call(env.center_key, "POST", "/v1/records", {**changed, "version": 2})
+    assert update.status_code == 200, update.text
+    assert update.json()["version"] == 2 and not update.json()["already_published"]
+    # retrying that update is idempotent too
+    again = env.call(env.center_key, "POST", "/v1/records", {**changed, "version": 2})
+    assert again.status_code == 200 and again.json()["already_published"] is True
+
+
 @pytest.mark.parametrize("role", ["financial", "admin", "enterprise"])
 def test_a_non_center_account_cannot_publish(env: Env, role: str) -> None:
     body = {"type": "basic", "subject": ENTERPRISE, "client_id": f"by-{role}",
@@ -728,3 +746,35 @@ def test_a_publish_with_a_mismatched_digest_is_refused(env: Env) -> None:
     assert "result" in out, out
     receipt = center.wait_receipt(out["result"], timeout=30)
     assert receipt["status"] == "0x1"
+
+
+def test_removal_is_a_tombstone_that_stops_reads_and_keeps_history(env: Env) -> None:
+    center = Center(env.sdk(env.center_key))
+    payload = standard.example_record("performance", ENTERPRISE)
+    out = center.publish_record("performance", ENTERPRISE, payload, owner="subject",
+                                client_id="to-remove")
+    grant = enterprise(env).grant(env.member("financial")["id"], types=["performance"],
+                                  purpose="removal", max_reads=5, valid_for_s=600)
+    assert bank(env).read(out.record_id, grant["grant_id"]).plaintext == \
+        standard.canonical_bytes("performance", payload, subject=ENTERPRISE)
+    removed = center.remove_record(out.record_id, version=2)
+    assert removed.version == 2
+    again = center.remove_record(out.record_id, version=2)  # an idempotent retry
+    assert again.already_published and again.tx_hash == removed.tx_hash
+    record = env.call(env.center_key, "GET", f"/v1/records/{out.record_id}").json()
+    assert record["removed"] is True and record["latest"] == 2
+    assert [v["tombstone"] for v in record["versions"]] == [False, True]
+    tomb = env.call(env.center_key, "GET", f"/v1/records/{out.record_id}/versions/2")
+    assert_refused(tomb, 410, "record_removed")
+    with pytest.raises(Refused) as err:
+        bank(env).read(out.record_id, grant["grant_id"], version=1)
+    assert err.value.reason == "not_covered", err.value  # a removed record is not shared
+    history = env.call(env.member("auditor")["privateKey"], "GET",
+                       f"/v1/subjects/{ENTERPRISE}/history").json()
+    mine = [e for e in history if e["args"].get("record_id") == out.record_id]
+    assert [e["event"] for e in mine if e["contract"] == "Records"] == [
+        "RecordPublished", "RecordRemoved"]
+    # another center cannot remove it
+    other = env.call(env.member("financial")["privateKey"], "POST",
+                     f"/v1/records/{out.record_id}/remove", {})
+    assert other.status_code == 403
