@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                        [publish(n % 4, 10_000 + n) for n in range(args.records)],
                        args.concurrency)
         print(par_pub.line())
-        ent_m = [m for m in net["members"] if m["id"] == ENTERPRISE][0]
+        ent_m = next(m for m in net["members"] if m["id"] == ENTERPRISE)
         grant = Enterprise(Client(api[1], ent_m["privateKey"]), ENTERPRISE).grant(
             bank_m["id"], types=TYPES, purpose="benchmark", max_reads=2**32 - 1,
             valid_for_s=3600)
