@@ -35,7 +35,10 @@ def up(nodes: int, data_dir: Path, base_port: int) -> None:
     click.echo(f"yilian local network '{network['name']}' is up (chain id {network['chainId']})")
     for entry in network["nodes"]:
         click.echo(f"  {entry['name']}: rpc {entry['rpc']}  ws {entry['ws']}  pid {entry['pid']}")
-    click.echo(f"  RecordStore contract: {network['contracts']['RecordStore']}")
+    click.echo("  contracts: " + ", ".join(f"{k} {v}" for k, v in network["contracts"].items()))
+    for m in network.get("members", []):
+        click.echo(f"  member {m['id']} {m['role']:<10} {m['account']} (keys in network.json; "
+                   "local use only)")
     click.echo(f"  network file: {(data_dir / 'network.json').resolve()}")
     click.echo(f"  dev account 0: {acct['address']} (key in network.json; local use only)")
     click.echo("\nNext:")
@@ -43,6 +46,9 @@ def up(nodes: int, data_dir: Path, base_port: int) -> None:
                "-d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_blockNumber\"}'")
     click.echo(f"  .venv/bin/python -c \"from web3 import Web3; print(Web3(Web3.HTTPProvider("
                f"'{first['rpc']}')).eth.block_number)\"")
+    if first.get("api"):
+        click.echo(f"  open {first['api']}/docs   # the /v1 REST API (records, grants, "
+                   "receipts, members); SDK: README.md, docs/records.md")
     click.echo(f"  .ci/yilian status --data-dir {data_dir}")
     click.echo(f"  .ci/yilian down --data-dir {data_dir}")
 
