@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from yilian.api.auth import ApiError, api_error_handler
+from yilian.api.auth import ApiError, NonceStore, api_error_handler
 from yilian.api.body_guard import BodyGuard
 from yilian.api.routes import grants, health, members, receipts, records, rpc, ws
 from yilian.api.rpc import RpcHandler
@@ -21,6 +21,7 @@ def create_app(node: Node) -> FastAPI:
     )
     app.state.node = node
     app.state.rpc = RpcHandler(node)
+    app.state.nonces = NonceStore(node)
     app.include_router(rpc.router)
     app.include_router(ws.router)
     app.include_router(health.router)

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from yilian.api.deps import get_node
 from yilian.contracts.addresses import ROLE_NAMES
@@ -104,21 +105,27 @@ class Caller:
 
 
 def _nonces(request: Request) -> NonceStore:
-    store: NonceStore | None = getattr(request.app.state, "nonces", None)
-    if store is None:
-        store = NonceStore(request.app.state.node)
-        request.app.state.nonces = store
+    store: NonceStore = request.app.state.nonces  # one per app (create_app), one lock
     return store
 
 
 async def signed_caller(request: Request) -> Caller:
-    """The member account that signed this request; ApiError 401/403 otherwise."""
+    """The member account that signed this request; ApiError 401/403 otherwise.
+
+    Only the body is read on the event loop; the signature recovery and the registry
+    lookups (EVM calls) run in the thread pool so they never stall other connections.
+    """
     node = get_node(request)
     if not node.domain.enabled:
         raise ApiError(503, "no_domain", "this network's genesis has no domain contracts")
     body = await request.body()
     headers = {h: request.headers.get(h, "") for h in AUTH_HEADERS}
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await run_in_threadpool(_authenticate, request, node, headers, path, body)
+
+
+def _authenticate(request: Request, node: Node, headers: dict[str, str], path: str,
+                  body: bytes) -> Caller:
     try:
         account, nonce, expires = recover_signer(
             headers, chain_id=node.genesis.chain_id, method=request.method, path=path,

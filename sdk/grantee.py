@@ -89,6 +89,24 @@ class Grantee:
         return ReadResult(record_id, int(doc["version"]), rtype, str(doc["subject"]), data,
                           plaintext, key["receipt_tx"], key["receipt_block_number"])
 
+    def read_own(self, record_id: str, version: int | None = None) -> ReadResult:
+        """The owner reading its own record: its data key is wrapped for it in the record's
+        event, so no key service (and no custodian) is involved and no receipt is written.
+        Works while the custodian's node is down. Raises YilianError if the caller's member
+        is not the record's owner."""
+        doc = self.version_doc(record_id, version)
+        bundle = envelope.decode_wrapped_keys(bytes.fromhex(doc["wrapped_keys"][2:]))
+        mine = bundle.get(bytes.fromhex(doc["owner_id"][2:]))
+        me = self.client.get(f"/v1/members/by-account/{self.client.address}")
+        if mine is None or me["id"] != doc["owner"]:
+            raise YilianError(f"{self.client.address} is not an account of the record's owner "
+                              f"{doc['owner']}; read it under a grant instead")
+        data_key = envelope.unwrap_key(self.client.suite, self._enc_private(), mine,
+                                       sm2=self._sm2)
+        rtype, data, plaintext = verify_and_open(self.client.suite, doc, data_key)
+        return ReadResult(record_id, int(doc["version"]), rtype, str(doc["subject"]), data,
+                          plaintext, None, None)
+
     def _enc_private(self) -> bytes:
         assert self.client.enc_private_key is not None
         return bytes(self.client.enc_private_key)

@@ -36,7 +36,7 @@ from yilian.sdk.auditor import Auditor
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import Enterprise
-from yilian.sdk.errors import CustodianUnavailable, Refused, TamperedError
+from yilian.sdk.errors import CustodianUnavailable, Refused, TamperedError, YilianError
 from yilian.sdk.grantee import Grantee, verify_and_open
 
 pytestmark = pytest.mark.timeout(600)
@@ -354,6 +354,15 @@ def test_custodian_down_is_reported(net: Net) -> None:
         with pytest.raises(CustodianUnavailable) as err:
             bank(net, B).read(record, grant["grant_id"])
         assert "custodian" in err.value.message
+        # the owner still reads its own record: its key is wrapped for it on chain
+        owner = Grantee(net.client(C, net.member("enterprise")))
+        own = owner.read_own(net.published[standard.RecordType.PERSONNEL].record_id)
+        assert own.plaintext == standard.canonical_bytes(
+            standard.RecordType.PERSONNEL, net.payloads[standard.RecordType.PERSONNEL],
+            subject=ENTERPRISE)
+        assert own.receipt_tx is None
+        with pytest.raises(YilianError, match="not an account of the record's owner"):
+            bank(net, C).read_own(record)
     finally:
         net.cluster.start_node(A)
     wait_for(lambda: all((net.cluster.health(i) or {}).get("consensus", {}).get("peers") == 3
