@@ -778,3 +778,14 @@ def test_removal_is_a_tombstone_that_stops_reads_and_keeps_history(env: Env) -> 
     other = env.call(env.member("financial")["privateKey"], "POST",
                      f"/v1/records/{out.record_id}/remove", {})
     assert other.status_code == 403
+
+
+def test_a_signed_request_sent_many_times_at_once_is_accepted_once(env: Env) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = f"/v1/members/{ENTERPRISE}"
+    headers = env.headers(env.member("auditor")["privateKey"], "GET", path)
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: env.http.get(path, headers=headers).status_code,
+                              range(16)))
+    assert sorted(codes) == [200] + [401] * 15, codes
