@@ -310,11 +310,13 @@ class Domain:
         number, pos = struct.unpack(">QI", raw[:12])
         return self.locate(number, pos, raw[12:])
 
-    def history(self, subject: bytes, *, limit: int = 10_000) -> Iterator[Located]:
-        """Every domain event about ``subject``, oldest first."""
+    def history(self, subject: bytes, *, limit: int = 10_000,
+                reverse: bool = False) -> Iterator[Located]:
+        """Every domain event about ``subject``, oldest first (newest first if ``reverse``)."""
         start = _SUBJECT + subject
         stop = (int.from_bytes(start, "big") + 1).to_bytes(len(start), "big")
-        for n, (key, where) in enumerate(self.core.store.iterate(INDEX, start, stop)):
+        entries = self.core.store.iterate(INDEX, start, stop, reverse=reverse)
+        for n, (key, where) in enumerate(entries):
             if n >= limit:
                 return
             number, pos = struct.unpack(">QI", key[-12:])

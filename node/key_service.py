@@ -254,8 +254,31 @@ class KeyService:
                                f"no record 0x{record_id.hex()} on chain (yet)")
         return meta
 
+    def _earlier_receipt(self, meta: RecordMeta, request_id: bytes, grant_id: int,
+                         version: int, reader_id: bytes) -> Located | None:
+        """The committed receipt of an earlier attempt of the same read (same request id),
+        if the chain has one; ServiceError if that id was used for a different read."""
+        if not self.domain.call(GRANTS, "used_requests", request_id):
+            return None
+        for located in self.domain.history(meta.subject, reverse=True):
+            a = located.event.args
+            if located.event.event == "AccessReceipt" and a["request_id"] == request_id:
+                if (a["record_id"], a["version"], a["reader"], a["grant_id"]) != (
+                        meta.record_id, version, reader_id, grant_id):
+                    break
+                return located
+        raise ServiceError(409, "request_id_used", "this request id was already used for "
+                           "another read; use a fresh request id for a new read")
+
     def release_key(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
-                    version: int | None) -> KeyRelease:
+                    version: int | None, client_request_id: bytes | None = None
+                    ) -> KeyRelease:
+        """Release the data key of one record version to ``reader`` under ``grant_id``.
+
+        ``client_request_id`` names the read: a retry with the same id after a failure
+        (say, this node crashed after the receipt committed) gets the key again under the
+        receipt already on chain instead of spending another read.
+        """
         meta = self.locate_custodian(record_id)
         if meta.center != self.center_id():
             raise NotCustodian(meta.center)
@@ -285,25 +308,36 @@ class KeyService:
             raise ServiceError(500, "no_custodian_key", "no data key was wrapped for the "
                                "custodian of this record")
         owner_read = reader_id == meta.owner
-        receipt = None
+        receipt: Located | None = None
         if not owner_read:
-            status = self.domain.check_grant(grant_id, record_id, reader_id)
-            if status != 0:
-                reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
-                raise ServiceError(403, reason, f"read refused: {message}")
-            request_id = request_id_for(reader, nonce)
-            data = self.domain.grants.encode_call(
-                "record_access", grant_id, record_id, v, reader_id, request_id)
-            try:
-                receipt = self.account.send(GRANTS, data)
-            except TxFailed as exc:
-                if exc.reason != "reverted":
-                    raise ServiceError(504, exc.reason, str(exc)) from None
+            request_id = (keccak(REQUEST_ID_TAG + reader + client_request_id)
+                          if client_request_id else request_id_for(reader, nonce))
+            receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
+            if receipt is None:
                 status = self.domain.check_grant(grant_id, record_id, reader_id)
-                reason, message = GRANT_STATUS.get(status, ("refused", str(exc)))
-                if status == 0:
-                    reason, message = "refused", str(exc)
-                raise ServiceError(403, reason, f"read refused: {message}") from None
+                if status != 0:
+                    reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
+                    raise ServiceError(403, reason, f"read refused: {message}")
+                data = self.domain.grants.encode_call(
+                    "record_access", grant_id, record_id, v, reader_id, request_id)
+                try:
+                    record = self.account.send(GRANTS, data)
+                    receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
+                except TxFailed as exc:
+                    if exc.reason != "reverted":
+                        raise ServiceError(504, exc.reason, str(exc)) from None
+                    # a concurrent attempt of the same read may have won the race
+                    receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
+                    if receipt is None:
+                        status = self.domain.check_grant(grant_id, record_id, reader_id)
+                        reason, message = GRANT_STATUS.get(status, ("refused", str(exc)))
+                        if status == 0:
+                            reason, message = "refused", str(exc)
+                        raise ServiceError(403, reason, f"read refused: {message}") from None
+                if receipt is None:
+                    raise ServiceError(500, "receipt_missing",
+                                       f"receipt 0x{bytes(record.tx.hash).hex()} committed but "
+                                       "is not indexed")
         try:
             wrapped = envelope.rewrap(self.suite, self._enc_private, mine,
                                       reader_member.enc_key)
@@ -311,7 +345,7 @@ class KeyService:
             raise ServiceError(500, "rewrap_failed", f"cannot re-wrap the data key: {exc}"
                                ) from None
         return KeyRelease(record_id, v, wrapped,
-                          None if receipt is None else bytes(receipt.tx.hash),
+                          None if receipt is None else receipt.tx_hash,
                           None if receipt is None else receipt.block_number,
                           None if receipt is None else receipt.block_hash)
 

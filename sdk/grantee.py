@@ -8,16 +8,19 @@ access receipt on chain before the key is released.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from eth_utils import to_canonical_address
 
 from yilian.contracts import envelope, standard
 from yilian.contracts.credit_code import to_bytes32
 from yilian.sdk import sm2 as sdk_sm2
 from yilian.sdk.client import Client
-from yilian.sdk.errors import TamperedError, YilianError
+from yilian.sdk.errors import Refused, TamperedError, YilianError
 
 
 @dataclass(frozen=True)
@@ -72,17 +75,32 @@ class Grantee:
             version = int(self.client.get(f"/v1/records/{record_id}")["latest"])
         return dict(self.client.get(f"/v1/records/{record_id}/versions/{version}"))
 
-    def read(self, record_id: str, grant_id: int, version: int | None = None) -> ReadResult:
+    def read(self, record_id: str, grant_id: int, version: int | None = None, *,
+             retries: int = 2) -> ReadResult:
         """The plaintext of one record version, read under ``grant_id``.
 
         Raises :class:`~yilian.sdk.errors.Refused` with the reason when the grant does not
         allow the read (``grant_revoked``, ``grant_expired``, ``grant_exhausted``,
         ``not_covered``, ``not_grantee``), CustodianUnavailable when the custodian's node
         is down, and TamperedError when the data was altered.
+
+        A network failure or a 5xx answer is retried (``retries`` times) under the same
+        read id, so a retry never spends a second read of the grant.
         """
         doc = self.version_doc(record_id, version)
-        key = self.client.post(f"/v1/records/{record_id}/key",
-                               {"grant_id": grant_id, "version": int(doc["version"])})
+        body = {"grant_id": grant_id, "version": int(doc["version"]),
+                "request_id": "0x" + os.urandom(32).hex()}
+        for attempt in range(retries + 1):
+            try:
+                key = self.client.post(f"/v1/records/{record_id}/key", body)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                if attempt == retries:
+                    raise
+            except Refused as exc:
+                if exc.status < 500 or attempt == retries:
+                    raise
+            time.sleep(0.5 * (attempt + 1))
         data_key = envelope.unwrap_key(self.client.suite, self._enc_private(),
                                        bytes.fromhex(key["wrapped_key"][2:]), sm2=self._sm2)
         rtype, data, plaintext = verify_and_open(self.client.suite, doc, data_key)

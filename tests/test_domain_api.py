@@ -789,3 +789,27 @@ def test_a_signed_request_sent_many_times_at_once_is_accepted_once(env: Env) -> 
         codes = list(pool.map(lambda _: env.http.get(path, headers=headers).status_code,
                               range(16)))
     assert sorted(codes) == [200] + [401] * 15, codes
+
+
+def test_a_retried_read_with_the_same_request_id_spends_one_read(
+        env: Env, published: Published) -> None:
+    grant = enterprise(env).grant(env.member("financial")["id"], types=["basic"],
+                                  purpose="idempotent read", max_reads=2, valid_for_s=600)
+    bank_key = env.member("financial")["privateKey"]
+    path = f"/v1/records/{published.record_id}/key"
+    body = {"grant_id": grant["grant_id"], "version": 1, "request_id": "0x" + "ab" * 32}
+    first = env.call(bank_key, "POST", path, body)
+    assert first.status_code == 200, first.text
+    again = env.call(bank_key, "POST", path, body)  # freshly signed, same read id
+    assert again.status_code == 200, again.text
+    assert again.json()["receipt_tx"] == first.json()["receipt_tx"]
+    state = env.call(bank_key, "GET", f"/v1/grants/{grant['grant_id']}").json()
+    assert state["reads"] == 1
+    # the same read id for another version/record is refused, not silently reused
+    other = env.call(bank_key, "POST", path, {**body, "grant_id": 1})
+    assert_refused(other, 409, "request_id_used")
+    # a new read id spends the second (last) read; a third is refused
+    second = env.call(bank_key, "POST", path, {**body, "request_id": "0x" + "cd" * 32})
+    assert second.status_code == 200, second.text
+    third = env.call(bank_key, "POST", path, {**body, "request_id": "0x" + "ef" * 32})
+    assert_refused(third, 403, "grant_exhausted")

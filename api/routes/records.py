@@ -58,6 +58,11 @@ class KeyRequest(BaseModel):
     grant_id: int = Field(ge=0, description="the grant the read is made under (0 for the "
                           "owner reading its own record)")
     version: int | None = Field(default=None, ge=1)
+    request_id: str | None = Field(
+        default=None, pattern=r"^0x[0-9a-fA-F]{64}$",
+        description="the caller's id for this read (32 bytes): retrying with the same id "
+        "after a failure returns the key under the receipt already committed instead of "
+        "spending another read")
 
 
 class KeyPublic(BaseModel):
@@ -221,8 +226,9 @@ def request_key(record_id: str, body: KeyRequest, node: NodeDep, caller: CallerD
             if meta is None:
                 raise ApiError(404, "record_not_found", f"no record {record_id} on chain")
             raise NotCustodian(meta.center)
-        out = service.release_key(caller.address, caller.nonce, rid, body.grant_id,
-                                  body.version)
+        out = service.release_key(
+            caller.address, caller.nonce, rid, body.grant_id, body.version,
+            None if body.request_id is None else bytes.fromhex(body.request_id[2:]))
     except ServiceError as exc:
         raise _service_error(exc) from None
     except NotCustodian as exc:
