@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from yilian.contracts import credit_code
 from yilian.contracts.abi import AbiError
 from yilian.node.center_account import TxFailed, wait_committed
 from yilian.node.chain import TxRecord
@@ -49,6 +50,16 @@ def event_json(located: Located) -> dict[str, Any]:
         "log_index": located.log_index,
         "args": jsonable_args(located.event.args),
     }
+
+
+def member_id_of(code: str) -> bytes:
+    """A credit code from a URL or query as its bytes32 member id; 422 naming the fault."""
+    from yilian.api.auth import ApiError
+
+    try:
+        return credit_code.to_bytes32(code)
+    except credit_code.CreditCodeError as exc:
+        raise ApiError(422, "invalid_credit_code", str(exc)) from None
 
 
 def parse_bytes32(value: str, what: str) -> bytes:

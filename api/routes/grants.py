@@ -19,9 +19,8 @@ from yilian.api.domain_format import (
     committed_json,
     event_json,
     hex0x,
+    member_id_of,
 )
-from yilian.contracts.credit_code import CreditCodeError
-from yilian.contracts.credit_code import to_bytes32 as code_to_id
 from yilian.node.domain import GRANTS, code_of
 from yilian.node.service import Node
 
@@ -69,10 +68,7 @@ def get_grant(grant_id: int, node: NodeDep, _: CallerDep) -> dict[str, Any]:
 
 @router.get("", summary="Grants about a subject, with their events")
 def list_grants(subject: str, node: NodeDep, _: CallerDep) -> list[dict[str, Any]]:
-    try:
-        subject_id = code_to_id(subject)
-    except CreditCodeError as exc:
-        raise ApiError(422, "invalid_credit_code", str(exc)) from None
+    subject_id = member_id_of(subject)
     out = []
     for located in node.domain.history(subject_id):
         if located.event.event == "Granted":

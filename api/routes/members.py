@@ -8,10 +8,14 @@ from fastapi import APIRouter
 
 from yilian.api.auth import ApiError, CallerDep
 from yilian.api.deps import NodeDep
-from yilian.api.domain_format import SignedTransaction, commit_domain_tx, committed_json, hex0x
+from yilian.api.domain_format import (
+    SignedTransaction,
+    commit_domain_tx,
+    committed_json,
+    hex0x,
+    member_id_of,
+)
 from yilian.contracts.addresses import ROLE_NAMES
-from yilian.contracts.credit_code import CreditCodeError
-from yilian.contracts.credit_code import to_bytes32 as code_to_id
 from yilian.node.domain import MEMBERS, code_of
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -27,10 +31,7 @@ def member_json(node: Any, member_id: bytes) -> dict[str, Any]:
 
 @router.get("/{code}", summary="One member: role, name, encryption key, endpoint")
 def get_member(code: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
-    try:
-        return member_json(node, code_to_id(code))
-    except CreditCodeError as exc:
-        raise ApiError(422, "invalid_credit_code", str(exc)) from None
+    return member_json(node, member_id_of(code))
 
 
 @router.get("/by-account/{account}", summary="The member an account belongs to")

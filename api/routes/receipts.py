@@ -13,10 +13,8 @@ from fastapi import APIRouter
 
 from yilian.api.auth import ApiError, Caller, CallerDep
 from yilian.api.deps import NodeDep
-from yilian.api.domain_format import event_json
+from yilian.api.domain_format import event_json, member_id_of
 from yilian.contracts.addresses import ROLE_ADMIN, ROLE_AUDITOR, ROLE_CENTER
-from yilian.contracts.credit_code import CreditCodeError
-from yilian.contracts.credit_code import to_bytes32 as code_to_id
 
 router = APIRouter(tags=["receipts"])
 
@@ -24,10 +22,7 @@ AUDIT_ROLES = frozenset({ROLE_AUDITOR, ROLE_ADMIN, ROLE_CENTER})
 
 
 def _subject_for(caller: Caller, subject: str) -> bytes:
-    try:
-        subject_id = code_to_id(subject)
-    except CreditCodeError as exc:
-        raise ApiError(422, "invalid_credit_code", str(exc)) from None
+    subject_id = member_id_of(subject)
     if caller.role not in AUDIT_ROLES and caller.member_id != subject_id:
         raise ApiError(403, "not_auditor", "only auditors, centers, the admin and the subject "
                        "itself may read a subject's history")

@@ -15,10 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yilian.api.auth import ApiError, CallerDep, error_body
 from yilian.api.deps import NodeDep
-from yilian.api.domain_format import event_json, hex0x, parse_bytes32
+from yilian.api.domain_format import event_json, hex0x, member_id_of, parse_bytes32
 from yilian.contracts.addresses import RECORDS_ADDRESS
-from yilian.contracts.credit_code import CreditCodeError
-from yilian.contracts.credit_code import to_bytes32 as code_to_id
 from yilian.node.domain import code_of
 from yilian.node.key_service import NotCustodian, Published, ServiceError
 from yilian.node.service import Node
@@ -146,10 +144,7 @@ def record_json(node: Node, record_id: bytes) -> dict[str, Any]:
 
 @router.get("", summary="Records about a subject, with every version")
 def list_records(subject: str, node: NodeDep, _: CallerDep) -> list[dict[str, Any]]:
-    try:
-        subject_id = code_to_id(subject)
-    except CreditCodeError as exc:
-        raise ApiError(422, "invalid_credit_code", str(exc)) from None
+    subject_id = member_id_of(subject)
     seen: list[bytes] = []
     for located in node.domain.history(subject_id):
         if located.event.event == "RecordPublished":
