@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
-from eth_utils import to_canonical_address
 
 from yilian.contracts import envelope, standard
 from yilian.contracts.credit_code import CreditCodeError
@@ -364,7 +363,3 @@ def load_key_service(node: Node, domain: Domain) -> KeyService | None:
     account = CenterAccount(node, load_private_key(path(cfg.account_key_file)))
     enc_private = load_private_key(path(cfg.enc_key_file))
     return KeyService(node, domain, account, enc_private)
-
-
-def to_address(value: str) -> bytes:
-    return bytes(to_canonical_address(value))
