@@ -79,6 +79,7 @@ GRANT_STATUS = {
     4: ("grant_exhausted", "the grant has no reads left"),
     5: ("not_covered", "the grant does not cover this record"),
     6: ("not_grantee", "the caller is not the grantee of this grant"),
+    7: ("grantee_inactive", "the grantee's membership is suspended"),
 }
 
 

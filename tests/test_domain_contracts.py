@@ -574,6 +574,13 @@ def test_grant_check_and_access(dom: Domain) -> None:
     assert access(CENTER_A, 1, basic, keccak(b"req-2"), reader=AUDITOR_CODE) == (
         "reader is not the grantee")
 
+    # A suspended grantee's grants pause with its membership; restoring it resumes them.
+    dom.ok(ADMIN, "Members", "set_active", mid(BANK_CODE), False)
+    assert check(1, basic) == 7
+    assert access(CENTER_A, 1, basic, keccak(b"req-2")) == "the grantee is not an active member"
+    dom.ok(ADMIN, "Members", "set_active", mid(BANK_CODE), True)
+    assert check(1, basic) == 0
+
     dom.ok(CENTER_A, "Grants", "record_access", 1, basic, 1, mid(BANK_CODE), keccak(b"req-2"))
     assert check(1, basic) == 4
     assert access(CENTER_A, 1, basic, keccak(b"req-3")) == "no reads left"

@@ -39,6 +39,7 @@ EXPIRED: constant(uint8) = 3
 NO_READS_LEFT: constant(uint8) = 4
 NOT_COVERED: constant(uint8) = 5
 NOT_GRANTEE: constant(uint8) = 6
+GRANTEE_INACTIVE: constant(uint8) = 7
 
 
 interface IMembers:
@@ -244,6 +245,8 @@ def _status(grant_id: uint256, record_id: bytes32, rec: Record, reader: bytes32)
         return NOT_COVERED
     if reader != self.grants[grant_id].grantee:
         return NOT_GRANTEE
+    if staticcall MEMBERS.member_role(reader) == 0:
+        return GRANTEE_INACTIVE
     return OK
 
 
@@ -254,7 +257,8 @@ def check(grant_id: uint256, record_id: bytes32, reader: bytes32) -> uint8:
     @notice Whether member `reader` may read record `record_id` under grant
             `grant_id` now: 0 yes; 1 no such grant, 2 revoked, 3 expired, 4 no
             reads left, 5 record not covered (missing, removed, other subject or
-            owner, type or id outside the grant), 6 reader is not the grantee.
+            owner, type or id outside the grant), 6 reader is not the grantee,
+            7 the grantee's membership is suspended (its grants pause with it).
     """
     return self._status(grant_id, record_id, staticcall RECORDS.get_record(record_id), reader)
 
@@ -295,6 +299,8 @@ def record_access(
         raise "record not covered by grant"
     elif status == NOT_GRANTEE:
         raise "reader is not the grantee"
+    elif status == GRANTEE_INACTIVE:
+        raise "the grantee is not an active member"
     self.used_requests[request_id] = True
     self.grants[grant_id].meta += 1 << READS_AT
     log AccessReceipt(
