@@ -44,6 +44,7 @@ from yilian.contracts.addresses import (
     ROLE_CENTER,
     ROLE_NAMES,
 )
+from yilian.contracts.record_ids import in_namespace
 from yilian.node.chain import ChainCore
 from yilian.node.mempool import Rejected
 from yilian.node.storage import INDEX
@@ -252,6 +253,10 @@ class Domain:
             raise Rejected("role", f"{abi.name}.{fn} may only be sent by a {need} account; "
                            f"{to_checksum_address(bytes(tx.sender))} is {have}")
         if (to, fn) == (RECORDS, "publish"):
+            if not in_namespace(bytes(args["record_id"]), self.member_of(bytes(tx.sender))):
+                raise Rejected("bad_record_id",
+                               "the record id is outside the publishing center's namespace: "
+                               "derive it with yilian.contracts.record_ids.record_id_for")
             expect = digest(bytes(args["ciphertext"]))
             if bytes(args["digest"]) != expect:
                 raise Rejected("digest_mismatch",

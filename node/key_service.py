@@ -34,6 +34,7 @@ from eth_hash.auto import keccak
 from yilian.contracts import envelope, standard
 from yilian.contracts.credit_code import CreditCodeError
 from yilian.contracts.credit_code import to_bytes32 as code_to_id
+from yilian.contracts.record_ids import record_id_for
 from yilian.node.center_account import CenterAccount, TxFailed
 from yilian.node.crypto import sm2 as openssl_sm2
 from yilian.node.domain import (
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 envelope.set_default_sm2_backend(openssl_sm2)
 
-RECORD_ID_TAG = b"yilian-record-id-v1"
 REQUEST_ID_TAG = b"yilian-key-request-v1"
 
 
@@ -93,12 +93,6 @@ class KeyRelease:
     receipt_tx: bytes | None
     block_number: int | None
     block_hash: bytes | None
-
-
-def record_id_for(center: bytes, client_id: str) -> bytes:
-    """A record's id: deterministic in (center, client id), so a retried publication names
-    the same record and never creates a duplicate."""
-    return keccak(RECORD_ID_TAG + center + client_id.encode())
 
 
 def request_id_for(account: bytes, nonce: str) -> bytes:

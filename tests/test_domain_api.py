@@ -30,6 +30,7 @@ from yilian.contracts import envelope, standard
 from yilian.contracts.addresses import MEMBERS_ADDRESS, RECORDS_ADDRESS, ROLE_CENTER
 from yilian.contracts.addresses import ROLE_ENTERPRISE as ENTERPRISE_ROLE
 from yilian.contracts.credit_code import make_code, to_bytes32
+from yilian.contracts.record_ids import record_id_for
 from yilian.contracts.signed_request import (
     ACCOUNT_HEADER,
     EXPIRES_HEADER,
@@ -733,19 +734,26 @@ def test_a_publish_by_a_bank_is_refused_for_its_role(env: Env) -> None:
 
 def test_a_publish_with_a_mismatched_digest_is_refused(env: Env) -> None:
     center = env.sdk(env.center_key)
-    raw = center.sign_call("Records", RECORDS_ADDRESS, "publish", b"\x42" * 32, 1, 1,
+    rid = record_id_for(to_bytes32(CENTER), "raw-publish")
+    raw = center.sign_call("Records", RECORDS_ADDRESS, "publish", rid, 1, 1,
                            to_bytes32(ENTERPRISE2), to_bytes32(CENTER), 1, b"\x11" * 32,
                            b"ciphertext", b"")
     err = _send_raw(env, raw)
     assert err["data"]["reason"] == "digest_mismatch", err
     # with the right digest the same call passes admission (and commits)
-    good = center.sign_call("Records", RECORDS_ADDRESS, "publish", b"\x42" * 32, 1, 1,
+    good = center.sign_call("Records", RECORDS_ADDRESS, "publish", rid, 1, 1,
                             to_bytes32(ENTERPRISE2), to_bytes32(CENTER), 1,
                             envelope.digest("standard", b"ciphertext"), b"ciphertext", b"")
     out = env.rpc("eth_sendRawTransaction", good)
     assert "result" in out, out
     receipt = center.wait_receipt(out["result"], timeout=30)
     assert receipt["status"] == "0x1"
+    # an id outside the center's namespace is refused before the mempool
+    squat = center.sign_call("Records", RECORDS_ADDRESS, "publish", b"\x42" * 32, 1, 1,
+                             to_bytes32(ENTERPRISE2), to_bytes32(CENTER), 1,
+                             envelope.digest("standard", b"ciphertext"), b"ciphertext", b"")
+    err = _send_raw(env, squat)
+    assert err["data"]["reason"] == "bad_record_id", err
 
 
 def test_removal_is_a_tombstone_that_stops_reads_and_keeps_history(env: Env) -> None:

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from web3 import Web3
 
 from yilian.contracts.artifacts import load
+from yilian.contracts.record_ids import record_id_for
 from yilian.network_configs.domain import (
     GRANTS_ADDRESS,
     MEMBERS_ADDRESS,
@@ -232,6 +233,11 @@ def dom(tmp_path: Path) -> Iterator[Domain]:
         node.stop()
 
 
+def rid_of(label: bytes, center: str = CENTER_A_CODE) -> bytes:
+    """A record id in ``center``'s namespace (Records.vy refuses others for new records)."""
+    return record_id_for(mid(center), label.decode())
+
+
 def publish_args(record_id: bytes, version: int, *, rtype: int = TYPE_BASIC,
                  subject: str = ENTERPRISE_CODE, owner: str = ENTERPRISE_CODE,
                  schema: int = 1, ciphertext: bytes = b"sealed payload",
@@ -375,7 +381,7 @@ def test_set_active(dom: Domain) -> None:
 
 
 def test_publish_versions_and_event(dom: Domain) -> None:
-    rid = keccak(b"record-1")
+    rid = rid_of(b"record-1")
     ciphertext = bytes(range(256)) * 8  # 2 KB
     receipt = dom.ok(CENTER_A, "Records", "publish",
                      *publish_args(rid, 1, ciphertext=ciphertext, schema=3))
@@ -446,7 +452,7 @@ def test_publish_refusals(dom: Domain, who: int, change: dict[str, Any], reason:
 
 def test_publish_edge_cases(dom: Domain) -> None:
     # A center may own a record about an unregistered enterprise.
-    rid = keccak(b"center-owned")
+    rid = rid_of(b"center-owned")
     dom.ok(CENTER_A, "Records", "publish", *publish_args(
         rid, 1, subject=OTHER_ENTERPRISE_CODE, owner=CENTER_A_CODE))
     assert dom.call("Records", "get_record", rid)[3] == mid(CENTER_A_CODE)
@@ -462,8 +468,17 @@ def test_publish_edge_cases(dom: Domain) -> None:
         "only a trading center may publish records")
 
 
+def test_a_center_cannot_take_an_id_in_another_centers_namespace(dom: Domain) -> None:
+    squatted = rid_of(b"squat", CENTER_A_CODE)
+    assert dom.refused(CENTER_B, "Records", "publish", *publish_args(
+        squatted, 1, owner=CENTER_B_CODE)) == (
+        "record id is outside the publishing center's namespace (its first 8 bytes must be "
+        "those of keccak256(center id))")
+    dom.ok(CENTER_A, "Records", "publish", *publish_args(squatted, 1))
+
+
 def test_only_providing_center_updates_and_removes(dom: Domain) -> None:
-    rid = keccak(b"record-2")
+    rid = rid_of(b"record-2")
     dom.ok(CENTER_A, "Records", "publish", *publish_args(rid, 1))
     assert dom.refused(CENTER_B, "Records", "publish", *publish_args(rid, 2)) == (
         "only the providing center may update a record")
@@ -501,10 +516,10 @@ def _grant_args(*, grantee: str = BANK_CODE, subject: str = ENTERPRISE_CODE,
 
 
 def test_grant_check_and_access(dom: Domain) -> None:
-    basic, cred = keccak(b"basic"), keccak(b"credit")
+    basic, cred = rid_of(b"basic"), rid_of(b"credit")
     dom.ok(CENTER_A, "Records", "publish", *publish_args(basic, 1))
     dom.ok(CENTER_A, "Records", "publish", *publish_args(cred, 1, rtype=TYPE_CREDIT))
-    own = keccak(b"center-owned")
+    own = rid_of(b"center-owned")
     dom.ok(CENTER_A, "Records", "publish", *publish_args(own, 1, owner=CENTER_A_CODE))
 
     expiry = int(time.time()) + 3600
@@ -608,7 +623,7 @@ def test_grant_check_and_access(dom: Domain) -> None:
 
 
 def test_grant_expiry(dom: Domain) -> None:
-    rid = keccak(b"basic")
+    rid = rid_of(b"basic")
     dom.ok(CENTER_A, "Records", "publish", *publish_args(rid, 1))
     now = dom.node.core.head().timestamp
     dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(expiry=now + 100))

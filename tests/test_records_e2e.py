@@ -30,6 +30,7 @@ from tests.consortium_helpers import Cluster, Spawner, wait_for
 from yilian.contracts import envelope, standard
 from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.contracts.credit_code import is_valid, to_bytes32
+from yilian.contracts.record_ids import record_id_for
 from yilian.contracts.signed_request import sign_request
 from yilian.node import launcher
 from yilian.sdk.auditor import Auditor
@@ -279,7 +280,8 @@ def test_tampering_is_detected(net: Net) -> None:
         verify_and_open(desk.client.suite, {**doc, "version": 2}, data_key)
     # a publication whose digest does not match its ciphertext never enters the mempool
     a = Client(net.api(A), net.center_key(A))
-    bad = a.sign_call("Records", RECORDS_ADDRESS, "publish", b"\x42" * 32, 1, 1,
+    rid = record_id_for(to_bytes32(net.center_code(A)), "bad-digest")
+    bad = a.sign_call("Records", RECORDS_ADDRESS, "publish", rid, 1, 1,
                       to_bytes32(ENTERPRISE), to_bytes32(net.center_code(A)), 1,
                       b"\x11" * 32, b"ciphertext", b"")
     resp = requests.post(f"{net.api(A)}/rpc", json={"jsonrpc": "2.0", "id": 1,

@@ -172,6 +172,12 @@ def publish(
         assert owner == me or (
             owner == subject and staticcall MEMBERS.member_role(subject) == ROLE_ENTERPRISE
         ), "owner must be the subject enterprise (registered) or the publishing center"
+        # Each center names its records in its own namespace, so no center can take an id
+        # another center will use (ids are predictable: derived from client ids).
+        assert convert(record_id, uint256) >> 192 == convert(keccak256(me), uint256) >> 192, (
+            "record id is outside the publishing center's namespace (its first 8 bytes must "
+            "be those of keccak256(center id))"
+        )
         meta: uint256 = convert(rtype, uint256) | (1 << 8)
         if owner == me:
             meta |= CENTER_OWNS
