@@ -133,12 +133,12 @@ def _authenticate(request: Request, node: Node, headers: dict[str, str], path: s
     except RequestAuthError as exc:
         raise ApiError(401, exc.reason, str(exc)) from None
     address = bytes.fromhex(account[2:])
-    _nonces(request).use(address, nonce, expires)
     member_id = node.domain.member_of(address)
     role = node.domain.role_of(address) if any(member_id) else 0
     if not role:
         raise ApiError(403, "not_member", f"{account} is not an account of an active member; "
                        "ask the consortium admin to register it")
+    _nonces(request).use(address, nonce, expires)  # only members' nonces take space
     return Caller(account, address, nonce, member_id, role, body, headers)
 
 

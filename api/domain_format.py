@@ -75,19 +75,24 @@ def parse_bytes32(value: str, what: str) -> bytes:
 
 class SignedTransaction(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    raw_transaction: str = Field(pattern=r"^0x[0-9a-fA-F]+$",
+    raw_transaction: str = Field(pattern=r"^0x([0-9a-fA-F]{2})+$",
                                  description="a signed Ethereum transaction calling the "
                                  "domain contract (the SDK builds it)")
 
 
 COMMIT_TIMEOUT_S = 30.0
+UINT32_MAX = 2**32 - 1
+UINT256_MAX = 2**256 - 1
 
 
 def commit_domain_tx(node: Node, raw_hex: str, contract: bytes,
-                     functions: frozenset[str] | None = None) -> TxRecord:
+                     functions: frozenset[str] | None = None,
+                     expect: dict[str, Any] | None = None) -> TxRecord:
     """Admit a user-signed call of ``contract`` (one of ``functions`` if given), wait until
     its block is final and return it; ApiError with the reason otherwise (the node's
-    admission reason, e.g. ``role``, or the contract's revert reason)."""
+    admission reason, e.g. ``role``, or the contract's revert reason). ``expect`` names
+    arguments the call must have (e.g. the grant id in the URL). Resending a transaction
+    that is already pending or committed waits for it instead of failing."""
     from yilian.api.auth import ApiError
 
     raw = bytes.fromhex(raw_hex[2:])
@@ -97,13 +102,20 @@ def commit_domain_tx(node: Node, raw_hex: str, contract: bytes,
                                 max_bytes=node.config.mempool.max_tx_bytes)
         if bytes(tx.to) != contract:
             raise ApiError(422, "bad_call", f"the transaction is not addressed to {abi.name}")
-        name, _ = abi.decode_input(bytes(tx.data))
+        name, args = abi.decode_input(bytes(tx.data))
         if functions is not None and name not in functions:
             raise ApiError(422, "bad_call", f"expected a call of {abi.name}."
                            f"{' or '.join(sorted(functions))}, got {name}")
-        tx_hash = node.submit(raw)
+        for key, value in (expect or {}).items():
+            if args.get(key) != value:
+                raise ApiError(422, "bad_call", f"the transaction's {key} is "
+                               f"{args.get(key)!r}, but the request names {value!r}")
+        tx_hash = bytes(tx.hash)
+        node.submit(raw)
     except Rejected as exc:
-        raise ApiError(403 if exc.reason == "role" else 422, exc.reason, str(exc)) from None
+        if exc.reason != "known":
+            raise ApiError(403 if exc.reason == "role" else 422, exc.reason, str(exc)
+                           ) from None
     except AbiError as exc:
         raise ApiError(422, "bad_call", str(exc)) from None
     try:

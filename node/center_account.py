@@ -18,6 +18,7 @@ from eth_utils import to_checksum_address
 
 from yilian.contracts.abi import revert_reason
 from yilian.node.chain import TxRecord
+from yilian.node.mempool import Rejected
 
 if TYPE_CHECKING:
     from yilian.node.service import Node
@@ -57,7 +58,14 @@ class CenterAccount:
             return self.node.submit(bytes(signed.raw_transaction))
 
     def send(self, to: bytes, data: bytes, timeout: float = 30.0) -> TxRecord:
-        return wait_committed(self.node, self.submit(to, data), timeout)
+        """Submit and wait until final. TxFailed: ``reverted`` (with the contract's reason),
+        ``commit_timeout``, or the node's admission reason (e.g. ``mempool_full``)."""
+        try:
+            tx_hash = self.submit(to, data)
+        except Rejected as exc:
+            raise TxFailed(exc.reason, f"the node refused the center's transaction: {exc}"
+                           ) from None
+        return wait_committed(self.node, tx_hash, timeout)
 
 
 def wait_committed(node: Node, tx_hash: bytes, timeout: float) -> TxRecord:

@@ -13,7 +13,8 @@ the chain. Keys (under the ``i`` prefix):
 * ``ds`` + subject(32) + block(8) + log index in block(4) -> tx hash(32) + log index in
   its receipt(4): every event about a subject;
 * ``dr`` + record id(32) + version(4) -> block(8) + log index in block(4) + tx hash(32) +
-  log index in receipt(4): where a version was published (or removed).
+  log index in receipt(4): where a version was published (or removed);
+* ``dq`` + request id(32) -> the same location: the access receipt written for a key request.
 
 A located event is read back through the transaction index (one LevelDB read), never by
 re-reading its whole block.
@@ -56,6 +57,7 @@ CONTRACT_NAMES = {MEMBERS: "Members", RECORDS: "Records", GRANTS: "Grants"}
 
 _SUBJECT = b"ds"
 _RECORD = b"dr"
+_REQUEST = b"dq"
 _CALL_GAS = 50_000_000
 _CACHE_ENTRIES = 4096
 
@@ -87,14 +89,6 @@ GRANT_STATUS = {
 def code_of(member_id: bytes) -> str:
     """A bytes32 member id as its credit-code text (zero padding stripped)."""
     return bytes(member_id).rstrip(b"\x00").decode("ascii", "replace")
-
-
-def id_of(code: str) -> bytes:
-    """A credit-code text as a bytes32 member id (no check: the contracts check)."""
-    raw = code.encode("ascii")
-    if len(raw) > 32:
-        raise ValueError("member id longer than 32 bytes")
-    return raw.ljust(32, b"\x00")
 
 
 @dataclass(frozen=True)
@@ -246,6 +240,10 @@ class Domain:
         if allowed is None:
             raise Rejected("bad_call", f"{abi.name}.{fn} is not a transaction; call it with "
                            "eth_call instead")
+        if (to, fn) == (GRANTS, "revoke") and any(self.member_of(bytes(tx.sender))):
+            # A suspended owner must still be able to stop its grants; the contract checks
+            # that the sender belongs to the grant's owner.
+            return
         role = self.role_of(bytes(tx.sender))
         if role not in allowed:
             have = ROLE_NAMES.get(role, "no role (not a registered member account)")
@@ -288,6 +286,8 @@ class Domain:
                         subject = ev.args.get("subject")
                         if isinstance(subject, bytes):
                             writes[INDEX + _SUBJECT + subject + here] = where
+                        if ev.event == "AccessReceipt":
+                            writes[INDEX + _REQUEST + ev.args["request_id"]] = here + where
                         if ev.event == "RecordPublished" or ev.event == "RecordRemoved":
                             key = ev.args["record_id"] + struct.pack(">I", ev.args["version"])
                             writes[INDEX + _RECORD + key] = here + where
@@ -316,12 +316,19 @@ class Domain:
         number, pos = struct.unpack(">QI", raw[:12])
         return self.locate(number, pos, raw[12:])
 
-    def history(self, subject: bytes, *, limit: int = 10_000,
-                reverse: bool = False) -> Iterator[Located]:
-        """Every domain event about ``subject``, oldest first (newest first if ``reverse``)."""
+    def receipt_of_request(self, request_id: bytes) -> Located | None:
+        """The AccessReceipt written under ``request_id`` (Grants' on-chain id), if any."""
+        raw = self.core.store.get(INDEX, _REQUEST + request_id)
+        if raw is None:
+            return None
+        number, pos = struct.unpack(">QI", raw[:12])
+        return self.locate(number, pos, raw[12:])
+
+    def history(self, subject: bytes, *, limit: int = 10_000) -> Iterator[Located]:
+        """Every domain event about ``subject``, oldest first."""
         start = _SUBJECT + subject
         stop = (int.from_bytes(start, "big") + 1).to_bytes(len(start), "big")
-        entries = self.core.store.iterate(INDEX, start, stop, reverse=reverse)
+        entries = self.core.store.iterate(INDEX, start, stop)
         for n, (key, where) in enumerate(entries):
             if n >= limit:
                 return

@@ -26,6 +26,7 @@ read its own records, because the data key is also wrapped for it. See docs/reco
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 envelope.set_default_sm2_backend(openssl_sm2)
 
 REQUEST_ID_TAG = b"yilian-key-request-v1"
+MAX_CIPHERTEXT = 32768  # Records.publish takes ciphertext: Bytes[32768]
+RETRY_WINDOW_S = 600  # how long a read's request id may fetch its key again
 
 
 class ServiceError(Exception):
@@ -93,6 +96,12 @@ class KeyRelease:
     receipt_tx: bytes | None
     block_number: int | None
     block_hash: bytes | None
+
+
+def _failure(exc: TxFailed, what: str) -> ServiceError:
+    """A failed center transaction as the API error to report."""
+    status = {"reverted": 409, "commit_timeout": 504}.get(exc.reason, 503)
+    return ServiceError(status, exc.reason, f"{what} failed: {exc}")
 
 
 def request_id_for(account: bytes, nonce: str) -> bytes:
@@ -145,6 +154,12 @@ class KeyService:
         except standard.RecordInvalid as exc:
             raise ServiceError(422, "invalid_record", str(exc), {"fields": [
                 {"field": e.field, "message": e.message} for e in exc.errors]}) from None
+        if len(plaintext) + envelope.SEALED_OVERHEAD > MAX_CIPHERTEXT:
+            limit = MAX_CIPHERTEXT - envelope.SEALED_OVERHEAD
+            raise ServiceError(422, "record_too_large",
+                               f"the record encodes to {len(plaintext)} bytes; at most {limit} "
+                               "fit in one on-chain record: split it into several records",
+                               {"fields": [{"field": "", "message": "record too large"}]})
         owner_kind = owner or standard.DEFAULT_OWNER[kind]
         if owner_kind not in ("subject", "center"):
             raise ServiceError(422, "invalid_record", "owner must be 'subject' or 'center'",
@@ -185,8 +200,11 @@ class KeyService:
         try:
             rec = self.account.send(RECORDS, data)
         except TxFailed as exc:
-            raise ServiceError(409 if exc.reason == "reverted" else 504, exc.reason,
-                               f"publishing failed: {exc}") from None
+            now = self.domain.record(record_id)
+            if exc.reason == "reverted" and now is not None and now.latest >= target:
+                # an overlapping attempt of the same publication committed first
+                return self._already(record_id, target, plaintext)
+            raise _failure(exc, "publishing") from None
         return Published(record_id, target, digest, bytes(rec.tx.hash), rec.block_number,
                          rec.block_hash)
 
@@ -207,8 +225,11 @@ class KeyService:
         try:
             rec = self.account.send(RECORDS, data)
         except TxFailed as exc:
-            raise ServiceError(409 if exc.reason == "reverted" else 504, exc.reason,
-                               f"removal failed: {exc}") from None
+            now = self.domain.record(record_id)
+            if exc.reason == "reverted" and now is not None and now.removed and (
+                    now.latest >= target):
+                return self._already(record_id, target)
+            raise _failure(exc, "removal") from None
         return Published(record_id, target, b"\x00" * 32, bytes(rec.tx.hash),
                          rec.block_number, rec.block_hash)
 
@@ -250,18 +271,26 @@ class KeyService:
     def _earlier_receipt(self, meta: RecordMeta, request_id: bytes, grant_id: int,
                          version: int, reader_id: bytes) -> Located | None:
         """The committed receipt of an earlier attempt of the same read (same request id),
-        if the chain has one; ServiceError if that id was used for a different read."""
-        if not self.domain.call(GRANTS, "used_requests", request_id):
+        if the chain has one. ServiceError if that id was used for a different read, if
+        the grant has been revoked since, or if the receipt is older than
+        RETRY_WINDOW_S: a retry is for a lost answer, not a standing licence."""
+        located = self.domain.receipt_of_request(request_id)
+        if located is None:
             return None
-        for located in self.domain.history(meta.subject, reverse=True):
-            a = located.event.args
-            if located.event.event == "AccessReceipt" and a["request_id"] == request_id:
-                if (a["record_id"], a["version"], a["reader"], a["grant_id"]) != (
-                        meta.record_id, version, reader_id, grant_id):
-                    break
-                return located
-        raise ServiceError(409, "request_id_used", "this request id was already used for "
-                           "another read; use a fresh request id for a new read")
+        a = located.event.args
+        if (a["record_id"], a["version"], a["reader"], a["grant_id"]) != (
+                meta.record_id, version, reader_id, grant_id):
+            raise ServiceError(409, "request_id_used", "this request id was already used for "
+                               "another read; use a fresh request id for a new read")
+        grant = self.domain.grant(grant_id)
+        if grant is None or grant.get("revoked"):
+            raise ServiceError(403, "grant_revoked", "read refused: the owner revoked this "
+                               "grant")
+        if time.time() - located.timestamp > RETRY_WINDOW_S:
+            raise ServiceError(409, "request_id_expired",
+                               f"the read with this request id was served more than "
+                               f"{RETRY_WINDOW_S} s ago; make a new read")
+        return located
 
     def release_key(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
                     version: int | None, client_request_id: bytes | None = None
@@ -300,6 +329,12 @@ class KeyService:
         if mine is None:
             raise ServiceError(500, "no_custodian_key", "no data key was wrapped for the "
                                "custodian of this record")
+        try:  # before a read is spent: a key that cannot be wrapped for would waste it
+            envelope.check_enc_public_key(self.suite, reader_member.enc_key)
+        except envelope.EnvelopeError as exc:
+            raise ServiceError(422, "bad_enc_key", f"the caller's registered encryption key "
+                               f"is unusable on this network: {exc}; ask the admin to "
+                               "register a valid one") from None
         owner_read = reader_id == meta.owner
         receipt: Located | None = None
         if not owner_read:
@@ -318,7 +353,7 @@ class KeyService:
                     receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
                 except TxFailed as exc:
                     if exc.reason != "reverted":
-                        raise ServiceError(504, exc.reason, str(exc)) from None
+                        raise _failure(exc, "the access receipt") from None
                     # a concurrent attempt of the same read may have won the race
                     receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
                     if receipt is None:

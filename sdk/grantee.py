@@ -71,9 +71,16 @@ class Grantee:
         self._sm2 = sdk_sm2 if client.suite == "sm" else None
 
     def version_doc(self, record_id: str, version: int | None = None) -> dict[str, Any]:
+        """One version as served by the node (ciphertext, digests, wrapped keys); checked to
+        be the record and version asked for (the AAD check then binds the ciphertext)."""
         if version is None:
             version = int(self.client.get(f"/v1/records/{record_id}")["latest"])
-        return dict(self.client.get(f"/v1/records/{record_id}/versions/{version}"))
+        doc = dict(self.client.get(f"/v1/records/{record_id}/versions/{version}"))
+        if str(doc.get("record_id", "")).lower() != record_id.lower() or int(
+                doc.get("version", 0)) != version:
+            raise TamperedError(f"the node answered with record {doc.get('record_id')} version "
+                                f"{doc.get('version')} for {record_id} version {version}")
+        return doc
 
     def read(self, record_id: str, grant_id: int, version: int | None = None, *,
              retries: int = 2) -> ReadResult:

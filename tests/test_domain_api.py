@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from yilian.api.app import create_app
 from yilian.api.rpc import MAX_JSON_DEPTH
 from yilian.contracts import envelope, standard
-from yilian.contracts.addresses import MEMBERS_ADDRESS, RECORDS_ADDRESS, ROLE_CENTER
+from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS, ROLE_CENTER
 from yilian.contracts.addresses import ROLE_ENTERPRISE as ENTERPRISE_ROLE
 from yilian.contracts.credit_code import make_code, to_bytes32
 from yilian.contracts.record_ids import record_id_for
@@ -44,6 +44,7 @@ from yilian.network_configs.local import dev_accounts, local_genesis
 from yilian.node.config import parse_config
 from yilian.node.crypto.suites import save_private_key
 from yilian.node.service import Node
+from yilian.node.storage import REQUESTS
 from yilian.sdk import client as sdk_client
 from yilian.sdk.auditor import Auditor
 from yilian.sdk.center import Center
@@ -346,11 +347,14 @@ def test_a_nonce_is_consumed_once_authenticated_even_if_the_request_then_fails(
     headers = env.headers(env.member("financial")["privateKey"], "GET", path)
     assert_refused(env.http.get(path, headers=headers), 404, "member_not_found")
     assert_refused(env.http.get(path, headers=headers), 401, "replayed")
-    # ... and for an account that turns out not to be a member's
+    # A non-member's request is refused before its nonce is stored (so strangers cannot
+    # fill the nonce store); repeating it is refused the same way and serves nothing.
     path = f"/v1/members/{ENTERPRISE}"
     headers = env.headers(STRANGER.private_key, "GET", path)
     assert_refused(env.http.get(path, headers=headers), 403, "not_member")
-    assert_refused(env.http.get(path, headers=headers), 401, "replayed")
+    assert_refused(env.http.get(path, headers=headers), 403, "not_member")
+    assert env.node.store.get(REQUESTS, bytes.fromhex(STRANGER.address[2:]) + bytes.fromhex(
+        headers["X-Yilian-Nonce"])) is None
 
 
 def test_a_bad_signature_is_refused_and_does_not_burn_the_nonce(env: Env) -> None:
@@ -821,3 +825,65 @@ def test_a_retried_read_with_the_same_request_id_spends_one_read(
     assert second.status_code == 200, second.text
     third = env.call(bank_key, "POST", path, {**body, "request_id": "0x" + "ef" * 32})
     assert_refused(third, 403, "grant_exhausted")
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", f"/v1/grants/{2**256}", None),
+    ("GET", "/v1/grants/-1", None),
+    ("POST", "/v1/records/0x" + "11" * 32 + "/key", {"grant_id": 2**256}),
+    ("POST", "/v1/records/0x" + "11" * 32 + "/remove", {"version": 2**33}),
+    ("GET", "/v1/records/0x" + "11" * 32 + f"/versions/{2**40}", None),
+    ("GET", "/v1/members/by-account/0x" + "zz" * 20, None),
+    ("POST", "/v1/grants", {"raw_transaction": "0xabc"}),
+])
+def test_out_of_range_input_is_a_client_error_not_a_crash(
+        env: Env, method: str, path: str, body: Any) -> None:
+    resp = env.call(env.member("auditor")["privateKey"], method, path, body)
+    assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
+
+
+def test_a_record_too_large_for_the_chain_is_refused_up_front(env: Env) -> None:
+    finding = standard.example_record("supervision", ENTERPRISE)["findings"][0]
+    big = {"findings": [{**finding, "decision_number": f"深建罚〔2023〕{i}号"}
+                        for i in range(150)]}
+    standard.validate_record("supervision", big)  # valid per the standard, just too big
+    resp = env.call(env.center_key, "POST", "/v1/records", {
+        "type": "supervision", "subject": ENTERPRISE, "payload": big, "client_id": "big"})
+    assert_refused(resp, 422, "record_too_large")
+
+
+def test_a_suspended_owner_can_still_revoke(env: Env) -> None:
+    from yilian.sdk.admin import Admin
+
+    owner = Enterprise(env.member_sdk(ENTERPRISE2), ENTERPRISE2)
+    grant = owner.grant(env.member("financial")["id"], types=["basic"], purpose="suspension",
+                        max_reads=1, valid_for_s=600)
+    admin = Admin(env.sdk(env.member("admin")["privateKey"]))
+    admin.set_active(ENTERPRISE2, False)
+    try:
+        revoked = owner.revoke(grant["grant_id"])
+        assert revoked["revoked"] is True
+    finally:
+        admin.set_active(ENTERPRISE2, True)
+
+
+def test_revoke_must_name_the_grant_in_its_url(env: Env) -> None:
+    grant = enterprise(env).grant(env.member("financial")["id"], types=["basic"],
+                                  purpose="url check", max_reads=1, valid_for_s=600)
+    client = env.member_sdk(ENTERPRISE)
+    raw = client.sign_call("Grants", GRANTS_ADDRESS, "revoke", grant["grant_id"])
+    resp = env.http.post(f"/v1/grants/{grant['grant_id'] + 1000}/revoke",
+                         json={"raw_transaction": raw})
+    assert_refused(resp, 422, "bad_call")
+
+
+def test_a_request_id_cannot_fetch_the_key_again_after_revocation(
+        env: Env, published: Published) -> None:
+    grant = enterprise(env).grant(env.member("financial")["id"], types=["basic"],
+                                  purpose="retry after revoke", max_reads=3, valid_for_s=600)
+    bank_key = env.member("financial")["privateKey"]
+    path = f"/v1/records/{published.record_id}/key"
+    body = {"grant_id": grant["grant_id"], "version": 1, "request_id": "0x" + "5a" * 32}
+    assert env.call(bank_key, "POST", path, body).status_code == 200
+    enterprise(env).revoke(grant["grant_id"])
+    assert_refused(env.call(bank_key, "POST", path, body), 403, "grant_revoked")

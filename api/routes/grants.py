@@ -7,13 +7,14 @@ commits it and answers with the resulting grant, or the contract's reason for re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from yilian.api.auth import ApiError, CallerDep
 from yilian.api.deps import NodeDep
 from yilian.api.domain_format import (
+    UINT256_MAX,
     SignedTransaction,
     commit_domain_tx,
     committed_json,
@@ -25,6 +26,7 @@ from yilian.node.domain import GRANTS, code_of
 from yilian.node.service import Node
 
 router = APIRouter(prefix="/v1/grants", tags=["grants"])
+GrantId = Annotated[int, Path(ge=0, le=UINT256_MAX)]
 
 
 def grant_json(node: Node, grant_id: int) -> dict[str, Any]:
@@ -56,13 +58,14 @@ def create_grant(body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
 
 
 @router.post("/{grant_id}/revoke", summary="Commit a revocation signed by the owner")
-def revoke_grant(grant_id: int, body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
-    record = commit_domain_tx(node, body.raw_transaction, GRANTS, frozenset({"revoke"}))
+def revoke_grant(grant_id: GrantId, body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
+    record = commit_domain_tx(node, body.raw_transaction, GRANTS, frozenset({"revoke"}),
+                              {"grant_id": grant_id})
     return {**grant_json(node, grant_id), **committed_json(record)}
 
 
 @router.get("/{grant_id}", summary="One grant and its state (reads used, revoked, expiry)")
-def get_grant(grant_id: int, node: NodeDep, _: CallerDep) -> dict[str, Any]:
+def get_grant(grant_id: GrantId, node: NodeDep, _: CallerDep) -> dict[str, Any]:
     return grant_json(node, grant_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -36,8 +37,8 @@ def get_member(code: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
 
 @router.get("/by-account/{account}", summary="The member an account belongs to")
 def member_of(account: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
-    if not (account.startswith("0x") and len(account) == 42):
-        raise ApiError(422, "bad_request", "account must be a 0x address")
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", account):
+        raise ApiError(422, "bad_request", "account must be a 0x address (40 hex digits)")
     member_id = node.domain.member_of(bytes.fromhex(account[2:]))
     if not any(member_id):
         raise ApiError(404, "member_not_found", f"{account} belongs to no member")

@@ -4,18 +4,29 @@ from any other node)."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from typing import Any, Literal
+import asyncio
+import weakref
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
+import anyio
+import anyio.to_thread
+import httpx
 from fastapi import APIRouter, Request
+from fastapi import Path as FPath
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from yilian.api.auth import ApiError, CallerDep, error_body
+from yilian.api.auth import ApiError, CallerDep
 from yilian.api.deps import NodeDep
-from yilian.api.domain_format import event_json, hex0x, member_id_of, parse_bytes32
+from yilian.api.domain_format import (
+    UINT32_MAX,
+    UINT256_MAX,
+    event_json,
+    hex0x,
+    member_id_of,
+    parse_bytes32,
+)
 from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.node.domain import code_of
 from yilian.node.key_service import NotCustodian, Published, ServiceError
@@ -24,7 +35,9 @@ from yilian.node.service import Node
 router = APIRouter(prefix="/v1/records", tags=["records"])
 
 FORWARDED_HEADER = "X-Yilian-Forwarded"
-FORWARD_TIMEOUT_S = 60.0
+FORWARD_TIMEOUT_S = 45.0  # the custodian's own commit wait is 30 s
+MAX_FORWARD_ANSWER = 1 << 20
+T = TypeVar("T")
 
 
 class RecordCreate(BaseModel):
@@ -37,7 +50,7 @@ class RecordCreate(BaseModel):
                            description="the caller's id for this record; retrying with the "
                            "same id never creates a duplicate")
     owner: Literal["subject", "center"] | None = None
-    version: int | None = Field(default=None, ge=1,
+    version: int | None = Field(default=None, ge=1, le=UINT32_MAX,
                                 description="the version to publish (updates); omit for new")
 
 
@@ -53,9 +66,10 @@ class PublishedPublic(BaseModel):
 
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    grant_id: int = Field(ge=0, description="the grant the read is made under (0 for the "
+    grant_id: int = Field(ge=0, le=UINT256_MAX,
+                          description="the grant the read is made under (0 for the "
                           "owner reading its own record)")
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=UINT32_MAX)
     request_id: str | None = Field(
         default=None, pattern=r"^0x[0-9a-fA-F]{64}$",
         description="the caller's id for this read (32 bytes): retrying with the same id "
@@ -86,15 +100,15 @@ def _published(out: Published) -> PublishedPublic:
 
 @router.post("", response_model=PublishedPublic, summary="Publish a record (center staff, "
              "through their own center's node)")
-def publish(body: RecordCreate, node: NodeDep, caller: CallerDep) -> PublishedPublic:
+async def publish(body: RecordCreate, node: NodeDep, caller: CallerDep) -> PublishedPublic:
     service = node.key_service
     if service is None:
         raise ApiError(503, "no_key_service", "this node holds no center account; publish "
                        "through your center's node")
     try:
-        out = service.publish(caller.address, body.type, body.subject, body.payload,
-                               client_id=body.client_id, owner=body.owner,
-                               version=body.version)
+        out = await _waiting(lambda: service.publish(
+            caller.address, body.type, body.subject, body.payload, client_id=body.client_id,
+            owner=body.owner, version=body.version))
     except ServiceError as exc:
         raise _service_error(exc) from None
     return _published(out)
@@ -102,21 +116,22 @@ def publish(body: RecordCreate, node: NodeDep, caller: CallerDep) -> PublishedPu
 
 class RecordRemove(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(default=None, ge=1, description="the tombstone's version "
+    version: int | None = Field(default=None, ge=1, le=UINT32_MAX,
+                                description="the tombstone's version "
                                 "(latest + 1); give it to make a retry idempotent")
 
 
 @router.post("/{record_id}/remove", response_model=PublishedPublic,
              summary="Remove a record (a tombstone version; earlier versions stay on chain)")
-def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: CallerDep
-           ) -> PublishedPublic:
+async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: CallerDep
+                 ) -> PublishedPublic:
     service = node.key_service
     if service is None:
         raise ApiError(503, "no_key_service", "this node holds no center account; remove "
                        "through the providing center's node")
+    rid = parse_bytes32(record_id, "record_id")
     try:
-        out = service.remove(caller.address, parse_bytes32(record_id, "record_id"),
-                             body.version)
+        out = await _waiting(lambda: service.remove(caller.address, rid, body.version))
     except ServiceError as exc:
         raise _service_error(exc) from None
     return _published(out)
@@ -161,7 +176,8 @@ def get_record(record_id: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
 
 @router.get("/{record_id}/versions/{version}",
             summary="One version's ciphertext, digest and wrapped keys (as on chain)")
-def get_version(record_id: str, version: int, node: NodeDep, _: CallerDep) -> dict[str, Any]:
+def get_version(record_id: str, version: Annotated[int, FPath(ge=1, le=UINT32_MAX)],
+                node: NodeDep, _: CallerDep) -> dict[str, Any]:
     rid = parse_bytes32(record_id, "record_id")
     meta = node.domain.record(rid)
     if meta is None or not 1 <= version <= meta.latest:
@@ -183,54 +199,77 @@ def get_version(record_id: str, version: int, node: NodeDep, _: CallerDep) -> di
     }
 
 
-def _forward(node: Node, center: bytes, record_id: str, caller_headers: dict[str, str],
-             body: bytes) -> JSONResponse:
-    member = node.domain.member(center)
+# Calls that wait for a final block (publish, remove, key release) hold a worker thread for
+# up to the commit timeout. They share at most WAITING_THREADS threads, so JSON-RPC, reads
+# and authentication (the rest of the default pool of 40) keep going under any number of
+# slow requests. Forwarding to a custodian holds no thread at all. One limiter per event
+# loop (a test client may run several loops in turn).
+_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary())
+WAITING_THREADS = 24
+
+
+async def _waiting(fn: Callable[[], T]) -> T:
+    loop = asyncio.get_running_loop()
+    limiter = _LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(WAITING_THREADS)
+    return await anyio.to_thread.run_sync(fn, limiter=limiter)
+
+
+async def _forward(node: Node, center: bytes, path: str, caller_headers: dict[str, str],
+                   body: bytes) -> JSONResponse:
+    member = await anyio.to_thread.run_sync(node.domain.member, center)
     custodian = code_of(center)
     if member is None or not member.endpoint:
         raise ApiError(503, "custodian_unavailable",
                        f"the record's custodian {custodian} has no registered endpoint")
-    url = f"{member.endpoint.rstrip('/')}/v1/records/{record_id}/key"
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        **caller_headers, FORWARDED_HEADER: "1", "Content-Type": "application/json"})
+    if not member.endpoint.startswith(("http://", "https://")):
+        raise ApiError(503, "custodian_unavailable", f"the custodian {custodian}'s registered "
+                       f"endpoint {member.endpoint!r} is not an http(s) URL")
     try:
-        with urllib.request.urlopen(request, timeout=FORWARD_TIMEOUT_S) as resp:
-            return JSONResponse(json.loads(resp.read()), status_code=resp.status)
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read())
-        except (ValueError, OSError):
-            payload = error_body("custodian_error", f"the custodian answered HTTP {exc.code}")
-        return JSONResponse(payload, status_code=exc.code)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, follow_redirects=False) as client:
+            resp = await client.post(
+                member.endpoint.rstrip("/") + path, content=body,
+                headers={**caller_headers, FORWARDED_HEADER: "1",
+                         "Content-Type": "application/json"})
+        if len(resp.content) > MAX_FORWARD_ANSWER:
+            raise ValueError("answer too large")
+        payload = resp.json()
+    except httpx.HTTPError as exc:
         raise ApiError(503, "custodian_unavailable",
                        f"the record's custodian center {custodian} ({member.endpoint}) did not "
-                       f"answer: {getattr(exc, 'reason', exc)}. Only the custodian holds the "
-                       "record's data key: retry when it is back, or ask the owner") from None
+                       f"answer: {exc!r}. Only the custodian holds the record's data key: "
+                       "retry when it is back, or ask the owner") from None
+    except ValueError:
+        raise ApiError(502, "custodian_error", f"the custodian {custodian} answered HTTP "
+                       f"{resp.status_code} without a valid JSON body") from None
+    return JSONResponse(payload, status_code=resp.status_code)
 
 
 @router.post("/{record_id}/key", response_model=KeyPublic,
              summary="Get the record's data key, wrapped for the caller, under a grant")
-def request_key(record_id: str, body: KeyRequest, node: NodeDep, caller: CallerDep,
-                request: Request) -> Any:
+async def request_key(record_id: str, body: KeyRequest, node: NodeDep, caller: CallerDep,
+                      request: Request) -> Any:
     rid = parse_bytes32(record_id, "record_id")
     service = node.key_service
-    try:
-        if service is None:
-            meta = node.domain.record(rid)
-            if meta is None:
-                raise ApiError(404, "record_not_found", f"no record {record_id} on chain")
-            raise NotCustodian(meta.center)
-        out = service.release_key(
-            caller.address, caller.nonce, rid, body.grant_id, body.version,
-            None if body.request_id is None else bytes.fromhex(body.request_id[2:]))
-    except ServiceError as exc:
-        raise _service_error(exc) from None
-    except NotCustodian as exc:
+    meta = await anyio.to_thread.run_sync(node.domain.record, rid)
+    if meta is None:
+        raise ApiError(404, "record_not_found", f"no record {record_id} on chain (yet)")
+    if service is None or meta.center != await anyio.to_thread.run_sync(service.center_id):
         if request.headers.get(FORWARDED_HEADER):
             raise ApiError(409, "not_custodian", "forwarded to a node that is not the "
-                           "custodian") from None
-        return _forward(node, exc.center, record_id, caller.headers, caller.body)
+                           "custodian")
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return await _forward(node, meta.center, path, caller.headers, caller.body)
+    request_id = None if body.request_id is None else bytes.fromhex(body.request_id[2:])
+    try:
+        out = await _waiting(lambda: service.release_key(
+            caller.address, caller.nonce, rid, body.grant_id, body.version, request_id))
+    except ServiceError as exc:
+        raise _service_error(exc) from None
+    except NotCustodian:
+        raise ApiError(409, "not_custodian", "the record's custodian changed") from None
     return KeyPublic(record_id=hex0x(out.record_id), version=out.version,
                      wrapped_key=hex0x(out.wrapped_key),
                      receipt_tx=None if out.receipt_tx is None else hex0x(out.receipt_tx),
