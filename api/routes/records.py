@@ -206,6 +206,10 @@ def get_version(record_id: str, version: Annotated[int, FPath(ge=1, le=UINT32_MA
 # loop (a test client may run several loops in turn).
 _LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
     weakref.WeakKeyDictionary())
+# One forwarding client per event loop: connections to custodians are kept alive (and an
+# httpx client is costly to create: it builds an SSL context).
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary())
 WAITING_THREADS = 24
 
 
@@ -227,12 +231,16 @@ async def _forward(node: Node, center: bytes, path: str, caller_headers: dict[st
     if not member.endpoint.startswith(("http://", "https://")):
         raise ApiError(503, "custodian_unavailable", f"the custodian {custodian}'s registered "
                        f"endpoint {member.endpoint!r} is not an http(s) URL")
+    loop = asyncio.get_running_loop()
+    client = _CLIENTS.get(loop)
+    if client is None:
+        client = _CLIENTS[loop] = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S,
+                                                    follow_redirects=False)
     try:
-        async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, follow_redirects=False) as client:
-            resp = await client.post(
-                member.endpoint.rstrip("/") + path, content=body,
-                headers={**caller_headers, FORWARDED_HEADER: "1",
-                         "Content-Type": "application/json"})
+        resp = await client.post(
+            member.endpoint.rstrip("/") + path, content=body,
+            headers={**caller_headers, FORWARDED_HEADER: "1",
+                     "Content-Type": "application/json"})
         if len(resp.content) > MAX_FORWARD_ANSWER:
             raise ValueError("answer too large")
         payload = resp.json()
