@@ -28,6 +28,27 @@ from gmssl import sm2 as gm_sm2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.sm_vectors import (
+    ANNEX_C_CT,
+    ANNEX_C_PT,
+    ANNEX_D,
+    ANNEX_E,
+    ANNEX_K_HEX,
+    ANNEX_MSG,
+    ANNEX_PUB,
+    ANNEX_SIG,
+    ANNEX_ZA,
+    OSSL_CT_DER,
+    OSSL_D,
+    OSSL_PT,
+    OSSL_PUB,
+    RFC8998_AAD,
+    RFC8998_CT,
+    RFC8998_IV,
+    RFC8998_KEY,
+    RFC8998_PT,
+    RFC8998_TAG,
+)
 from yilian.node.crypto import sm2
 from yilian.node.crypto.sm import (
     SM4AuthenticationError,
@@ -71,18 +92,6 @@ def test_sm4_gbt32907_example_2_million_iterations() -> None:
     assert block == H("595298c7c6fd271f0402f804c33d3f66")
 
 
-RFC8998_KEY = H("0123456789ABCDEFFEDCBA9876543210")
-RFC8998_IV = H("00001234567800000000ABCD")
-RFC8998_AAD = H("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2")
-RFC8998_PT = H(
-    "AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCCCCCCCCCCCCCCDDDDDDDDDDDDDDDD"
-    "EEEEEEEEEEEEEEEEFFFFFFFFFFFFFFFFEEEEEEEEEEEEEEEEAAAAAAAAAAAAAAAA"
-)
-RFC8998_CT = H(
-    "17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735"
-    "D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D"
-)
-RFC8998_TAG = H("83DE3541E4C2B58177E065A9BF7B62EC")
 
 
 def test_sm4_gcm_rfc8998_a1() -> None:
@@ -125,42 +134,6 @@ def test_sm4_gcm_round_trip(pt: bytes, aad: bytes) -> None:
 
 # ------------------------------------------------------------------ SM2 published vectors
 
-# GB/T 32918.5-2017 / GM/T 0003.5-2012 Annex A (signature) and Annex C (encryption).
-ANNEX_D = H("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8")
-ANNEX_PUB = H(
-    "09F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020"
-    "CCEA490CE26775A52DC6EA718CC1AA600AED05FBF35E084A6632F6072DA9AD13"
-)
-ANNEX_K = "59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21"
-ANNEX_ZA = H("B2E14C5C79C6DF5B85F4FE7ED8DB7A262B9DA7E07CCB0EA9F4747B8CCDA8A4F3")
-ANNEX_E = H("F0B43E94BA45ACCAACE692ED534382EB17E6AB5A19CE7B31F4486FDFC0D28640")
-ANNEX_SIG = H(
-    "F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3"
-    "B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA"
-)
-ANNEX_MSG = b"message digest"
-ANNEX_C_PT = b"encryption standard"
-ANNEX_C_CT = H(
-    "04"
-    "04EBFC718E8D1798620432268E77FEB6415E2EDE0E073C0F4F640ECD2E149A73"  # C1.x
-    "E858F9D81E5430A57B36DAAB8F950A3C64E6EE6A63094D99283AFF767E124DF0"  # C1.y
-    "59983C18F809E262923C53AEC295D30383B54E39D609D160AFCB1908D0BD8766"  # C3
-    "21886CA989CA9C7D58087307CA93092D651EFA"  # C2
-)
-
-# OpenSSL test/recipes/30-test_evp_data/evppkey_sm2.txt, SM2_key1 and its Decrypt test.
-OSSL_D = H("d09156733017bdad809fd9bbd8c693f60230593169b6f94aaf1c8ee138cc99b5")
-OSSL_PUB = H(
-    "393a2ad9e27e43acaaab85a19d3b85591e14406157175addd37bf77ff0caf9ed"
-    "37fcf3a8b4f55c038523261fca6636afe6a7afa2a1482a606f5cb3a18b2e2a1e"
-)
-OSSL_CT_DER = H(
-    "30818A0220466BE2EF5C11782EC77864A0055417F407A5AFC11D653C6BCE69E417BB1D05B6022062B572E2"
-    "1FF0DDF5C726BD3F9FF2EAE56E6294713A607E9B9525628965F62CC804203C1B5713B5DB2728EB7BF775E4"
-    "4F4689FC32668BDC564F52EA45B09E8DF2A5F40422084A9D0CC2997092B7D3C404FCE95956EB604D732B23"
-    "07A8E5B8900ED6608CA5B197"
-)
-OSSL_PT = b"The floofy bunnies hop at midnight"
 
 
 def _gm(private: bytes | None, public: bytes, mode: int = 1) -> gm_sm2.CryptSM2:
@@ -195,7 +168,7 @@ def test_annex_a_signature_verifies() -> None:
 
 def test_annex_a_signature_reproduced_by_gmssl_with_fixed_k() -> None:
     """The reference implementation reproduces (r, s) bit for bit from the same k."""
-    assert _gm(ANNEX_D, ANNEX_PUB).sign_with_sm3(ANNEX_MSG, ANNEX_K) == ANNEX_SIG.hex()
+    assert _gm(ANNEX_D, ANNEX_PUB).sign_with_sm3(ANNEX_MSG, ANNEX_K_HEX) == ANNEX_SIG.hex()
 
 
 def test_annex_c_decrypts() -> None:
@@ -203,7 +176,7 @@ def test_annex_c_decrypts() -> None:
 
 
 def test_annex_c_reproduced_by_gmssl_with_fixed_k(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gm_func, "random_hex", lambda _n: ANNEX_K)
+    monkeypatch.setattr(gm_func, "random_hex", lambda _n: ANNEX_K_HEX)
     out = _gm(None, ANNEX_PUB, mode=1).encrypt(ANNEX_C_PT)
     assert b"\x04" + out == ANNEX_C_CT  # gmssl omits the 04 of C1
 
