@@ -992,15 +992,18 @@ def _pid_running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _free_port_range(count: int, attempts: int = 50) -> int:
-    """A port p such that p .. p + count - 1 are all free on 127.0.0.1 right now."""
+def free_port_range(count: int, attempts: int = 200) -> int:
+    """A base port such that ``base .. base + count - 1`` are all free on 127.0.0.1.
+
+    Chosen below the kernel's ephemeral range (32768+) so the nodes' own outgoing
+    connections cannot take one of them between this check and the bind. (The tests use
+    this too.)
+    """
     for _ in range(attempts):
-        first = _free_port()
-        if first + count > 65536:
-            continue
+        base = random.randrange(20_000, 32_000 - count)
         socks: list[socket.socket] = []
         try:
-            for port in range(first, first + count):
+            for port in range(base, base + count):
                 s = socket.socket()
                 socks.append(s)
                 s.bind(("127.0.0.1", port))
@@ -1009,7 +1012,7 @@ def _free_port_range(count: int, attempts: int = 50) -> int:
         finally:
             for s in socks:
                 s.close()
-        return first
+        return base
     raise BenchError(f"found no {count} consecutive free TCP ports")
 
 
@@ -1018,7 +1021,7 @@ def start_network(data_dir: Path, timeout: float = 60.0, nodes: int = 1) -> dict
     node is a single validator, more a BFT consortium of that many validators. Returns
     network.json."""
     # A consortium node uses two ports (RPC, p2p); launcher.up wants them consecutive.
-    base = _free_port() if nodes == 1 else _free_port_range(2 * nodes)
+    base = _free_port() if nodes == 1 else free_port_range(2 * nodes)
     return launcher.up(data_dir, nodes=nodes, base_port=base, timeout=timeout)
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yilian.bench.load import percentile
+from yilian.bench.load import free_port_range, percentile
 from yilian.contracts import standard
 from yilian.network_configs.generate import init_network
 from yilian.node import launcher
@@ -92,17 +92,11 @@ def _run(label: str, work: Sequence[Callable[[], Any]], concurrency: int) -> Pha
     return Phase(label, len(work), concurrency, time.monotonic() - start, latencies, errors)
 
 
-def _free_base(count: int) -> int:
-    from yilian.bench.load import _free_port_range
-
-    return _free_port_range(count)
-
-
 def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="yilian-bench-records-"))
     data = tmp / "net"
     try:
-        init_network(data, centers=4, suite=args.suite, base_port=_free_base(8))
+        init_network(data, centers=4, suite=args.suite, base_port=free_port_range(8))
         net = launcher.up(data)
         api = [n["api"] for n in net["nodes"]]
         members = {m["role"]: m for m in net["members"] if m["id"] != "9144030071526726XG"}

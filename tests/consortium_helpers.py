@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -34,6 +33,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
+from yilian.bench.load import free_port_range
 from yilian.network_configs.local import RECORD_STORE_ADDRESS
 from yilian.node import launcher
 
@@ -48,27 +48,6 @@ WAL_LAST_SIGNED = b"wlast-signed"  # storage WAL (b"w") + privval._LAST_SIGNED
 # -- ports -----------------------------------------------------------------------------------
 
 
-def free_port_range(count: int, attempts: int = 200) -> int:
-    """A base port such that ``base .. base + count - 1`` are all free on 127.0.0.1.
-
-    Chosen below the kernel's ephemeral range (32768+) so the nodes' own outgoing
-    connections cannot take one of them between this check and the bind.
-    """
-    for _ in range(attempts):
-        base = random.randrange(20_000, 32_000 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError(f"no range of {count} free ports found")
 
 
 # -- processes -------------------------------------------------------------------------------
