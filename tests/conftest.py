@@ -74,3 +74,21 @@ def fresh_network(tmp_path: Path) -> Iterator[LocalNetwork]:
         yield net
     finally:
         net.stop()
+
+
+# The fast lane (`pytest -m "not slow"`) runs no node processes. Tests that start them are
+# marked here in one place: by the fixtures that start a network, and by the modules whose
+# tests start nodes themselves (launcher.up, consortium helpers, spawned node processes).
+_PROCESS_FIXTURES = frozenset({"network", "fresh_network"})
+_PROCESS_MODULES = frozenset({
+    "test_consortium", "test_crash_recovery", "test_other_client", "test_records_e2e",
+    "test_records_sm", "test_web3_e2e",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        if _PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())) or (
+                module in _PROCESS_MODULES):
+            item.add_marker(pytest.mark.slow)
