@@ -5,8 +5,11 @@ publishing, removing, a key request) holds no thread while it waits
 (:mod:`yilian.node.commit_waiters`), but it still holds an HTTP connection, a coroutine
 and a future. So each caller, named by its account (the signer of the request or of the
 transaction) and by its client IP, may keep only a few such calls open, and the node only
-a bounded number in all. Past a bound the call is refused at once, before anything is
-submitted, with HTTP 429 (this caller) or 503 (the node) and a reason saying what to do.
+a bounded number in all. Past a bound the call is refused at once with HTTP 429 (this
+caller) or 503 (the node) and a reason saying what to do. A user-signed transaction is
+admitted before its wait is counted (admission has the mempool's own bounds), so the
+refusal names it as kept and pending; a center operation (publish, remove, key request)
+takes its slot first and submits nothing when refused.
 
 Calls that need no wait never take a slot: a transaction already committed or pending
 (same hash) is answered with its status at once, and one that cannot execute yet (a
@@ -65,8 +68,10 @@ class WaitBudget:
         return self._all
 
     @contextlib.contextmanager
-    def slot(self, account: bytes | None, client_ip: str | None) -> Iterator[None]:
-        """Hold one waiting slot for the block; ApiError 429/503 when a bound is hit."""
+    def slot(self, account: bytes | None, client_ip: str | None,
+             extra: dict[str, Any] | None = None) -> Iterator[None]:
+        """Hold one waiting slot for the block; ApiError 429/503 when a bound is hit
+        (``extra`` goes into the error: e.g. the hash of a transaction that is kept)."""
         keys = []
         if account is not None:
             keys.append(("account", "0x" + account.hex()))
@@ -78,7 +83,7 @@ class WaitBudget:
                                f"this node already has {self.total} calls waiting for "
                                "transactions to commit; retry in a few seconds, or send the "
                                "transaction with eth_sendRawTransaction and poll its receipt",
-                               {"limit": self.total})
+                               {"limit": self.total, **(extra or {})})
             for kind, who in keys:
                 limit = self.per_account if kind == "account" else self.per_ip
                 if self._open[(kind, who)] >= limit:
@@ -88,7 +93,7 @@ class WaitBudget:
                                    f"{'account' if kind == 'account' else 'client address'} "
                                    "may have); wait for one to finish, or poll the pending "
                                    "ones by resending the same signed transaction",
-                                   {"limit": limit})
+                                   {"limit": limit, **(extra or {})})
             self._all += 1
             for key in keys:
                 self._open[key] += 1
@@ -110,8 +115,9 @@ class WaitSlots:
     budget: WaitBudget
     client_ip: str | None
 
-    def slot(self, account: bytes | None) -> contextlib.AbstractContextManager[None]:
-        return self.budget.slot(account, self.client_ip)
+    def slot(self, account: bytes | None, extra: dict[str, Any] | None = None
+             ) -> contextlib.AbstractContextManager[None]:
+        return self.budget.slot(account, self.client_ip, extra)
 
 
 def wait_slots(request: Request) -> WaitSlots:
@@ -204,37 +210,37 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
     (a nonce gap: Pending ``queued``); and a stalled chain (ApiError 503 ``no_quorum`` /
     ``no_commit``: the transaction is kept and commits when the chain recovers). After
     COMMIT_TIMEOUT_S the answer is Pending ``commit_timeout``: still pending, not failed.
-    ApiError otherwise: the node's admission reason (e.g. ``role``), 429/503 when too many
-    calls wait (nothing was submitted then)."""
+    ApiError otherwise: the node's admission reason (e.g. ``role``); 429/503
+    ``too_many_waiting`` when too many calls wait (the transaction is kept, with its hash:
+    the bound is on waiting, admission has the mempool's own bounds)."""
     raw = bytes.fromhex(raw_hex[2:])
     tx = await anyio.to_thread.run_sync(_checked_call, node, raw, contract, functions, expect)
     tx_hash = bytes(tx.hash)
     known = await anyio.to_thread.run_sync(_status, node, tx, "known")
     if known is not None:
         return known
-    with slots.slot(bytes(tx.sender)):
-        try:
-            await anyio.to_thread.run_sync(node.submit, raw)
-        except Rejected as exc:
-            if exc.reason != "known":
-                raise ApiError(403 if exc.reason == "role" else 422, exc.reason, str(exc)
-                               ) from None
-        state = await anyio.to_thread.run_sync(_status, node, tx, "known")
-        if state is None:  # admitted, then dropped by a block build: it can never execute
-            raise ApiError(422, "dropped", f"transaction 0x{tx_hash.hex()} was admitted but "
-                           "dropped: it cannot execute (see the node's log)")
-        if not (isinstance(state, Pending) and state.status == "pending"):
-            return state  # committed meanwhile, or queued behind a nonce gap
-        health = await anyio.to_thread.run_sync(node.liveness.check)
-        if health.stalled:
-            problem = health.problems[0]
-            raise ApiError(503, problem.reason,
-                           f"the chain is stalled: {problem.message}. Transaction "
-                           f"0x{tx_hash.hex()} is kept and commits when the chain recovers; "
-                           "resend the same signed transaction to see its status (never "
-                           "sign a new one for the same change)",
-                           {"status": "pending", "tx_hash": "0x" + tx_hash.hex(),
-                            "chain": health.json()})
+    try:
+        await anyio.to_thread.run_sync(node.submit, raw)
+    except Rejected as exc:
+        if exc.reason != "known":  # "known": a concurrent copy of this call admitted it
+            raise ApiError(403 if exc.reason == "role" else 422, exc.reason, str(exc)
+                           ) from None
+    state = await anyio.to_thread.run_sync(_status, node, tx, "known")
+    if state is None:  # admitted, then dropped by a block build: it can never execute
+        raise ApiError(422, "dropped", f"transaction 0x{tx_hash.hex()} was admitted but "
+                       "dropped: it cannot execute (see the node's log)")
+    if not (isinstance(state, Pending) and state.status == "pending"):
+        return state  # committed meanwhile, or queued behind a nonce gap
+    kept = {"status": "pending", "tx_hash": "0x" + tx_hash.hex()}
+    health = await anyio.to_thread.run_sync(node.liveness.check)
+    if health.stalled:
+        problem = health.problems[0]
+        raise ApiError(503, problem.reason,
+                       f"the chain is stalled: {problem.message}. Transaction "
+                       f"0x{tx_hash.hex()} is kept and commits when the chain recovers; "
+                       "resend the same signed transaction to see its status (never sign a "
+                       "new one for the same change)", {**kept, "chain": health.json()})
+    with slots.slot(bytes(tx.sender), kept):
         try:
             return await wait_committed(node, tx_hash, COMMIT_TIMEOUT_S)
         except TxFailed as exc:
@@ -247,7 +253,8 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
 PENDING_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": "accepted, not committed yet: `status` is `pending` or `queued` "
           "(a nonce gap), `tx_hash` names it; resend the same signed transaction to poll"},
-    429: {"description": "this caller already has too many calls waiting"},
+    429: {"description": "this caller already has too many calls waiting (`tx_hash`: the "
+          "transaction is kept)"},
     503: {"description": "`no_quorum`/`no_commit`: the chain is stalled (the transaction "
           "is kept, see `tx_hash`), or `too_many_waiting` on this node"},
 }
