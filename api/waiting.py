@@ -115,9 +115,11 @@ class WaitSlots:
     budget: WaitBudget
     client_ip: str | None
 
-    def slot(self, account: bytes | None, extra: dict[str, Any] | None = None
-             ) -> contextlib.AbstractContextManager[None]:
-        return self.budget.slot(account, self.client_ip, extra)
+    def slot(self, account: bytes | None, extra: dict[str, Any] | None = None, *,
+             by_address: bool = True) -> contextlib.AbstractContextManager[None]:
+        """``by_address=False`` for a request another node forwarded: its address is that
+        node's, shared by all the callers it relays (they are counted by account)."""
+        return self.budget.slot(account, self.client_ip if by_address else None, extra)
 
 
 def wait_slots(request: Request) -> WaitSlots:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -37,7 +37,6 @@ router = APIRouter(prefix="/v1/records", tags=["records"])
 FORWARDED_HEADER = "X-Yilian-Forwarded"
 FORWARD_TIMEOUT_S = 45.0  # the custodian's own commit wait is 30 s
 MAX_FORWARD_ANSWER = 1 << 20
-T = TypeVar("T")
 
 
 class RecordCreate(BaseModel):
@@ -260,7 +259,7 @@ async def request_key(record_id: str, body: KeyRequest, node: NodeDep, caller: C
             return await _forward(node, meta.center, path, caller.headers, caller.body)
     request_id = None if body.request_id is None else bytes.fromhex(body.request_id[2:])
     try:
-        with slots.slot(caller.address):
+        with slots.slot(caller.address, by_address=not request.headers.get(FORWARDED_HEADER)):
             out = await service.release_key(
                 caller.address, caller.nonce, rid, body.grant_id, body.version, request_id)
     except ServiceError as exc:
