@@ -228,9 +228,10 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
             raise ApiError(403 if exc.reason == "role" else 422, exc.reason, str(exc)
                            ) from None
     state = await anyio.to_thread.run_sync(_status, node, tx, "known")
-    if state is None:  # admitted, then dropped by a block build: it can never execute
-        raise ApiError(422, "dropped", f"transaction 0x{tx_hash.hex()} was admitted but "
-                       "dropped: it cannot execute (see the node's log)")
+    if state is None:  # admitted, then replaced or dropped by a block build
+        raise ApiError(422, "dropped", f"transaction 0x{tx_hash.hex()} is no longer pending: "
+                       "another transaction with the same sender and nonce replaced it, or "
+                       "it cannot execute and was dropped (see the node's log)")
     if not (isinstance(state, Pending) and state.status == "pending"):
         return state  # committed meanwhile, or queued behind a nonce gap
     kept = {"status": "pending", "tx_hash": "0x" + tx_hash.hex()}
