@@ -8,6 +8,7 @@ from yilian.api.auth import ApiError, NonceStore, api_error_handler
 from yilian.api.body_guard import BodyGuard
 from yilian.api.routes import grants, health, members, receipts, records, rpc, ws
 from yilian.api.rpc import RpcHandler
+from yilian.api.waiting import WaitBudget
 from yilian.node.service import Node
 
 
@@ -22,6 +23,7 @@ def create_app(node: Node) -> FastAPI:
     app.state.node = node
     app.state.rpc = RpcHandler(node)
     app.state.nonces = NonceStore(node)
+    app.state.waits = WaitBudget()
     app.include_router(rpc.router)
     app.include_router(ws.router)
     app.include_router(health.router)

@@ -7,12 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from yilian.contracts import credit_code
-from yilian.contracts.abi import AbiError
-from yilian.node.center_account import TxFailed, wait_committed
 from yilian.node.chain import TxRecord
 from yilian.node.domain import Located, code_of
-from yilian.node.mempool import Rejected, decode_transaction
-from yilian.node.service import Node
 
 # Event arguments that hold a member id (a credit code in bytes32): shown as the code text.
 MEMBER_FIELDS = frozenset({"subject", "owner", "center", "grantee", "reader", "custodian", "id"})
@@ -80,51 +76,11 @@ class SignedTransaction(BaseModel):
                                  "domain contract (the SDK builds it)")
 
 
-COMMIT_TIMEOUT_S = 30.0
 UINT32_MAX = 2**32 - 1
 UINT256_MAX = 2**256 - 1
 
 
-def commit_domain_tx(node: Node, raw_hex: str, contract: bytes,
-                     functions: frozenset[str] | None = None,
-                     expect: dict[str, Any] | None = None) -> TxRecord:
-    """Admit a user-signed call of ``contract`` (one of ``functions`` if given), wait until
-    its block is final and return it; ApiError with the reason otherwise (the node's
-    admission reason, e.g. ``role``, or the contract's revert reason). ``expect`` names
-    arguments the call must have (e.g. the grant id in the URL). Resending a transaction
-    that is already pending or committed waits for it instead of failing."""
-    from yilian.api.auth import ApiError
-
-    raw = bytes.fromhex(raw_hex[2:])
-    abi = node.domain.abi_at(contract)
-    try:
-        tx = decode_transaction(raw, chain_id=node.genesis.chain_id,
-                                max_bytes=node.config.mempool.max_tx_bytes)
-        if bytes(tx.to) != contract:
-            raise ApiError(422, "bad_call", f"the transaction is not addressed to {abi.name}")
-        name, args = abi.decode_input(bytes(tx.data))
-        if functions is not None and name not in functions:
-            raise ApiError(422, "bad_call", f"expected a call of {abi.name}."
-                           f"{' or '.join(sorted(functions))}, got {name}")
-        for key, value in (expect or {}).items():
-            if args.get(key) != value:
-                raise ApiError(422, "bad_call", f"the transaction's {key} is "
-                               f"{args.get(key)!r}, but the request names {value!r}")
-        tx_hash = bytes(tx.hash)
-        node.submit(raw)
-    except Rejected as exc:
-        if exc.reason != "known":
-            raise ApiError(403 if exc.reason == "role" else 422, exc.reason, str(exc)
-                           ) from None
-    except AbiError as exc:
-        raise ApiError(422, "bad_call", str(exc)) from None
-    try:
-        return wait_committed(node, tx_hash, COMMIT_TIMEOUT_S)
-    except TxFailed as exc:
-        raise ApiError(409 if exc.reason == "reverted" else 504, exc.reason, str(exc),
-                       {"tx_hash": hex0x(tx_hash)}) from None
-
-
 def committed_json(record: TxRecord) -> dict[str, Any]:
-    return {"tx_hash": hex0x(record.tx.hash), "block_number": record.block_number,
+    return {"status": "committed", "tx_hash": hex0x(record.tx.hash),
+            "block_number": record.block_number,
             "block_hash": hex0x(record.block_hash)}

@@ -4,11 +4,15 @@ transactions (published records, access receipts) and waits for them to commit.
 Invariants: nonces are assigned under one lock from the mempool's pending nonce, so
 concurrent requests never collide; a transaction is reported successful only after its
 block is committed (final under BFT) with status 1; a revert is reported with the
-contract's reason string.
+contract's reason string. Waiting holds no thread (``Node.wait_for_commit``); the short
+blocking steps (signing, admission, revert replay) run in the loop's executor. When the
+chain is stalled (``yilian.node.liveness``) nothing is submitted: the call fails at once
+with ``no_quorum`` or ``no_commit`` instead of adding a transaction that cannot commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import TYPE_CHECKING
 
@@ -57,27 +61,46 @@ class CenterAccount:
             })
             return self.node.submit(bytes(signed.raw_transaction))
 
-    def send(self, to: bytes, data: bytes, timeout: float = 30.0) -> TxRecord:
+    async def send(self, to: bytes, data: bytes, timeout: float = 30.0) -> TxRecord:
         """Submit and wait until final. TxFailed: ``reverted`` (with the contract's reason),
-        ``commit_timeout``, or the node's admission reason (e.g. ``mempool_full``)."""
+        ``no_quorum``/``no_commit`` (chain stalled; nothing was submitted),
+        ``commit_timeout`` (submitted and still pending), or the node's admission reason
+        (e.g. ``mempool_full``)."""
+        health = await asyncio.to_thread(self.node.liveness.check)
+        if health.stalled:
+            problem = health.problems[0]
+            raise TxFailed(problem.reason, f"the chain is stalled ({problem.message}); "
+                           "nothing was submitted: retry when it is back")
         try:
-            tx_hash = self.submit(to, data)
+            tx_hash = await asyncio.to_thread(self.submit, to, data)
         except Rejected as exc:
             raise TxFailed(exc.reason, f"the node refused the center's transaction: {exc}"
                            ) from None
-        return wait_committed(self.node, tx_hash, timeout)
+        return await wait_committed(self.node, tx_hash, timeout)
 
 
-def wait_committed(node: Node, tx_hash: bytes, timeout: float) -> TxRecord:
-    """The committed record of ``tx_hash``; TxFailed on revert (with the reason) or timeout."""
-    record = node.core.tx_record(tx_hash) if node.wait_for_commit(tx_hash, timeout) else None
+def pending_message(tx_hash: bytes, timeout: float) -> str:
+    """What to tell a caller whose transaction did not commit in time."""
+    return (f"transaction 0x{tx_hash.hex()} did not commit within {timeout:.0f} s; it has "
+            "not failed: it is still pending and commits when the chain catches up. Check "
+            "/readyz, and poll eth_getTransactionReceipt or retry the same request (retries "
+            "are idempotent) instead of sending a new transaction")
+
+
+async def wait_committed(node: Node, tx_hash: bytes, timeout: float) -> TxRecord:
+    """The committed record of ``tx_hash`` (waiting up to ``timeout`` s, no thread held);
+    TxFailed on revert (with the reason) or ``commit_timeout`` (still pending)."""
+    committed = await node.wait_for_commit(tx_hash, timeout)
+    record = node.core.tx_record(tx_hash) if committed else None
     if record is None:
-        raise TxFailed("commit_timeout",
-                       f"transaction 0x{tx_hash.hex()} did not commit within "
-                       f"{timeout:.0f} s; the chain may be stalled (check /healthz)",
-                       tx_hash)
+        raise TxFailed("commit_timeout", pending_message(tx_hash, timeout), tx_hash)
+    return await asyncio.to_thread(final_record, node, record)
+
+
+def final_record(node: Node, record: TxRecord) -> TxRecord:
+    """``record`` if it succeeded; TxFailed ``reverted`` with the contract's reason."""
     if record.receipt.state_root != b"\x01":  # EIP-658 status lives here
-        raise TxFailed("reverted", _revert_reason(node, record), tx_hash)
+        raise TxFailed("reverted", _revert_reason(node, record), bytes(record.tx.hash))
     return record
 
 

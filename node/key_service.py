@@ -25,9 +25,10 @@ read its own records, because the data key is also wrapped for it. See docs/reco
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
@@ -98,9 +99,39 @@ class KeyRelease:
     block_hash: bytes | None
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A checked publication or removal, ready to send."""
+
+    record_id: bytes
+    version: int
+    digest: bytes
+    data: bytes  # the Records call
+    plaintext: bytes | None  # publications: to tell a retry from a reused client id
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A checked read: what to re-wrap, and the receipt it needs (if any)."""
+
+    meta: RecordMeta
+    version: int
+    reader_id: bytes
+    reader_enc_key: bytes
+    custodian_key: bytes  # the data key as wrapped for the custodian
+    grant_id: int
+    request_id: bytes | None = None
+    receipt: Located | None = None  # an earlier attempt's committed receipt
+    receipt_call: bytes | None = None  # the Grants.record_access call to send
+
+
 def _failure(exc: TxFailed, what: str) -> ServiceError:
-    """A failed center transaction as the API error to report."""
+    """A failed center transaction as the API error to report: ``commit_timeout`` says
+    the transaction is still pending (with its hash), not that it failed."""
     status = {"reverted": 409, "commit_timeout": 504}.get(exc.reason, 503)
+    if exc.reason == "commit_timeout":
+        return ServiceError(status, exc.reason, f"{what}: {exc}",
+                            {"status": "pending", "tx_hash": "0x" + (exc.tx_hash or b"").hex()})
     return ServiceError(status, exc.reason, f"{what} failed: {exc}")
 
 
@@ -136,8 +167,31 @@ class KeyService:
             meta.subject, meta.owner, schema)
 
     # -- publishing -----------------------------------------------------------------------
-    def publish(self, caller: bytes, rtype: Any, subject: str, payload: Any, *,
-                client_id: str, owner: str | None, version: int | None) -> Published:
+    async def publish(self, caller: bytes, rtype: Any, subject: str, payload: Any, *,
+                      client_id: str, owner: str | None, version: int | None) -> Published:
+        """Publish one record (see the module doc); waits for the commit holding no thread."""
+        plan = await asyncio.to_thread(self._plan_publish, caller, rtype, subject, payload,
+                                       client_id, owner, version)
+        if isinstance(plan, Published):
+            return plan
+        try:
+            rec = await self.account.send(RECORDS, plan.data)
+        except TxFailed as exc:
+            return await asyncio.to_thread(self._publish_failed, exc, plan)
+        return Published(plan.record_id, plan.version, plan.digest, bytes(rec.tx.hash),
+                         rec.block_number, rec.block_hash)
+
+    def _publish_failed(self, exc: TxFailed, plan: _Planned) -> Published:
+        now = self.domain.record(plan.record_id)
+        if exc.reason == "reverted" and now is not None and now.latest >= plan.version:
+            # an overlapping attempt of the same publication committed first
+            return self._already(plan.record_id, plan.version, plan.plaintext)
+        raise _failure(exc, "publishing") from None
+
+    def _plan_publish(self, caller: bytes, rtype: Any, subject: str, payload: Any,
+                      client_id: str, owner: str | None, version: int | None
+                      ) -> Published | _Planned:
+        """The publication's transaction, or the committed one of an earlier attempt."""
         center = self.center_id()
         if self.domain.member_of(caller) != center:
             raise ServiceError(403, "not_center_staff",
@@ -197,19 +251,30 @@ class KeyService:
             "publish", record_id, target, int(kind), subject_id, owner_id,
             standard.SCHEMA_VERSION, digest, sealed.ciphertext,
             envelope.encode_wrapped_keys(wrapped))
-        try:
-            rec = self.account.send(RECORDS, data)
-        except TxFailed as exc:
-            now = self.domain.record(record_id)
-            if exc.reason == "reverted" and now is not None and now.latest >= target:
-                # an overlapping attempt of the same publication committed first
-                return self._already(record_id, target, plaintext)
-            raise _failure(exc, "publishing") from None
-        return Published(record_id, target, digest, bytes(rec.tx.hash), rec.block_number,
-                         rec.block_hash)
+        return _Planned(record_id, target, digest, data, plaintext)
 
-    def remove(self, caller: bytes, record_id: bytes, version: int | None) -> Published:
+    async def remove(self, caller: bytes, record_id: bytes, version: int | None
+                     ) -> Published:
         """Tombstone a record this center provides (a new version; old ones stay)."""
+        plan = await asyncio.to_thread(self._plan_remove, caller, record_id, version)
+        if isinstance(plan, Published):
+            return plan
+        try:
+            rec = await self.account.send(RECORDS, plan.data)
+        except TxFailed as exc:
+            return await asyncio.to_thread(self._remove_failed, exc, plan)
+        return Published(record_id, plan.version, plan.digest, bytes(rec.tx.hash),
+                         rec.block_number, rec.block_hash)
+
+    def _remove_failed(self, exc: TxFailed, plan: _Planned) -> Published:
+        now = self.domain.record(plan.record_id)
+        if exc.reason == "reverted" and now is not None and now.removed and (
+                now.latest >= plan.version):
+            return self._already(plan.record_id, plan.version)
+        raise _failure(exc, "removal") from None
+
+    def _plan_remove(self, caller: bytes, record_id: bytes, version: int | None
+                     ) -> Published | _Planned:
         center = self.center_id()
         if self.domain.member_of(caller) != center:
             raise ServiceError(403, "not_center_staff",
@@ -222,16 +287,7 @@ class KeyService:
         if meta.removed and version is not None and version <= meta.latest:
             return self._already(record_id, version)
         data = self.domain.records.encode_call("remove", record_id, target)
-        try:
-            rec = self.account.send(RECORDS, data)
-        except TxFailed as exc:
-            now = self.domain.record(record_id)
-            if exc.reason == "reverted" and now is not None and now.removed and (
-                    now.latest >= target):
-                return self._already(record_id, target)
-            raise _failure(exc, "removal") from None
-        return Published(record_id, target, b"\x00" * 32, bytes(rec.tx.hash),
-                         rec.block_number, rec.block_hash)
+        return _Planned(record_id, target, b"\x00" * 32, data, None)
 
     def _already(self, record_id: bytes, version: int, plaintext: bytes | None = None
                  ) -> Published:
@@ -292,15 +348,67 @@ class KeyService:
                                f"{RETRY_WINDOW_S} s ago; make a new read")
         return located
 
-    def release_key(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
-                    version: int | None, client_request_id: bytes | None = None
-                    ) -> KeyRelease:
+    async def release_key(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
+                          version: int | None, client_request_id: bytes | None = None
+                          ) -> KeyRelease:
         """Release the data key of one record version to ``reader`` under ``grant_id``.
 
         ``client_request_id`` names the read: a retry with the same id after a failure
         (say, this node crashed after the receipt committed) gets the key again under the
-        receipt already on chain instead of spending another read.
+        receipt already on chain instead of spending another read. Waiting for the
+        receipt to commit holds no thread.
         """
+        plan = await asyncio.to_thread(self._plan_read, reader, nonce, record_id, grant_id,
+                                       version, client_request_id)
+        receipt = plan.receipt
+        if plan.receipt_call is not None:
+            try:
+                record = await self.account.send(GRANTS, plan.receipt_call)
+            except TxFailed as exc:
+                receipt = await asyncio.to_thread(self._receipt_refused, plan, exc)
+            else:
+                receipt = await asyncio.to_thread(self._receipt_of, plan)
+                if receipt is None:
+                    raise ServiceError(500, "receipt_missing",
+                                       f"receipt 0x{bytes(record.tx.hash).hex()} committed but "
+                                       "is not indexed")
+        return await asyncio.to_thread(self._rewrap, plan, receipt)
+
+    def _receipt_of(self, plan: _Read) -> Located | None:
+        assert plan.request_id is not None
+        return self._earlier_receipt(plan.meta, plan.request_id, plan.grant_id, plan.version,
+                                     plan.reader_id)
+
+    def _receipt_refused(self, plan: _Read, exc: TxFailed) -> Located:
+        """The receipt transaction failed: a concurrent attempt of the same read may have
+        won the race (its receipt is the answer); otherwise the reason it was refused."""
+        if exc.reason != "reverted":
+            raise _failure(exc, "the access receipt") from None
+        receipt = self._receipt_of(plan)
+        if receipt is not None:
+            return receipt
+        status = self.domain.check_grant(plan.grant_id, plan.meta.record_id, plan.reader_id)
+        reason, message = GRANT_STATUS.get(status, ("refused", str(exc)))
+        if status == 0:
+            reason, message = "refused", str(exc)
+        raise ServiceError(403, reason, f"read refused: {message}") from None
+
+    def _rewrap(self, plan: _Read, receipt: Located | None) -> KeyRelease:
+        try:
+            wrapped = envelope.rewrap(self.suite, self._enc_private, plan.custodian_key,
+                                      plan.reader_enc_key)
+        except envelope.EnvelopeError as exc:
+            raise ServiceError(500, "rewrap_failed", f"cannot re-wrap the data key: {exc}"
+                               ) from None
+        return KeyRelease(plan.meta.record_id, plan.version, wrapped,
+                          None if receipt is None else receipt.tx_hash,
+                          None if receipt is None else receipt.block_number,
+                          None if receipt is None else receipt.block_hash)
+
+    def _plan_read(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
+                   version: int | None, client_request_id: bytes | None) -> _Read:
+        """Every check of a read before a receipt is sent; the receipt call to send, if
+        the read needs one and no earlier attempt of it committed."""
         meta = self.locate_custodian(record_id)
         if meta.center != self.center_id():
             raise NotCustodian(meta.center)
@@ -335,47 +443,21 @@ class KeyService:
             raise ServiceError(422, "bad_enc_key", f"the caller's registered encryption key "
                                f"is unusable on this network: {exc}; ask the admin to "
                                "register a valid one") from None
-        owner_read = reader_id == meta.owner
-        receipt: Located | None = None
-        if not owner_read:
-            request_id = (keccak(REQUEST_ID_TAG + reader + client_request_id)
-                          if client_request_id else request_id_for(reader, nonce))
-            receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
-            if receipt is None:
-                status = self.domain.check_grant(grant_id, record_id, reader_id)
-                if status != 0:
-                    reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
-                    raise ServiceError(403, reason, f"read refused: {message}")
-                data = self.domain.grants.encode_call(
-                    "record_access", grant_id, record_id, v, reader_id, request_id)
-                try:
-                    record = self.account.send(GRANTS, data)
-                    receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
-                except TxFailed as exc:
-                    if exc.reason != "reverted":
-                        raise _failure(exc, "the access receipt") from None
-                    # a concurrent attempt of the same read may have won the race
-                    receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
-                    if receipt is None:
-                        status = self.domain.check_grant(grant_id, record_id, reader_id)
-                        reason, message = GRANT_STATUS.get(status, ("refused", str(exc)))
-                        if status == 0:
-                            reason, message = "refused", str(exc)
-                        raise ServiceError(403, reason, f"read refused: {message}") from None
-                if receipt is None:
-                    raise ServiceError(500, "receipt_missing",
-                                       f"receipt 0x{bytes(record.tx.hash).hex()} committed but "
-                                       "is not indexed")
-        try:
-            wrapped = envelope.rewrap(self.suite, self._enc_private, mine,
-                                      reader_member.enc_key)
-        except envelope.EnvelopeError as exc:
-            raise ServiceError(500, "rewrap_failed", f"cannot re-wrap the data key: {exc}"
-                               ) from None
-        return KeyRelease(record_id, v, wrapped,
-                          None if receipt is None else receipt.tx_hash,
-                          None if receipt is None else receipt.block_number,
-                          None if receipt is None else receipt.block_hash)
+        plan = _Read(meta, v, reader_id, reader_member.enc_key, mine, grant_id)
+        if reader_id == meta.owner:  # the owner reads its own record: no receipt
+            return plan
+        request_id = (keccak(REQUEST_ID_TAG + reader + client_request_id)
+                      if client_request_id else request_id_for(reader, nonce))
+        receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
+        if receipt is not None:
+            return replace(plan, request_id=request_id, receipt=receipt)
+        status = self.domain.check_grant(grant_id, record_id, reader_id)
+        if status != 0:
+            reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
+            raise ServiceError(403, reason, f"read refused: {message}")
+        data = self.domain.grants.encode_call(
+            "record_access", grant_id, record_id, v, reader_id, request_id)
+        return replace(plan, request_id=request_id, receipt_call=data)
 
 
 def load_key_service(node: Node, domain: Domain) -> KeyService | None:

@@ -27,11 +27,13 @@ from eth_typing import Address
 from eth_utils import to_canonical_address
 
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
+from yilian.node.commit_waiters import CommitWaiters
 from yilian.node.config import ConfigError, NodeConfig
 from yilian.node.crypto.suites import get_suite
 from yilian.node.domain import Domain
 from yilian.node.genesis import Genesis, load_genesis
 from yilian.node.key_service import KeyService, load_key_service
+from yilian.node.liveness import Liveness
 from yilian.node.mempool import AccountView, Mempool, Rejected, decode_transaction
 from yilian.node.storage import MEMPOOL, Store
 
@@ -69,8 +71,8 @@ class Node:
             limits=config.mempool,
         )
         self._listeners: list[Listener] = []
-        self._tx_waiters: dict[bytes, list[threading.Event]] = {}
-        self._tx_waiters_lock = threading.Lock()
+        self.commit_waiters = CommitWaiters()
+        self.liveness = Liveness(self)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = time.time()
@@ -233,29 +235,15 @@ class Node:
                 self.store.delete(MEMPOOL, h)
         return self._announce(built)
 
-    def wait_for_commit(self, tx_hash: bytes, timeout: float) -> bool:
-        """Block until ``tx_hash`` is in a committed block (True) or ``timeout`` passes."""
-        event = threading.Event()
-        with self._tx_waiters_lock:
-            self._tx_waiters.setdefault(tx_hash, []).append(event)
-        try:
-            if self.core.is_committed(tx_hash):
-                return True
-            return event.wait(timeout) or self.core.is_committed(tx_hash)
-        finally:
-            with self._tx_waiters_lock:
-                waiting = self._tx_waiters.get(tx_hash, [])
-                if event in waiting:
-                    waiting.remove(event)
-                if not waiting:
-                    self._tx_waiters.pop(tx_hash, None)
+    async def wait_for_commit(self, tx_hash: bytes, timeout: float) -> bool:
+        """True once ``tx_hash`` is in a committed block, False after ``timeout`` seconds.
+
+        Holds no thread while it waits (an asyncio future resolved by ``_announce``)."""
+        return await self.commit_waiters.wait(tx_hash, timeout, self.core.is_committed)
 
     def _announce(self, built: BuiltBlock) -> CommittedBlock:
-        with self._tx_waiters_lock:
-            if self._tx_waiters:
-                for tx in built.block.transactions:
-                    for event in self._tx_waiters.get(bytes(tx.hash), ()):
-                        event.set()
+        self.liveness.committed()
+        self.commit_waiters.resolve(bytes(tx.hash) for tx in built.block.transactions)
         committed = CommittedBlock(built.block, built.receipts)
         for listener in list(self._listeners):
             try:

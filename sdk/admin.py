@@ -20,7 +20,7 @@ class Admin:
 
     def _commit(self, fn: str, *args: Any) -> dict[str, Any]:
         raw = self.client.sign_call("Members", MEMBERS_ADDRESS, fn, *args)
-        return dict(self.client.post("/v1/members", {"raw_transaction": raw}, signed=False))
+        return self.client.submit("/v1/members", raw)
 
     def add_member(self, code: str, role: str, name: str, *, enc_key: bytes, account: str,
                    endpoint: str = "") -> dict[str, Any]:

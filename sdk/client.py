@@ -14,13 +14,17 @@ from typing import Any
 
 import requests
 from eth_account import Account
+from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.signed_request import sign_request
-from yilian.sdk.errors import CustodianUnavailable, Refused, YilianError
+from yilian.sdk.errors import CustodianUnavailable, NotCommitted, Refused, YilianError
 
 TX_GAS = 2_000_000
+# Answers after which the same signed transaction is sent again: it is kept by the node
+# (or was never admitted), so resending it cannot make the change twice.
+RESEND_REASONS = frozenset({"no_quorum", "no_commit", "too_many_waiting", "commit_timeout"})
 
 
 class Client:
@@ -98,6 +102,37 @@ class Client:
             "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
         })
         return "0x" + bytes(signed.raw_transaction).hex()
+
+    def submit(self, path: str, raw_transaction: str, *, wait_s: float = 120.0,
+               poll_s: float = 1.0) -> dict[str, Any]:
+        """Post a signed domain transaction (``{"raw_transaction": ...}``) to ``path`` and
+        return its committed result.
+
+        While the answer is "not yet" (HTTP 202 pending or queued, 503 ``no_quorum`` or
+        ``no_commit`` from a stalled chain, 429/503 ``too_many_waiting``, or a lost
+        connection) it sends the *same* signed bytes again every ``poll_s`` seconds: the
+        node answers a transaction it already holds with its status, so the change is
+        made at most once. After ``wait_s`` seconds it raises :class:`NotCommitted` with
+        the hash and the raw transaction, to resend later. Other refusals raise
+        :class:`Refused` at once.
+        """
+        tx_hash = "0x" + keccak(bytes.fromhex(raw_transaction[2:])).hex()
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                out = self.post(path, {"raw_transaction": raw_transaction}, signed=False)
+                if not (isinstance(out, dict) and out.get("status") in ("pending", "queued")):
+                    return dict(out)
+                last = str(out.get("message"))
+            except Refused as exc:
+                if exc.reason not in RESEND_REASONS:
+                    raise
+                last = exc.message
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = f"the node did not answer: {exc!r}"
+            if time.monotonic() + poll_s > deadline:
+                raise NotCommitted(tx_hash, raw_transaction, last)
+            time.sleep(poll_s)
 
     def wait_receipt(self, tx_hash: str, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

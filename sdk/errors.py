@@ -7,7 +7,8 @@ from typing import Any
 from yilian.contracts.envelope import TamperedError
 from yilian.contracts.standard import RecordInvalid
 
-__all__ = ["CustodianUnavailable", "RecordInvalid", "Refused", "TamperedError", "YilianError"]
+__all__ = ["CustodianUnavailable", "NotCommitted", "RecordInvalid", "Refused", "TamperedError",
+           "YilianError"]
 
 
 class YilianError(Exception):
@@ -29,3 +30,15 @@ class Refused(YilianError):
 
 class CustodianUnavailable(Refused):
     """The record's custodian node did not answer; only it can release the data key."""
+
+
+class NotCommitted(YilianError):
+    """A signed transaction was sent but has not committed yet (the chain is slow or
+    stalled): it has **not** failed. ``tx_hash`` names it; resend ``raw_transaction``
+    unchanged (``Client.submit``) to get its result later. Never sign a new transaction
+    for the same change: that one would commit too."""
+
+    def __init__(self, tx_hash: str, raw_transaction: str, message: str) -> None:
+        super().__init__(f"transaction {tx_hash} is not committed yet: {message}")
+        self.tx_hash = tx_hash
+        self.raw_transaction = raw_transaction

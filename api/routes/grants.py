@@ -3,25 +3,30 @@
 Writes are Ethereum transactions the owner signs with its chain key (the SDK builds
 them); the node checks that the transaction is the right call and the sender's role,
 commits it and answers with the resulting grant, or the contract's reason for refusing.
+Resending the same signed transaction never grants twice: it is answered with the
+transaction's status (202 pending) or its committed grant (see ``api.waiting``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
 
 from yilian.api.auth import ApiError, CallerDep
 from yilian.api.deps import NodeDep
 from yilian.api.domain_format import (
     UINT256_MAX,
     SignedTransaction,
-    commit_domain_tx,
     committed_json,
     event_json,
     hex0x,
     member_id_of,
 )
+from yilian.api.waiting import PENDING_RESPONSES, Pending, WaitsDep, commit_domain_tx
+from yilian.node.chain import TxRecord
 from yilian.node.domain import GRANTS, code_of
 from yilian.node.service import Node
 
@@ -46,9 +51,7 @@ def grant_json(node: Node, grant_id: int) -> dict[str, Any]:
     return out
 
 
-@router.post("", summary="Commit a grant signed by the owner; returns the grant")
-def create_grant(body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
-    record = commit_domain_tx(node, body.raw_transaction, GRANTS, frozenset({"grant"}))
+def _granted(node: Node, record: TxRecord) -> dict[str, Any]:
     topic = node.domain.grants.topic("Granted")
     for log in record.receipt.logs:
         if log.topics and log.topics[0].to_bytes(32, "big") == topic:
@@ -57,11 +60,30 @@ def create_grant(body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
     raise ApiError(500, "no_event", "the grant committed without a Granted event")
 
 
-@router.post("/{grant_id}/revoke", summary="Commit a revocation signed by the owner")
-def revoke_grant(grant_id: GrantId, body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
-    record = commit_domain_tx(node, body.raw_transaction, GRANTS, frozenset({"revoke"}),
-                              {"grant_id": grant_id})
+@router.post("", summary="Commit a grant signed by the owner; returns the grant",
+             response_model=None, responses=PENDING_RESPONSES)
+async def create_grant(body: SignedTransaction, node: NodeDep, slots: WaitsDep
+                       ) -> dict[str, Any] | JSONResponse:
+    out = await commit_domain_tx(node, body.raw_transaction, GRANTS, slots,
+                                 frozenset({"grant"}))
+    if isinstance(out, Pending):
+        return out.response()
+    return await anyio.to_thread.run_sync(_granted, node, out)
+
+
+def _revoked(node: Node, grant_id: int, record: TxRecord) -> dict[str, Any]:
     return {**grant_json(node, grant_id), **committed_json(record)}
+
+
+@router.post("/{grant_id}/revoke", summary="Commit a revocation signed by the owner",
+             response_model=None, responses=PENDING_RESPONSES)
+async def revoke_grant(grant_id: GrantId, body: SignedTransaction, node: NodeDep,
+                       slots: WaitsDep) -> dict[str, Any] | JSONResponse:
+    out = await commit_domain_tx(node, body.raw_transaction, GRANTS, slots,
+                                 frozenset({"revoke"}), {"grant_id": grant_id})
+    if isinstance(out, Pending):
+        return out.response()
+    return await anyio.to_thread.run_sync(_revoked, node, grant_id, out)
 
 
 @router.get("/{grant_id}", summary="One grant and its state (reads used, revoked, expiry)")

@@ -1,4 +1,12 @@
-"""``GET /healthz`` and ``GET /metrics``."""
+"""``GET /healthz``, ``GET /readyz`` and ``GET /metrics``.
+
+These are ``async`` routes that do a few in-memory and LevelDB reads on the event loop,
+so they never queue behind requests waiting in the thread pool. ``/healthz`` is liveness:
+200 while the process serves, with ``status`` ``ok``, ``degraded`` (a block failed to
+build) or ``stalled`` (see :mod:`yilian.node.liveness`) and the reasons. ``/readyz`` is
+readiness for load balancers: 503 while the chain is stalled, since writes sent here
+cannot commit then.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +14,22 @@ import time
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from yilian.api.deps import NodeDep
+from yilian.node.service import Node
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness and head of this node")
-def healthz(node: NodeDep) -> dict[str, Any]:
+def _health(node: Node) -> dict[str, Any]:
     head = node.core.head()
+    chain = node.liveness.check()
+    status = ("stalled" if chain.stalled else
+              "ok" if node.last_block_error is None else "degraded")
     return {
-        "status": "ok" if node.last_block_error is None else "degraded",
+        "status": status,
+        "chain": chain.json(),
         "name": node.config.name,
         "chainId": node.genesis.chain_id,
         "suite": node.genesis.suite,
@@ -32,9 +44,22 @@ def healthz(node: NodeDep) -> dict[str, Any]:
     }
 
 
+@router.get("/healthz", summary="Liveness, head and chain progress of this node")
+async def healthz(node: NodeDep) -> dict[str, Any]:
+    return _health(node)
+
+
+@router.get("/readyz", summary="Ready to commit writes: 503 while the chain is stalled",
+            responses={503: {"description": "the chain is stalled (no quorum, or no commit "
+                             "while transactions wait); the body says why"}})
+async def readyz(node: NodeDep) -> JSONResponse:
+    health = _health(node)
+    return JSONResponse(health, status_code=503 if health["chain"]["stalled"] else 200)
+
+
 @router.get("/metrics", response_class=PlainTextResponse,
             summary="Prometheus text metrics")
-def metrics(node: NodeDep) -> str:
+async def metrics(node: NodeDep) -> str:
     head = node.core.head()
     lines = [
         "# TYPE yilian_head_number gauge",

@@ -6,16 +6,17 @@ import re
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from yilian.api.auth import ApiError, CallerDep
 from yilian.api.deps import NodeDep
 from yilian.api.domain_format import (
     SignedTransaction,
-    commit_domain_tx,
     committed_json,
     hex0x,
     member_id_of,
 )
+from yilian.api.waiting import PENDING_RESPONSES, Pending, WaitsDep, commit_domain_tx
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.node.domain import MEMBERS, code_of
 
@@ -46,6 +47,9 @@ def member_of(account: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
 
 
 @router.post("", summary="Commit an admin's signed Members transaction (add a member or "
-             "account, or change a member's status)")
-def admin_change(body: SignedTransaction, node: NodeDep) -> dict[str, Any]:
-    return committed_json(commit_domain_tx(node, body.raw_transaction, MEMBERS))
+             "account, or change a member's status)", response_model=None,
+             responses=PENDING_RESPONSES)
+async def admin_change(body: SignedTransaction, node: NodeDep, slots: WaitsDep
+                       ) -> dict[str, Any] | JSONResponse:
+    out = await commit_domain_tx(node, body.raw_transaction, MEMBERS, slots)
+    return out.response() if isinstance(out, Pending) else committed_json(out)

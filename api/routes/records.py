@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -27,6 +26,7 @@ from yilian.api.domain_format import (
     member_id_of,
     parse_bytes32,
 )
+from yilian.api.waiting import WaitsDep
 from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.node.domain import code_of
 from yilian.node.key_service import NotCustodian, Published, ServiceError
@@ -37,7 +37,6 @@ router = APIRouter(prefix="/v1/records", tags=["records"])
 FORWARDED_HEADER = "X-Yilian-Forwarded"
 FORWARD_TIMEOUT_S = 45.0  # the custodian's own commit wait is 30 s
 MAX_FORWARD_ANSWER = 1 << 20
-T = TypeVar("T")
 
 
 class RecordCreate(BaseModel):
@@ -100,15 +99,17 @@ def _published(out: Published) -> PublishedPublic:
 
 @router.post("", response_model=PublishedPublic, summary="Publish a record (center staff, "
              "through their own center's node)")
-async def publish(body: RecordCreate, node: NodeDep, caller: CallerDep) -> PublishedPublic:
+async def publish(body: RecordCreate, node: NodeDep, caller: CallerDep, slots: WaitsDep
+                  ) -> PublishedPublic:
     service = node.key_service
     if service is None:
         raise ApiError(503, "no_key_service", "this node holds no center account; publish "
                        "through your center's node")
     try:
-        out = await _waiting(lambda: service.publish(
-            caller.address, body.type, body.subject, body.payload, client_id=body.client_id,
-            owner=body.owner, version=body.version))
+        with slots.slot(caller.address):
+            out = await service.publish(
+                caller.address, body.type, body.subject, body.payload,
+                client_id=body.client_id, owner=body.owner, version=body.version)
     except ServiceError as exc:
         raise _service_error(exc) from None
     return _published(out)
@@ -123,15 +124,16 @@ class RecordRemove(BaseModel):
 
 @router.post("/{record_id}/remove", response_model=PublishedPublic,
              summary="Remove a record (a tombstone version; earlier versions stay on chain)")
-async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: CallerDep
-                 ) -> PublishedPublic:
+async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: CallerDep,
+                 slots: WaitsDep) -> PublishedPublic:
     service = node.key_service
     if service is None:
         raise ApiError(503, "no_key_service", "this node holds no center account; remove "
                        "through the providing center's node")
     rid = parse_bytes32(record_id, "record_id")
     try:
-        out = await _waiting(lambda: service.remove(caller.address, rid, body.version))
+        with slots.slot(caller.address):
+            out = await service.remove(caller.address, rid, body.version)
     except ServiceError as exc:
         raise _service_error(exc) from None
     return _published(out)
@@ -199,26 +201,10 @@ def get_version(record_id: str, version: Annotated[int, FPath(ge=1, le=UINT32_MA
     }
 
 
-# Calls that wait for a final block (publish, remove, key release) hold a worker thread for
-# up to the commit timeout. They share at most WAITING_THREADS threads, so JSON-RPC, reads
-# and authentication (the rest of the default pool of 40) keep going under any number of
-# slow requests. Forwarding to a custodian holds no thread at all. One limiter per event
-# loop (a test client may run several loops in turn).
-_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary())
 # One forwarding client per event loop: connections to custodians are kept alive (and an
 # httpx client is costly to create: it builds an SSL context).
 _CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary())
-WAITING_THREADS = 24
-
-
-async def _waiting(fn: Callable[[], T]) -> T:
-    loop = asyncio.get_running_loop()
-    limiter = _LIMITERS.get(loop)
-    if limiter is None:
-        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(WAITING_THREADS)
-    return await anyio.to_thread.run_sync(fn, limiter=limiter)
 
 
 async def _forward(node: Node, center: bytes, path: str, caller_headers: dict[str, str],
@@ -258,7 +244,7 @@ async def _forward(node: Node, center: bytes, path: str, caller_headers: dict[st
 @router.post("/{record_id}/key", response_model=KeyPublic,
              summary="Get the record's data key, wrapped for the caller, under a grant")
 async def request_key(record_id: str, body: KeyRequest, node: NodeDep, caller: CallerDep,
-                      request: Request) -> Any:
+                      request: Request, slots: WaitsDep) -> Any:
     rid = parse_bytes32(record_id, "record_id")
     service = node.key_service
     meta = await anyio.to_thread.run_sync(node.domain.record, rid)
@@ -269,11 +255,13 @@ async def request_key(record_id: str, body: KeyRequest, node: NodeDep, caller: C
             raise ApiError(409, "not_custodian", "forwarded to a node that is not the "
                            "custodian")
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return await _forward(node, meta.center, path, caller.headers, caller.body)
+        with slots.slot(caller.address):  # waits for the custodian's answer
+            return await _forward(node, meta.center, path, caller.headers, caller.body)
     request_id = None if body.request_id is None else bytes.fromhex(body.request_id[2:])
     try:
-        out = await _waiting(lambda: service.release_key(
-            caller.address, caller.nonce, rid, body.grant_id, body.version, request_id))
+        with slots.slot(caller.address, by_address=not request.headers.get(FORWARDED_HEADER)):
+            out = await service.release_key(
+                caller.address, caller.nonce, rid, body.grant_id, body.version, request_id)
     except ServiceError as exc:
         raise _service_error(exc) from None
     except NotCustodian:

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from yilian.api.deps import RpcDep
 from yilian.api.rpc_errors import InvalidRequest, LimitExceeded
 
 router = APIRouter(tags=["json-rpc"])
+
+# JSON-RPC has its own share of worker threads, apart from the default pool that the
+# synchronous REST routes share, so no number of slow REST requests delays it. One limiter
+# per event loop (a test client may run several loops in turn).
+RPC_THREADS = 16
+_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary())
+
+
+def _rpc_limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(RPC_THREADS)
+    return limiter
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -48,7 +66,7 @@ async def json_rpc(request: Request, rpc: RpcDep) -> Response:
     if ctype not in ("application/json", ""):
         err = InvalidRequest(f"content-type must be application/json, got {ctype}")
         return _json({"jsonrpc": "2.0", "id": None, "error": err.to_json()}, 415)
-    result = await run_in_threadpool(rpc.handle_bytes, body)
+    result = await anyio.to_thread.run_sync(rpc.handle_bytes, body, limiter=_rpc_limiter())
     if result is None:
         return Response(status_code=204)
     return _json(result)
