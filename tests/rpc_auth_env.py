@@ -21,7 +21,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from yilian.api.app import create_app
-from yilian.contracts import envelope
+from yilian.contracts import envelope, standard
 from yilian.contracts.addresses import ROLE_CENTER
 from yilian.contracts.rpc_login import sign_login
 from yilian.contracts.signed_request import sign_request
@@ -33,7 +33,10 @@ from yilian.node.crypto.suites import save_private_key
 from yilian.node.rpc_tokens import TokenKey
 from yilian.node.service import Node
 from yilian.sdk import client as sdk_client
+from yilian.sdk.center import Center
 from yilian.sdk.client import Client
+from yilian.sdk.enterprise import Enterprise
+from yilian.sdk.grantee import Grantee
 
 ENTERPRISE = "914403001922038216"  # dev member 1: subject and owner of the records
 ENTERPRISE2 = "9144030071526726XG"  # dev member 2: party of nothing
@@ -69,6 +72,7 @@ class AuthEnv:
     http: TestClient
     keys: dict[str, str]  # member code -> chain private key (centers included)
     roles: dict[str, str]  # member code -> role name
+    enc: dict[str, str]  # member code -> encryption private key (dev members)
 
     @property
     def chain_id(self) -> int:
@@ -82,9 +86,9 @@ class AuthEnv:
     def code(self, role: str) -> str:
         return next(c for c, r in self.roles.items() if r == role)
 
-    def sdk(self, code: str, enc: str | None = None) -> Client:
+    def sdk(self, code: str) -> Client:
         with mock.patch.object(sdk_client.requests, "Session", lambda: Session(self.http)):
-            return Client(API, self.keys[code], enc_private_key=enc)
+            return Client(API, self.keys[code], enc_private_key=self.enc.get(code))
 
     def login(self, key: str, ttl_s: int = 3600) -> str:
         """A token for ``key``'s account, through the challenge flow."""
@@ -112,6 +116,34 @@ class AuthEnv:
         headers = sign_request(self.keys[code], chain_id=self.chain_id, method="GET",
                                path=path).as_dict()
         return self.http.get(path, headers=headers)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What happened on the chain before the privacy checks."""
+
+    record_id: str  # a basic record about ENTERPRISE, kept by CENTER
+    to_bank: dict[str, Any]  # ENTERPRISE -> bank, basic: read once
+    to_bank_other_type: dict[str, Any]  # ENTERPRISE -> bank, qualification (CENTER keeps none)
+    to_admin: dict[str, Any]  # ENTERPRISE -> admin, basic: never read
+    read_receipt_tx: str  # CENTER's transaction recording the bank's read
+
+
+def make_activity(env: AuthEnv) -> Activity:
+    """Publish, grant and read through the SDK (whose JSON-RPC calls log in by themselves)."""
+    payload = standard.example_record("basic", ENTERPRISE)
+    out = Center(env.sdk(CENTER)).publish_record("basic", ENTERPRISE, payload, owner="subject",
+                                                 client_id="auth-basic-1")
+    owner = Enterprise(env.sdk(ENTERPRISE), ENTERPRISE)
+    bank, admin = env.code("financial"), env.code("admin")
+    to_bank = owner.grant(bank, types=["basic"], purpose="loan", max_reads=3, valid_for_s=3600)
+    other = owner.grant(bank, types=["qualification"], purpose="tender", max_reads=3,
+                        valid_for_s=3600)
+    to_admin = owner.grant(admin, types=["basic"], purpose="review", max_reads=1,
+                           valid_for_s=3600)
+    read = Grantee(env.sdk(bank)).read(out.record_id, to_bank["grant_id"])
+    assert read.receipt_tx
+    return Activity(out.record_id, to_bank, other, to_admin, read.receipt_tx)
 
 
 @contextmanager
@@ -144,6 +176,7 @@ def auth_env(home: Path, rpc_auth: dict[str, Any] | None = None, host: str = "12
     node = Node(parse_config(config), home)
     try:
         node.start()
-        yield AuthEnv(node, TestClient(create_app(node)), keys, roles)
+        enc = {m["id"]: m["encPrivateKey"] for m in members}
+        yield AuthEnv(node, TestClient(create_app(node)), keys, roles, enc)
     finally:
         node.stop()

@@ -97,7 +97,7 @@ def test_permissions_follow_besus_namespace_rule(permissions: tuple[str, ...], m
 
 def test_member_roles_may_not_read_raw_state_or_all_receipts() -> None:
     for role in ("enterprise", "financial", "admin"):
-        token, claims = KEY.issue(subject="operator:t", member="914403001922038216", role=role,
+        _, claims = KEY.issue(subject="operator:t", member="914403001922038216", role=role,
                                   ttl_s=60)
         for method in ("eth_getStorageAt", "eth_getProof", "eth_getBlockReceipts"):
             assert not claims.permits(method), (role, method)
