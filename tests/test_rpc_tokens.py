@@ -165,3 +165,24 @@ def test_auth_config_is_parsed_strictly() -> None:
             parse_config({"rpc_auth": bad})
     summary = access_summary(NodeConfig(host="0.0.0.0", rpc_auth=RpcAuthConfig(required=False)))
     assert "NOT for a shared network" in summary
+
+
+def test_the_operator_mints_a_token_with_the_node_secret(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from yilian.node.cli import _rpc_access, main
+
+    (tmp_path / "config.json").write_text(json.dumps({"host": "0.0.0.0"}))
+    runner = CliRunner()
+    out = runner.invoke(main, ["node", "token", "--home", str(tmp_path), "--role", "auditor",
+                               "--ttl", "600", "--label", "ops"])
+    assert out.exit_code == 0, out.output
+    token = out.stdout.strip().splitlines()[0]
+    claims = TokenKey.load_or_create(tmp_path / "rpc-token.key").verify(token)
+    assert claims.subject == "operator:ops" and claims.full_view and claims.is_operator
+    refused = runner.invoke(main, ["node", "token", "--home", str(tmp_path), "--role",
+                                   "enterprise"])
+    assert refused.exit_code != 0 and "--member" in refused.output
+    assert "bearer token" in _rpc_access(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"host": "127.0.0.1"}))
+    assert _rpc_access(tmp_path) == "JSON-RPC open: listening on loopback only"
