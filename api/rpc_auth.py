@@ -28,7 +28,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,7 +66,10 @@ def verify_bearer(node: Node, key: TokenKey, header: str | None, now: float | No
     if scheme.lower() != "bearer" or not token.strip():
         raise TokenError("invalid_token", "the Authorization header must be 'Bearer <token>'")
     claims = key.verify(token.strip(), now)
-    member_id = credit_code.to_bytes32(claims.member) if claims.member else b"\x00" * 32
+    try:
+        member_id = credit_code.to_bytes32(claims.member) if claims.member else b"\x00" * 32
+    except credit_code.CreditCodeError:
+        raise TokenError("invalid_token", "the token's member is not a credit code") from None
     if claims.is_operator:
         return Access(claims, member_id, None)
     try:
@@ -209,9 +211,3 @@ class Challenges:
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-def describe(access: Access) -> dict[str, Any]:
-    c = access.claims
-    return {"account": c.subject, "member": c.member, "role": c.role,
-            "permissions": list(c.permissions), "expires": c.expires_at}
