@@ -186,3 +186,13 @@ def test_the_operator_mints_a_token_with_the_node_secret(tmp_path: Path) -> None
     assert "bearer token" in _rpc_access(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"host": "127.0.0.1"}))
     assert _rpc_access(tmp_path) == "JSON-RPC open: listening on loopback only"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.just("Bearer ").flatmap(
+    lambda p: st.text(max_size=200).map(lambda t: p + t))))
+def test_any_authorization_header_is_a_token_error_or_nothing(header: str) -> None:
+    from yilian.api.rpc_auth import verify_bearer
+
+    with pytest.raises(TokenError):
+        verify_bearer(None, KEY, header)  # type: ignore[arg-type]  # never reached: bad token
