@@ -6,8 +6,9 @@ from fastapi import FastAPI
 
 from yilian.api.auth import ApiError, NonceStore, api_error_handler
 from yilian.api.body_guard import BodyGuard
-from yilian.api.routes import grants, health, members, receipts, records, rpc, ws
+from yilian.api.routes import grants, health, members, receipts, records, rpc, rpc_tokens, ws
 from yilian.api.rpc import RpcHandler
+from yilian.api.rpc_auth import Challenges, RpcAuth, load_token_key
 from yilian.api.waiting import WaitBudget
 from yilian.node.service import Node
 
@@ -27,8 +28,14 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(rpc.router)
     app.include_router(ws.router)
     app.include_router(health.router)
-    for domain_router in (records.router, grants.router, receipts.router, members.router):
+    app.state.token_key = load_token_key(node)
+    app.state.challenges = Challenges(node.config.rpc_auth.challenge_ttl_s,
+                                      node.config.rpc_auth.max_challenges)
+    for domain_router in (records.router, grants.router, receipts.router, members.router,
+                          rpc_tokens.router):
         app.include_router(domain_router)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_middleware(BodyGuard, max_bytes=node.config.rpc.max_request_bytes)
+    # Outermost: a caller without a token is refused before its body is read.
+    app.add_middleware(RpcAuth, node=node, key=app.state.token_key)
     return app

@@ -54,6 +54,7 @@ from yilian.api.rpc_format import (
     hexq,
     log_matches,
 )
+from yilian.api.rpc_permissions import guarded
 from yilian.node.mempool import Rejected
 from yilian.node.service import CommittedBlock, Node
 
@@ -197,7 +198,7 @@ class RpcHandler:
             params = []
         if not isinstance(params, list):
             raise InvalidParams(f"invalid params: {method} takes a JSON array of parameters")
-        return fn(params)
+        return guarded(self.node, method, params, fn)  # the caller's token: rpc_permissions
 
     @staticmethod
     def _arity(params: list[Any], lo: int, hi: int, method: str) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "ResourceNotFound",
     "RpcError",
     "ServerError",
+    "Unauthorized",
     "decode_revert_reason",
 ]
 
@@ -133,6 +134,13 @@ class LimitExceeded(RpcError):
     """-32005: the request exceeds a configured limit (block range, results...)."""
 
     code = -32005
+
+
+class Unauthorized(RpcError):
+    """-40100 (Besu's code): no valid bearer token, or the token does not permit this."""
+
+    code = -40100
+    prefix = "unauthorized"
 
 
 # Solidity/Vyper ABI-encoded revert payloads.

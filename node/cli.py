@@ -35,6 +35,7 @@ def up(nodes: int, data_dir: Path, base_port: int) -> None:
     click.echo(f"yilian local network '{network['name']}' is up (chain id {network['chainId']})")
     for entry in network["nodes"]:
         click.echo(f"  {entry['name']}: rpc {entry['rpc']}  ws {entry['ws']}  pid {entry['pid']}")
+        click.echo(f"    {_rpc_access(Path(entry['home']))}")
     click.echo("  contracts: " + ", ".join(f"{k} {v}" for k, v in network["contracts"].items()))
     for m in network.get("members", []):
         click.echo(f"  member {m['id']} {m['role']:<10} {m['account']} (keys in network.json; "
@@ -51,6 +52,17 @@ def up(nodes: int, data_dir: Path, base_port: int) -> None:
                    "receipts, members); SDK: README.md, docs/records.md")
     click.echo(f"  .ci/yilian status --data-dir {data_dir}")
     click.echo(f"  .ci/yilian down --data-dir {data_dir}")
+
+
+def _rpc_access(home: Path) -> str:
+    """Whether the node's JSON-RPC is open (loopback only) or needs a token."""
+    from yilian.node.config import ConfigError, load_config
+    from yilian.node.rpc_tokens import access_summary
+
+    try:
+        return access_summary(load_config(home))
+    except ConfigError as exc:
+        return f"JSON-RPC access unknown: {exc}"
 
 
 @main.command()
@@ -135,6 +147,50 @@ def node_run(home: Path) -> None:
         run_node(home.resolve())
     except (ConfigError, GenesisError, StorageError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@node.command("token")
+@click.option("--home", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              required=True, help="Node home (its rpc_auth secret file signs the token).")
+@click.option("--role", type=click.Choice(["center", "auditor", "enterprise", "financial",
+                                           "admin"]), required=True,
+              help="Permissions of the token (docs/rpc-auth.md has the table).")
+@click.option("--member", default="",
+              help="Credit code of the member it acts for; required for enterprise, "
+                   "financial and admin tokens (their logs are filtered to this member).")
+@click.option("--ttl", "ttl_s", default=3600, show_default=True, type=int,
+              help="Lifetime in seconds (at most 30 days).")
+@click.option("--label", default="cli", show_default=True,
+              help="Who the token is for (its subject is operator:<label>).")
+def node_token(home: Path, role: str, member: str, ttl_s: int, label: str) -> None:
+    """Print a JSON-RPC bearer token signed with this node's secret (for the operator)."""
+    from yilian.contracts.credit_code import CreditCodeError, to_bytes32
+    from yilian.node.config import ConfigError, load_config
+    from yilian.node.rpc_tokens import (
+        FULL_VIEW_ROLES,
+        OPERATOR_MAX_TTL_S,
+        TokenError,
+        TokenKey,
+        secret_path,
+    )
+
+    if not 0 < ttl_s <= OPERATOR_MAX_TTL_S:
+        raise click.ClickException(f"--ttl must be 1..{OPERATOR_MAX_TTL_S} seconds")
+    if role not in FULL_VIEW_ROLES and not member:
+        raise click.ClickException(f"a {role} token needs --member CODE (what it may see is "
+                                   "filtered to that member)")
+    try:
+        if member:
+            to_bytes32(member)
+        config = load_config(home.resolve())
+        key = TokenKey.load_or_create(secret_path(config, home.resolve()))
+    except (CreditCodeError, ConfigError, TokenError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    token, claims = key.issue(subject=f"operator:{label}", member=member, role=role,
+                              ttl_s=ttl_s)
+    click.echo(token)
+    click.echo(f"# {role} token for {claims.subject}, expires at unix {claims.expires_at}; "
+               "send it as 'Authorization: Bearer <token>'", err=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,21 @@ class RpcLimits:
 
 
 @dataclass(frozen=True)
+class RpcAuthConfig:
+    """Who may use JSON-RPC and WebSocket (docs/rpc-auth.md).
+
+    ``required``: null (the default) means a bearer token is required unless every address
+    the node listens on is loopback; true or false forces it.
+    """
+
+    required: bool | None = None
+    secret_file: str = "rpc-token.key"  # HS256 secret of this node's tokens, mode 0600
+    token_ttl_s: int = 3600  # longest lifetime of a token a member obtains by signing
+    challenge_ttl_s: int = 120  # a challenge must be signed within this time
+    max_challenges: int = 10_000  # outstanding challenges kept (oldest dropped first)
+
+
+@dataclass(frozen=True)
 class PeerConfig:
     """A member node to dial: where it listens and the node key it must prove it holds."""
 
@@ -58,6 +73,7 @@ class NodeConfig:
     peers: tuple[PeerConfig, ...] = ()
     mempool: MempoolLimits = field(default_factory=MempoolLimits)
     rpc: RpcLimits = field(default_factory=RpcLimits)
+    rpc_auth: RpcAuthConfig = field(default_factory=RpcAuthConfig)
     log_level: str = "info"
 
     def to_json(self) -> dict[str, Any]:
@@ -75,6 +91,23 @@ def _sub(cls: type[Any], doc: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(f"{where}.{key} must be a positive integer, got {value!r}")
     return cls(**doc)
+
+
+def _rpc_auth(doc: Any) -> RpcAuthConfig:
+    if not isinstance(doc, dict):
+        raise ConfigError("rpc_auth must be an object")
+    names = {f.name for f in fields(RpcAuthConfig)}
+    if set(doc) - names:
+        raise ConfigError(f"rpc_auth: unknown keys {sorted(set(doc) - names)}; known: "
+                          f"{sorted(names)}")
+    required = doc.get("required")
+    if required is not None and not isinstance(required, bool):
+        raise ConfigError(f"rpc_auth.required must be true, false or null, got {required!r}")
+    if not isinstance(doc.get("secret_file", ""), str):
+        raise ConfigError("rpc_auth.secret_file must be a string")
+    numbers = {k: v for k, v in doc.items() if k not in ("required", "secret_file")}
+    _sub(RpcAuthConfig, numbers, "rpc_auth")  # positive integers, named on error
+    return RpcAuthConfig(**doc)
 
 
 def _peers(doc: Any) -> tuple[PeerConfig, ...]:
@@ -107,6 +140,8 @@ def parse_config(doc: Any) -> NodeConfig:
         values["mempool"] = _sub(MempoolLimits, values["mempool"], "mempool")
     if "rpc" in values:
         values["rpc"] = _sub(RpcLimits, values["rpc"], "rpc")
+    if "rpc_auth" in values:
+        values["rpc_auth"] = _rpc_auth(values["rpc_auth"])
     for key, lo in (("rpc_port", 1), ("p2p_port", 0)):
         port = values.get(key, 8545 if key == "rpc_port" else 0)
         if isinstance(port, bool) or not isinstance(port, int) or not lo <= port < 65536:

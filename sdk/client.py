@@ -3,6 +3,8 @@
 Every ``/v1`` request is signed with the caller's chain key (EIP-191 over the method,
 path, body hash, a fresh nonce and an expiry; see :mod:`yilian.contracts.signed_request`).
 Transactions are built and signed here, so private keys never leave the caller.
+JSON-RPC at a node that listens beyond loopback needs a bearer token: :meth:`Client.login_rpc`
+gets one by signing the node's challenge (done on the first 401 too).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from yilian.contracts.abi import contract_abi
+from yilian.contracts.rpc_login import sign_login
 from yilian.contracts.signed_request import sign_request
 from yilian.sdk.errors import CustodianUnavailable, NotCommitted, Refused, YilianError
 
@@ -44,6 +47,8 @@ class Client:
         health = self._session.get(f"{self.api_url}/healthz", timeout=timeout).json()
         self.chain_id: int = int(health["chainId"])
         self.suite: str = str(health["suite"])
+        self.rpc_token: str | None = None  # set by login_rpc (or the first 401 from /rpc)
+        self._rpc_token_expires = 0.0
 
     @property
     def address(self) -> str:
@@ -84,13 +89,46 @@ class Client:
         return self.request("POST", path, body, signed=signed)
 
     # -- JSON-RPC and transactions ---------------------------------------------------------
+    def login_rpc(self, ttl_s: int = 3600) -> str:
+        """Obtain a JSON-RPC bearer token for this account (one call; docs/rpc-auth.md).
+
+        Signs the node's challenge with the chain key; :meth:`rpc` then sends the token.
+        web3.py can use it too: ``HTTPProvider(url, request_kwargs={"headers":
+        {"Authorization": f"Bearer {token}"}})``.
+        """
+        challenge = self.post("/v1/auth/challenge", {"account": self.address}, signed=False)
+        signature = sign_login(self._account.key, chain_id=self.chain_id,
+                               node=str(challenge["node"]), nonce=str(challenge["nonce"]),
+                               ttl_s=ttl_s)
+        out = self.post("/v1/auth/token", {"account": self.address, "nonce": challenge["nonce"],
+                                           "signature": signature, "ttl_s": ttl_s},
+                        signed=False)
+        self.rpc_token = str(out["token"])
+        self._rpc_token_expires = float(out["expires_at"])
+        return self.rpc_token
+
     def rpc(self, method: str, *params: Any) -> Any:
-        resp = self._session.post(f"{self.api_url}/rpc", timeout=self.timeout, json={
-            "jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-        out = resp.json()
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        resp = self._post_rpc(body)
+        if resp.status_code == 401 and self.rpc_token is None:  # the node needs a token
+            self.login_rpc()
+            resp = self._post_rpc(body)
+        try:
+            out = resp.json()
+        except ValueError:
+            raise YilianError(f"{method}: HTTP {resp.status_code} with a non-JSON body: "
+                              f"{resp.text[:200]}") from None
         if "error" in out:
             raise YilianError(f"{method}: {out['error'].get('message')}")
         return out["result"]
+
+    def _post_rpc(self, body: dict[str, Any]) -> Any:
+        if self.rpc_token is not None and self._rpc_token_expires - time.time() < 60:
+            self.login_rpc()  # renew a minute before expiry
+        if self.rpc_token is None:
+            return self._session.post(f"{self.api_url}/rpc", timeout=self.timeout, json=body)
+        return self._session.post(f"{self.api_url}/rpc", timeout=self.timeout, json=body,
+                                  headers={"Authorization": f"Bearer {self.rpc_token}"})
 
     def sign_call(self, contract: str, address: str, fn: str, *args: Any) -> str:
         """A signed transaction calling ``contract.fn(*args)`` (0x hex), next nonce."""

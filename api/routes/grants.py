@@ -25,6 +25,7 @@ from yilian.api.domain_format import (
     hex0x,
     member_id_of,
 )
+from yilian.api.privacy import NOT_PARTY, may_see_grant, visible_history
 from yilian.api.waiting import PENDING_RESPONSES, Pending, WaitsDep, commit_domain_tx
 from yilian.node.chain import TxRecord
 from yilian.node.domain import GRANTS, code_of
@@ -86,17 +87,25 @@ async def revoke_grant(grant_id: GrantId, body: SignedTransaction, node: NodeDep
     return await anyio.to_thread.run_sync(_revoked, node, grant_id, out)
 
 
-@router.get("/{grant_id}", summary="One grant and its state (reads used, revoked, expiry)")
-def get_grant(grant_id: GrantId, node: NodeDep, _: CallerDep) -> dict[str, Any]:
+@router.get("/{grant_id}", summary="One grant and its state (reads used, revoked, expiry)",
+            description="Served to the grant's owner, grantee and subject, auditors and the "
+            "custodian centers of the records it covers; others get 403 not_party.")
+def get_grant(grant_id: GrantId, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    grant = node.domain.grant(grant_id)
+    if grant is not None and not may_see_grant(node.domain, caller, grant):
+        raise ApiError(403, "not_party", f"grant {grant_id} is shown only to its owner, "
+                       "grantee and subject, auditors and the custodian of its records")
     return grant_json(node, grant_id)
 
 
-@router.get("", summary="Grants about a subject, with their events")
-def list_grants(subject: str, node: NodeDep, _: CallerDep) -> list[dict[str, Any]]:
+@router.get("", summary="Grants about a subject, with their events",
+            description="The subject and auditors see all; a grantee the grants naming it; "
+            "a center the grants covering records it keeps; others get 403 not_party.")
+def list_grants(subject: str, node: NodeDep, caller: CallerDep) -> list[dict[str, Any]]:
     subject_id = member_id_of(subject)
-    out = []
-    for located in node.domain.history(subject_id):
-        if located.event.event == "Granted":
-            out.append({**grant_json(node, int(located.event.args["grant_id"])),
-                        "granted": event_json(located)})
-    return out
+    events = visible_history(node.domain, caller, subject_id)
+    if events is None:
+        raise ApiError(403, "not_party", NOT_PARTY.format(code=subject, what="grants"))
+    return [{**grant_json(node, int(located.event.args["grant_id"])),
+             "granted": event_json(located)}
+            for located in events if located.event.event == "Granted"]

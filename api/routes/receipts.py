@@ -14,30 +14,31 @@ from fastapi import APIRouter
 from yilian.api.auth import ApiError, Caller, CallerDep
 from yilian.api.deps import NodeDep
 from yilian.api.domain_format import event_json, member_id_of
-from yilian.contracts.addresses import ROLE_ADMIN, ROLE_AUDITOR, ROLE_CENTER
+from yilian.api.privacy import NOT_PARTY, visible_history
+from yilian.node.domain import Located
+from yilian.node.service import Node
 
 router = APIRouter(tags=["receipts"])
 
-AUDIT_ROLES = frozenset({ROLE_AUDITOR, ROLE_ADMIN, ROLE_CENTER})
+
+def _visible(caller: Caller, subject: str, node: Node, what: str) -> list[Located]:
+    events = visible_history(node.domain, caller, member_id_of(subject))
+    if events is None:
+        raise ApiError(403, "not_party", NOT_PARTY.format(code=subject, what=what))
+    return events
 
 
-def _subject_for(caller: Caller, subject: str) -> bytes:
-    subject_id = member_id_of(subject)
-    if caller.role not in AUDIT_ROLES and caller.member_id != subject_id:
-        raise ApiError(403, "not_auditor", "only auditors, centers, the admin and the subject "
-                       "itself may read a subject's history")
-    return subject_id
-
-
-@router.get("/v1/receipts", summary="Access receipts of a subject's records")
+@router.get("/v1/receipts", summary="Access receipts of a subject's records",
+            description="The subject and auditors see all; a grantee the reads under its "
+            "grants; a center the reads of records it keeps; others get 403 not_party.")
 def list_receipts(subject: str, node: NodeDep, caller: CallerDep) -> list[dict[str, Any]]:
-    subject_id = _subject_for(caller, subject)
-    return [event_json(e) for e in node.domain.history(subject_id)
+    return [event_json(e) for e in _visible(caller, subject, node, "access receipts")
             if e.event.event == "AccessReceipt"]
 
 
 @router.get("/v1/subjects/{subject}/history",
-            summary="Every record version, removal, grant, revocation and read of a subject")
+            summary="Every record version, removal, grant, revocation and read of a subject",
+            description="Filtered to what the caller is a party of (docs/rpc-auth.md); the "
+            "subject and auditors see all; others get 403 not_party.")
 def history(subject: str, node: NodeDep, caller: CallerDep) -> list[dict[str, Any]]:
-    subject_id = _subject_for(caller, subject)
-    return [event_json(e) for e in node.domain.history(subject_id)]
+    return [event_json(e) for e in _visible(caller, subject, node, "history")]

@@ -9,6 +9,7 @@ the node buffer without bound.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import secrets
 from typing import Any
@@ -25,6 +26,7 @@ from yilian.api.rpc_errors import (
     ParseError,
     RpcError,
 )
+from yilian.api.rpc_permissions import visible_logs
 from yilian.node.service import CommittedBlock, Node
 
 router = APIRouter()
@@ -39,19 +41,20 @@ class _Connection:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.subs: dict[str, tuple[str, P.LogFilter | None]] = {}
+        self.context = contextvars.copy_context()  # the caller's token (api.rpc_auth)
         self.unsubscribe_node = node.subscribe(self._on_block)
 
     def _on_block(self, committed: CommittedBlock) -> None:
         """Called in the producer thread: hand the block to the event loop."""
         if self.subs:
-            self.loop.call_soon_threadsafe(self._push_block, committed)
+            self.loop.call_soon_threadsafe(self._push_block, committed, context=self.context)
 
     def _push_block(self, committed: CommittedBlock) -> None:
         for sid, (kind, spec) in list(self.subs.items()):
             if kind == "newHeads":
                 self._send_notification(sid, self.rpc.head_json(committed))
             elif spec is not None:
-                for entry in self.rpc.logs_json(committed, spec):
+                for entry in visible_logs(self.node, self.rpc.logs_json(committed, spec)):
                     self._send_notification(sid, entry)
 
     def _send_notification(self, sid: str, result: Any) -> None:

@@ -1,0 +1,182 @@
+"""A node with the domain contracts whose JSON-RPC needs tokens, served in process.
+
+The node's config forces ``rpc_auth.required`` (or listens on ``0.0.0.0``, which needs no
+socket with a TestClient): the same code path as a node reachable beyond loopback. It
+has two centers (``c1`` runs the node and keeps the records, ``c2`` keeps none) and the
+development members (admin, two enterprises, a bank, an auditor).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import httpx
+from eth_account import Account
+from fastapi.testclient import TestClient
+
+from yilian.api.app import create_app
+from yilian.contracts import envelope, standard
+from yilian.contracts.addresses import ROLE_CENTER
+from yilian.contracts.rpc_login import sign_login
+from yilian.contracts.signed_request import sign_request
+from yilian.network_configs.domain import MemberSeed, domain_alloc
+from yilian.network_configs.generate import center_code, dev_members
+from yilian.network_configs.local import dev_accounts, local_genesis
+from yilian.node.config import parse_config
+from yilian.node.crypto.suites import save_private_key
+from yilian.node.rpc_tokens import TokenKey
+from yilian.node.service import Node
+from yilian.sdk import client as sdk_client
+from yilian.sdk.center import Center
+from yilian.sdk.client import Client
+from yilian.sdk.enterprise import Enterprise
+from yilian.sdk.grantee import Grantee
+
+ENTERPRISE = "914403001922038216"  # dev member 1: subject and owner of the records
+ENTERPRISE2 = "9144030071526726XG"  # dev member 2: party of nothing
+CENTER = center_code(1)  # runs the node, keeps the records
+CENTER2 = center_code(2)  # keeps no record of ENTERPRISE
+ACCOUNTS = dev_accounts()
+STRANGER = ACCOUNTS[7]  # funded, belongs to no member
+API = "http://testserver"
+
+
+class Session:
+    """The SDK's ``requests.Session``, served in process (headers included)."""
+
+    def __init__(self, http: TestClient) -> None:
+        self.http = http
+
+    def get(self, url: str, timeout: float | None = None, **kw: Any) -> httpx.Response:
+        return self.http.get(url, **kw)
+
+    def post(self, url: str, timeout: float | None = None, json: Any = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.post(url, json=json, headers=headers)
+
+    def request(self, method: str, url: str, data: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float | None = None
+                ) -> httpx.Response:
+        return self.http.request(method, url, content=data, headers=headers)
+
+
+@dataclass
+class AuthEnv:
+    node: Node
+    http: TestClient
+    keys: dict[str, str]  # member code -> chain private key (centers included)
+    roles: dict[str, str]  # member code -> role name
+    enc: dict[str, str]  # member code -> encryption private key (dev members)
+
+    @property
+    def chain_id(self) -> int:
+        return self.node.genesis.chain_id
+
+    @property
+    def token_key(self) -> TokenKey:
+        key: TokenKey = self.http.app.state.token_key  # type: ignore[attr-defined]
+        return key
+
+    def code(self, role: str) -> str:
+        return next(c for c, r in self.roles.items() if r == role)
+
+    def sdk(self, code: str) -> Client:
+        with mock.patch.object(sdk_client.requests, "Session", lambda: Session(self.http)):
+            return Client(API, self.keys[code], enc_private_key=self.enc.get(code))
+
+    def login(self, key: str, ttl_s: int = 3600) -> str:
+        """A token for ``key``'s account, through the challenge flow."""
+        account = Account.from_key(key).address
+        ch = self.http.post("/v1/auth/challenge", json={"account": account})
+        assert ch.status_code == 200, ch.text
+        body = ch.json()
+        sig = sign_login(key, chain_id=self.chain_id, node=body["node"], nonce=body["nonce"],
+                         ttl_s=ttl_s)
+        out = self.http.post("/v1/auth/token", json={"account": account, "nonce": body["nonce"],
+                                                     "signature": sig, "ttl_s": ttl_s})
+        assert out.status_code == 200, out.text
+        return str(out.json()["token"])
+
+    def token(self, code: str) -> str:
+        return self.login(self.keys[code])
+
+    def rpc(self, token: str | None, method: str, *params: Any) -> httpx.Response:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        return self.http.post("/rpc", json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                            "params": list(params)}, headers=headers)
+
+    def get(self, code: str, path: str) -> httpx.Response:
+        """A signed /v1 GET by member ``code``."""
+        headers = sign_request(self.keys[code], chain_id=self.chain_id, method="GET",
+                               path=path).as_dict()
+        return self.http.get(path, headers=headers)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What happened on the chain before the privacy checks."""
+
+    record_id: str  # a basic record about ENTERPRISE, kept by CENTER
+    to_bank: dict[str, Any]  # ENTERPRISE -> bank, basic: read once
+    to_bank_other_type: dict[str, Any]  # ENTERPRISE -> bank, qualification (CENTER keeps none)
+    to_admin: dict[str, Any]  # ENTERPRISE -> admin, basic: never read
+    read_receipt_tx: str  # CENTER's transaction recording the bank's read
+
+
+def make_activity(env: AuthEnv) -> Activity:
+    """Publish, grant and read through the SDK (whose JSON-RPC calls log in by themselves)."""
+    payload = standard.example_record("basic", ENTERPRISE)
+    out = Center(env.sdk(CENTER)).publish_record("basic", ENTERPRISE, payload, owner="subject",
+                                                 client_id="auth-basic-1")
+    owner = Enterprise(env.sdk(ENTERPRISE), ENTERPRISE)
+    bank, admin = env.code("financial"), env.code("admin")
+    to_bank = owner.grant(bank, types=["basic"], purpose="loan", max_reads=3, valid_for_s=3600)
+    other = owner.grant(bank, types=["qualification"], purpose="tender", max_reads=3,
+                        valid_for_s=3600)
+    to_admin = owner.grant(admin, types=["basic"], purpose="review", max_reads=1,
+                           valid_for_s=3600)
+    read = Grantee(env.sdk(bank)).read(out.record_id, to_bank["grant_id"])
+    assert read.receipt_tx
+    return Activity(out.record_id, to_bank, other, to_admin, read.receipt_tx)
+
+
+@contextmanager
+def auth_env(home: Path, rpc_auth: dict[str, Any] | None = None, host: str = "127.0.0.1"
+             ) -> Iterator[AuthEnv]:
+    members = dev_members("standard", ACCOUNTS)
+    keys = {m["id"]: m["privateKey"] for m in members}
+    roles = {m["id"]: m["role"] for m in members}
+    seeds = [MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
+                        enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
+                        account=m["account"]) for m in members]
+    genesis = local_genesis(ACCOUNTS)
+    for index, code in ((1, CENTER), (2, CENTER2)):
+        account = Account.create()
+        enc = envelope.generate_enc_keypair("standard")
+        if index == 1:
+            save_private_key(home / "account_key", bytes(account.key))
+            save_private_key(home / "enc_key", enc.private)
+        seeds.append(MemberSeed(id=code, role=ROLE_CENTER, name=f"center c{index}",
+                                enc_key=enc.public, endpoint="", account=account.address))
+        keys[code] = "0x" + bytes(account.key).hex()
+        roles[code] = "center"
+        genesis["authorisedSenders"] = [*genesis["authorisedSenders"], account.address]
+    genesis["alloc"].update(domain_alloc(seeds))
+    config = {"name": "c1", "host": host, "genesis_file": "genesis.json", "data_dir": "data",
+              "account_key_file": "account_key", "enc_key_file": "enc_key",
+              "rpc_auth": rpc_auth if rpc_auth is not None else {"required": True}}
+    (home / "genesis.json").write_text(json.dumps(genesis, indent=1))
+    (home / "config.json").write_text(json.dumps(config, indent=1))
+    node = Node(parse_config(config), home)
+    try:
+        node.start()
+        enc = {m["id"]: m["encPrivateKey"] for m in members}
+        yield AuthEnv(node, TestClient(create_app(node)), keys, roles, enc)
+    finally:
+        node.stop()
