@@ -15,12 +15,15 @@
        owner equal the grant's, and R's id equals the grant's record id (record
        grants) or R's type bit is set in the grant's type mask (type grants).
      * A request id yields at most one receipt, ever.
-     * Every grant covers only what its owner owns (`grant_refusal`): a type grant is
-       made by the subject itself over the types it owns by default (basic,
-       qualification, performance, personnel); credit, supervision and project
-       records belong to the center that provides them, which grants each by record
-       id; a record grant is made by the record's owner. So no grant in a subject's
-       history was made by a non-owner.
+     * Every grant covers only what its owner owns (`grant_refusal`): a type grant
+       only types of which the granter owns records about the subject
+       (`Records.owned_types`), plus, for the subject itself, the types it owns by
+       default (basic, qualification, performance, personnel), so it may grant
+       those before they are published; a record grant only by the record's owner.
+       Credit, supervision and project records belong by default to the center that
+       provides them: that center grants them (by type: exactly its own records of
+       the subject; or by record id). So no grant in a subject's history was made
+       by a non-owner.
      * A grant works only while both its grantee and its owner are active members
        (a suspension pauses it; the suspended owner can still revoke it).
      * Storage is packed: per grant owner, grantee, subject, record id (written
@@ -84,6 +87,7 @@ struct Version:
 
 interface IRecords:
     def get_record(record_id: bytes32) -> Record: view
+    def owned_types(owner: bytes32, subject: bytes32) -> uint256: view
     def get_version(record_id: bytes32, version: uint32) -> Version: view
 
 
@@ -170,16 +174,20 @@ def _code(id: bytes32) -> String[18]:
 def _refusal(granter: bytes32, subject: bytes32, types: uint256, record_id: bytes32
              ) -> String[200]:
     if record_id == empty(bytes32):
-        if granter != subject:
+        owned: uint256 = staticcall RECORDS.owned_types(granter, subject)
+        if granter == subject:
+            owned |= SUBJECT_TYPES
+        missing: uint256 = types & ~owned
+        if missing & SUBJECT_TYPES != 0:
             return concat(
-                "only the subject ", self._code(subject),
-                " owns its records by type and may grant them; ask it for the grant",
+                "only the subject ", self._code(subject), " may grant its basic, "
+                "qualification, performance and personnel records by type; ask it for the grant",
             )
-        if types & ~SUBJECT_TYPES != 0:
+        if missing != 0:
             return concat(
-                "credit, supervision and project records of ", self._code(subject),
-                " are owned by the center that provides them: that center grants each one "
-                "by record id",
+                self._code(granter), " owns no records of ", self._code(subject),
+                " of the types asked for: its credit, supervision and project records are "
+                "owned by the center that provides them, which grants them",
             )
         return ""
     rec: Record = staticcall RECORDS.get_record(record_id)
@@ -200,10 +208,11 @@ def grant_refusal(granter: bytes32, subject: bytes32, types: uint256, record_id:
                   ) -> String[200]:
     """
     @notice Why member `granter` may not grant access to `subject`'s records of `types`
-            (or to record `record_id`), naming the owner; empty if it owns them. The
-            subject owns its records by type for types basic..personnel; credit,
-            supervision and project records are granted one by one (by record id) by
-            the center that provides them; a record grant needs the record's owner.
+            (or to record `record_id`), naming the owner; empty if it owns them. A type
+            grant may cover the types of which the granter owns records about the
+            subject (`Records.owned_types`) and, for the subject itself, basic,
+            qualification, performance and personnel (its own by default); a record
+            grant needs the record's owner.
     """
     return self._refusal(granter, subject, types, record_id)
 
