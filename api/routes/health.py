@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from yilian.api.deps import NodeDep
+from yilian.node.audience import request_audience
 
 router = APIRouter(tags=["health"])
 
@@ -22,6 +23,7 @@ def healthz(node: NodeDep) -> dict[str, Any]:
         "chainId": node.genesis.chain_id,
         "suite": node.genesis.suite,
         "center": None if node.key_service is None else node.key_service.account.checksum,
+        "audience": request_audience(node),  # what signed /v1 requests to this node name
         "head": {"number": head.block_number, "hash": "0x" + head.hash.hex(),
                  "stateRoot": "0x" + head.state_root.hex(), "timestamp": head.timestamp},
         "mempool": len(node.mempool),
