@@ -265,24 +265,33 @@ async def _forward(node: Node, center: bytes, record_id: bytes, path: str,
                        f"the record's custodian center {custodian} ({member.endpoint}) did not "
                        f"answer: {exc!r}. Only the custodian holds the record's data key: "
                        "retry when it is back, or ask the owner") from None
-    bad = ApiError(502, "bad_custodian_answer", f"the custodian {custodian} answered HTTP "
-                   f"{resp.status_code} with something other than a key-service answer; "
-                   "nothing was passed on. Retry later, or report it to that center")
-    if len(resp.content) > MAX_FORWARD_ANSWER:
-        raise bad
+    answer = custodian_answer(resp.status_code, resp.content, record_id)
+    if answer is None:
+        raise ApiError(502, "bad_custodian_answer", f"the custodian {custodian} answered HTTP "
+                       f"{resp.status_code} with something other than a key-service answer; "
+                       "nothing was passed on. Retry later, or report it to that center")
+    return JSONResponse(answer[1], status_code=answer[0])
+
+
+def custodian_answer(status: int, content: bytes, record_id: bytes
+                     ) -> tuple[int, dict[str, Any]] | None:
+    """The key-service answer in a custodian's response, as (status, JSON) to pass on, or
+    None if it is none: only a 200 holding a key for ``record_id`` (KeyPublic, no other
+    fields) or a 4xx/5xx ``{"error": {reason, message}}`` (other fields dropped)."""
+    if len(content) > MAX_FORWARD_ANSWER:
+        return None
     try:
-        if resp.status_code == 200:
-            key = KeyPublic.model_validate_json(resp.content)
+        if status == 200:
+            key = KeyPublic.model_validate_json(content)
             if key.record_id.lower() != hex0x(record_id):
-                raise bad
-            return JSONResponse(key.model_dump(), status_code=200)
-        if 400 <= resp.status_code < 600:
-            err = _CustodianRefusal.model_validate_json(resp.content).error
-            return JSONResponse({"error": {"reason": err.reason, "message": err.message}},
-                                status_code=resp.status_code)
+                return None
+            return 200, key.model_dump()
+        if 400 <= status < 600:
+            err = _CustodianRefusal.model_validate_json(content).error
+            return status, {"error": {"reason": err.reason, "message": err.message}}
     except ValidationError:
-        raise bad from None
-    raise bad
+        return None
+    return None
 
 
 @router.post("/{record_id}/key", response_model=KeyPublic,
