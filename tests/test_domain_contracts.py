@@ -810,3 +810,15 @@ def test_credit_code_examples(shared: Domain) -> None:
     for bad in ("914403001922038217", "9144030071526726XH", "91440300192203821",
                 "9144030019220382160", "914403001922O38216", ""):
         assert shared.call("Members", "valid_credit_code", mid(bad)) is False
+
+
+def test_the_subjects_own_types_on_chain_are_standard_default_owner(shared: Domain) -> None:
+    """Grants' SUBJECT_TYPES (what a subject may grant by type before anything is
+    published) is exactly the types standard.DEFAULT_OWNER gives the subject."""
+    from yilian.contracts import standard
+
+    for rtype in standard.RecordType:
+        refusal = shared.call("Grants", "grant_refusal", mid(NEW_CODE), mid(NEW_CODE),
+                              1 << int(rtype), b"\0" * 32)
+        mine = standard.DEFAULT_OWNER[rtype] == standard.OWNER_SUBJECT
+        assert (refusal == "") is mine, (rtype, refusal)
