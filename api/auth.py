@@ -3,8 +3,12 @@
 A signed request (see :mod:`yilian.contracts.signed_request`) is accepted once: its
 (account, nonce) is written to the node's LevelDB (prefix ``r``) before the
 request runs, and kept until its expiry has passed, so a replay is refused even after a
-restart. The caller must be an account of an active member; its member id and role are
-read from the Members contract at the committed head.
+restart. It is accepted only by the node it names (its audience,
+:func:`yilian.node.audience.request_audience`), so it cannot be replayed at another node
+either; the one exception is the key request, which names the record's custodian and is
+checked by its route (forwarded unchanged by other nodes, served only by the custodian).
+The caller must be an account of an active member; its member id and role are read from
+the Members contract at the committed head.
 
 Every error of the REST API is ``{"error": {"reason": tag, "message": sentence, ...}}``
 with a matching HTTP status; ``reason`` tags are stable for programs, messages say what
@@ -27,16 +31,20 @@ from yilian.api.deps import get_node
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.contracts.signed_request import (
     ACCOUNT_HEADER,
+    AUDIENCE_HEADER,
     EXPIRES_HEADER,
     NONCE_HEADER,
     SIGNATURE_HEADER,
     RequestAuthError,
+    check_audience,
     recover_signer,
 )
+from yilian.node.audience import request_audience
 from yilian.node.service import Node
 from yilian.node.storage import REQUESTS
 
-AUTH_HEADERS = (ACCOUNT_HEADER, NONCE_HEADER, EXPIRES_HEADER, SIGNATURE_HEADER)
+AUTH_HEADERS = (ACCOUNT_HEADER, AUDIENCE_HEADER, NONCE_HEADER, EXPIRES_HEADER,
+                SIGNATURE_HEADER)
 PRUNE_EVERY_S = 60.0
 
 
@@ -93,6 +101,7 @@ class Caller:
 
     account: str
     address: bytes
+    audience: str
     nonce: str
     member_id: bytes
     role: int
@@ -110,28 +119,51 @@ def _nonces(request: Request) -> NonceStore:
 
 
 async def signed_caller(request: Request) -> Caller:
-    """The member account that signed this request; ApiError 401/403 otherwise.
+    """The member account that signed this request for this node; ApiError 401/403
+    otherwise.
 
     Only the body is read on the event loop; the signature recovery and the registry
     lookups (EVM calls) run in the thread pool so they never stall other connections.
     """
+    return await _signed(request, own_audience=True)
+
+
+async def signed_caller_for_route(request: Request) -> Caller:
+    """As :func:`signed_caller`, but the route checks the audience (with
+    :func:`audience_error`): for the key request, which names the record's custodian."""
+    return await _signed(request, own_audience=False)
+
+
+def audience_error(caller: Caller, expected: str) -> ApiError | None:
+    """The 401 for a request not signed for ``expected``, or None."""
+    try:
+        check_audience(caller.audience, expected)
+    except RequestAuthError as exc:
+        return ApiError(401, exc.reason, str(exc))
+    return None
+
+
+async def _signed(request: Request, *, own_audience: bool) -> Caller:
     node = get_node(request)
     if not node.domain.enabled:
         raise ApiError(503, "no_domain", "this network's genesis has no domain contracts")
     body = await request.body()
     headers = {h: request.headers.get(h, "") for h in AUTH_HEADERS}
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return await run_in_threadpool(_authenticate, request, node, headers, path, body)
+    return await run_in_threadpool(_authenticate, request, node, headers, path, body,
+                                   own_audience)
 
 
 def _authenticate(request: Request, node: Node, headers: dict[str, str], path: str,
-                  body: bytes) -> Caller:
+                  body: bytes, own_audience: bool) -> Caller:
     try:
-        account, nonce, expires = recover_signer(
-            headers, chain_id=node.genesis.chain_id, method=request.method, path=path,
-            body=body)
+        signed = recover_signer(headers, chain_id=node.genesis.chain_id,
+                                method=request.method, path=path, body=body)
+        if own_audience:
+            check_audience(signed.audience, request_audience(node))
     except RequestAuthError as exc:
         raise ApiError(401, exc.reason, str(exc)) from None
+    account, nonce, expires = signed.account, signed.nonce, signed.expires
     address = bytes.fromhex(account[2:])
     member_id = node.domain.member_of(address)
     role = node.domain.role_of(address) if any(member_id) else 0
@@ -139,7 +171,8 @@ def _authenticate(request: Request, node: Node, headers: dict[str, str], path: s
         raise ApiError(403, "not_member", f"{account} is not an account of an active member; "
                        "ask the consortium admin to register it")
     _nonces(request).use(address, nonce, expires)  # only members' nonces take space
-    return Caller(account, address, nonce, member_id, role, body, headers)
+    return Caller(account, address, signed.audience, nonce, member_id, role, body, headers)
 
 
 CallerDep = Annotated[Caller, Depends(signed_caller)]
+RouteCheckedCallerDep = Annotated[Caller, Depends(signed_caller_for_route)]

@@ -68,7 +68,7 @@ ALLOWED_ROLES: dict[tuple[bytes, str], frozenset[int]] = {
     (MEMBERS, "set_active"): frozenset({ROLE_ADMIN}),
     (RECORDS, "publish"): frozenset({ROLE_CENTER}),
     (RECORDS, "remove"): frozenset({ROLE_CENTER}),
-    # Any member may grant (the contract only lets a grant cover records its owner owns).
+    # Any member may grant, but only what it owns: see check_grant_call.
     (GRANTS, "grant"): frozenset(ROLE_NAMES),
     (GRANTS, "revoke"): frozenset(ROLE_NAMES),
     (GRANTS, "record_access"): frozenset({ROLE_CENTER}),
@@ -83,6 +83,8 @@ GRANT_STATUS = {
     5: ("not_covered", "the grant does not cover this record"),
     6: ("not_grantee", "the caller is not the grantee of this grant"),
     7: ("grantee_inactive", "the grantee's membership is suspended"),
+    8: ("owner_inactive", "the grant's owner's membership is suspended (its grants pause "
+        "until it is reactivated)"),
 }
 
 
@@ -221,8 +223,12 @@ class Domain:
             return None
         return dict(f)
 
-    def check_grant(self, grant_id: int, record_id: bytes, reader: bytes) -> int:
-        return int(self.call(GRANTS, "check", grant_id, record_id, reader))
+    def check_grant(self, grant_id: int, record_id: bytes, reader: bytes, *,
+                    retry: bool = False) -> int:
+        """Grants.check (a new read), or with ``retry`` Grants.check_retry: every rule but
+        the read count, for a read whose receipt is already on chain."""
+        fn = "check_retry" if retry else "check"
+        return int(self.call(GRANTS, fn, grant_id, record_id, reader))
 
     # -- admission ------------------------------------------------------------------------
     def check_admission(self, tx: SignedTransactionAPI, digest: Any) -> None:
@@ -261,6 +267,8 @@ class Domain:
                                "the record's digest is not the suite digest of its ciphertext "
                                f"(expected 0x{expect.hex()}); the ciphertext or digest was "
                                "altered")
+        if (to, fn) == (GRANTS, "grant"):
+            check_grant_call(self, bytes(tx.sender), args)
 
     # -- history index ---------------------------------------------------------------------
     def index_writes(self, block: BlockAPI, receipts: Sequence[ReceiptAPI]
@@ -334,6 +342,17 @@ class Domain:
                 return
             number, pos = struct.unpack(">QI", key[-12:])
             yield self.locate(number, pos, where)
+
+
+def check_grant_call(domain: Domain, sender: bytes, args: dict[str, Any]) -> None:
+    """Refuse a ``Grants.grant`` whose sender's member does not own what it would cover
+    (``not_owner``, naming the owner). The rule itself is the contract's
+    ``grant_refusal`` view, run on the head, so node and contract cannot disagree."""
+    granter = domain.member_of(sender)
+    refusal = str(domain.call(GRANTS, "grant_refusal", granter, bytes(args["subject"]),
+                              int(args["types"]), bytes(args["record_id"])))
+    if refusal:
+        raise Rejected("not_owner", f"{code_of(granter)} may not make this grant: {refusal}")
 
 
 class DomainCallError(RuntimeError):

@@ -328,8 +328,10 @@ class KeyService:
                          version: int, reader_id: bytes) -> Located | None:
         """The committed receipt of an earlier attempt of the same read (same request id),
         if the chain has one. ServiceError if that id was used for a different read, if
-        the grant has been revoked since, or if the receipt is older than
-        RETRY_WINDOW_S: a retry is for a lost answer, not a standing licence."""
+        the grant no longer allows the read (revoked, expired, grantee or owner suspended,
+        record removed: every rule of a new read but the read count, Grants.check_retry),
+        or if the receipt is older than RETRY_WINDOW_S: a retry is for a lost answer, not
+        a standing licence."""
         located = self.domain.receipt_of_request(request_id)
         if located is None:
             return None
@@ -338,10 +340,15 @@ class KeyService:
                 meta.record_id, version, reader_id, grant_id):
             raise ServiceError(409, "request_id_used", "this request id was already used for "
                                "another read; use a fresh request id for a new read")
+        status = self.domain.check_grant(grant_id, meta.record_id, reader_id, retry=True)
         grant = self.domain.grant(grant_id)
-        if grant is None or grant.get("revoked"):
-            raise ServiceError(403, "grant_revoked", "read refused: the owner revoked this "
-                               "grant")
+        if status == 0 and grant is not None and time.time() >= int(grant["expiry"]):
+            # The view ran at the head's timestamp; with no block since the expiry the
+            # wall clock is the later (and the stricter) of the two.
+            status = 3
+        if status != 0:
+            reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
+            raise ServiceError(403, reason, f"read refused: {message}")
         if time.time() - located.timestamp > RETRY_WINDOW_S:
             raise ServiceError(409, "request_id_expired",
                                f"the read with this request id was served more than "

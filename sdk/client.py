@@ -1,7 +1,9 @@
 """The SDK's connection to one node: signed REST calls, JSON-RPC and transactions.
 
-Every ``/v1`` request is signed with the caller's chain key (EIP-191 over the method,
-path, body hash, a fresh nonce and an expiry; see :mod:`yilian.contracts.signed_request`).
+Every ``/v1`` request is signed with the caller's chain key (EIP-191 over the node it is
+for, the method, path, body hash, a fresh nonce and an expiry; see
+:mod:`yilian.contracts.signed_request`). The node's audience comes from its ``/healthz``;
+a key request names the record's custodian instead (``audience=``).
 Transactions are built and signed here, so private keys never leave the caller.
 JSON-RPC at a node that listens beyond loopback needs a bearer token: :meth:`Client.login_rpc`
 gets one by signing the node's challenge (done on the first 401 too).
@@ -49,6 +51,8 @@ class Client:
         self.suite: str = str(health["suite"])
         self.rpc_token: str | None = None  # set by login_rpc (or the first 401 from /rpc)
         self._rpc_token_expires = 0.0
+        # The node this client's signed requests are for (None: the node signs nothing).
+        self.audience: str | None = health.get("audience")
 
     @property
     def address(self) -> str:
@@ -56,14 +60,22 @@ class Client:
 
     # -- REST ------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None,
-                params: dict[str, Any] | None = None, *, signed: bool = True) -> Any:
+                params: dict[str, Any] | None = None, *, signed: bool = True,
+                audience: str | None = None) -> Any:
+        """A /v1 call; signed for ``audience`` (default: the node called)."""
         if params:
             path = f"{path}?{urllib.parse.urlencode(params)}"
         data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"}
         if signed:
+            audience = audience or self.audience
+            if not audience:
+                raise YilianError(f"{self.api_url} does not say which audience signed requests "
+                                  "to it must name (no 'audience' in its /healthz): it is not "
+                                  "a yilian node of this version")
             headers.update(sign_request(self._account.key, chain_id=self.chain_id,
-                                        method=method, path=path, body=data).as_dict())
+                                        audience=audience, method=method, path=path,
+                                        body=data).as_dict())
         resp = self._session.request(method, self.api_url + path, data=data or None,
                                      headers=headers, timeout=self.timeout)
         try:
@@ -85,8 +97,9 @@ class Client:
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
 
-    def post(self, path: str, body: Any, *, signed: bool = True) -> Any:
-        return self.request("POST", path, body, signed=signed)
+    def post(self, path: str, body: Any, *, signed: bool = True,
+             audience: str | None = None) -> Any:
+        return self.request("POST", path, body, signed=signed, audience=audience)
 
     # -- JSON-RPC and transactions ---------------------------------------------------------
     def login_rpc(self, ttl_s: int = 3600) -> str:

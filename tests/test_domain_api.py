@@ -109,6 +109,7 @@ class Env:
 
     def headers(self, key: str, method: str, path: str, body: bytes = b"",
                 **kw: Any) -> dict[str, str]:
+        kw.setdefault("audience", CENTER)  # the node's audience: its center's code
         return sign_request(key, chain_id=self.chain_id, method=method, path=path, body=body,
                             **kw).as_dict()
 
@@ -142,9 +143,9 @@ def assert_refused(resp: httpx.Response, status: int, reason: str) -> dict[str, 
     return err
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    home: Path = tmp_path_factory.mktemp("domain-api")
+@contextlib.contextmanager
+def running_env(home: Path) -> Iterator[Env]:
+    """One node with the domain contracts and a key service, in ``home``."""
     center = Account.create()
     save_private_key(home / "account_key", bytes(center.key))
     enc = envelope.generate_enc_keypair("standard")
@@ -170,6 +171,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         node.stop()
 
 
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with running_env(tmp_path_factory.mktemp("domain-api")) as out:
+        yield out
+
+
 @dataclass(frozen=True)
 class Published:
     record_id: str
@@ -179,6 +186,10 @@ class Published:
 
 @pytest.fixture(scope="module")
 def published(env: Env) -> Published:
+    return publish_basic(env)
+
+
+def publish_basic(env: Env) -> Published:
     """A basic record about ENTERPRISE (owned by it), published through the SDK."""
     payload = standard.example_record("basic", ENTERPRISE)
     out = Center(env.sdk(env.center_key)).publish_record(
@@ -381,7 +392,7 @@ def test_a_signature_by_another_key_is_refused(env: Env) -> None:
 def test_a_request_signed_for_another_chain_is_refused(env: Env) -> None:
     path = f"/v1/members/{ENTERPRISE}"
     headers = sign_request(env.member("auditor")["privateKey"], chain_id=env.chain_id + 1,
-                           method="GET", path=path).as_dict()
+                           audience=CENTER, method="GET", path=path).as_dict()
     assert_refused(env.http.get(path, headers=headers), 401, "bad_signature")
 
 
@@ -548,8 +559,8 @@ def test_the_last_allowed_read_exhausts_the_grant(env: Env, published: Published
 
 def test_a_grant_not_covering_the_record_type_is_refused(env: Env,
                                                          published: Published) -> None:
-    g = enterprise(env).grant(env.member("financial")["id"], types=["credit"],
-                              purpose="credit only", max_reads=3, valid_for_s=3600)
+    g = enterprise(env).grant(env.member("financial")["id"], types=["qualification"],
+                              purpose="qualification only", max_reads=3, valid_for_s=3600)
     with pytest.raises(Refused) as err:
         bank(env).read(published.record_id, g["grant_id"])
     assert err.value.reason == "not_covered", err.value

@@ -393,7 +393,8 @@ def test_publish_versions_and_event(dom: Domain) -> None:
         "wrapped_keys": b"\x07" * 80})
     assert ciphertext in receipt.logs[0].data
     print(f"\ngas: publish v1 with a 2 KB ciphertext: {receipt.gas_used}")
-    assert receipt.gas_used < 250_000
+    # +22k since owned_types: the first record of an (owner, subject, type) sets one bit
+    assert receipt.gas_used < 275_000
 
     receipt2 = dom.ok(CENTER_A, "Records", "publish",
                       *publish_args(rid, 2, ciphertext=ciphertext, schema=4))
@@ -551,9 +552,9 @@ def test_grant_check_and_access(dom: Domain) -> None:
                                                      grantee=AUDITOR_CODE))
     assert check(2, own, AUDITOR_CODE) == 0
     assert check(2, basic, AUDITOR_CODE) == 5  # another record
-    # Subject differs.
-    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(subject=OTHER_ENTERPRISE_CODE))
-    assert check(3, basic) == 5
+    # A grant over another subject's records is refused (see test_grant_owner_rules).
+    dom.refused(ENTERPRISE, "Grants", "grant", *_grant_args(subject=OTHER_ENTERPRISE_CODE))
+    assert dom.call("Grants", "grant_count") == 2
 
     # Access: the custodian logs it; reads are counted.
     receipt = dom.ok(CENTER_A, "Grants", "record_access", 1, basic, 1, mid(BANK_CODE),
@@ -602,23 +603,23 @@ def test_grant_check_and_access(dom: Domain) -> None:
     assert dom.call("Grants", "get_grant", 1)[8] == 2
 
     # Revocation: only the owner; afterwards status 2 and access refused.
-    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(max_reads=5))  # id 4
-    assert dom.refused(BANK, "Grants", "revoke", 4) == "only the owner may revoke this grant"
+    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(max_reads=5))  # id 3
+    assert dom.refused(BANK, "Grants", "revoke", 3) == "only the owner may revoke this grant"
     assert dom.refused(ENTERPRISE, "Grants", "revoke", 99) == "grant not found"
-    receipt = dom.ok(ENTERPRISE, "Grants", "revoke", 4)
+    receipt = dom.ok(ENTERPRISE, "Grants", "revoke", 3)
     assert dom.events(receipt) == [Event("Revoked", {
-        "grant_id": 4, "owner": mid(ENTERPRISE_CODE), "subject": mid(ENTERPRISE_CODE)})]
-    assert check(4, basic) == 2
-    assert dom.call("Grants", "get_grant", 4)[9] is True
-    assert access(CENTER_A, 4, basic, keccak(b"req-4")) == "grant revoked"
-    assert dom.refused(ENTERPRISE, "Grants", "revoke", 4) == "grant already revoked"
+        "grant_id": 3, "owner": mid(ENTERPRISE_CODE), "subject": mid(ENTERPRISE_CODE)})]
+    assert check(3, basic) == 2
+    assert dom.call("Grants", "get_grant", 3)[9] is True
+    assert access(CENTER_A, 3, basic, keccak(b"req-4")) == "grant revoked"
+    assert dom.refused(ENTERPRISE, "Grants", "revoke", 3) == "grant already revoked"
 
     # A removed record is no longer covered; its tombstone is not readable.
-    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(max_reads=5))  # id 5
+    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(max_reads=5))  # id 4
     dom.ok(CENTER_A, "Records", "remove", basic, 2)
-    assert check(5, basic) == 5
-    assert access(CENTER_A, 5, basic, keccak(b"req-5")) == "record not covered by grant"
-    assert access(CENTER_A, 5, basic, keccak(b"req-5"), version=2) == (
+    assert check(4, basic) == 5
+    assert access(CENTER_A, 4, basic, keccak(b"req-5")) == "record not covered by grant"
+    assert access(CENTER_A, 4, basic, keccak(b"req-5"), version=2) == (
         "that version is a removal tombstone, not readable data")
 
 
@@ -635,6 +636,120 @@ def test_grant_expiry(dom: Domain) -> None:
                        keccak(b"late")) == "grant expired"
     assert dom.refused(ENTERPRISE, "Grants", "grant", *_grant_args(expiry=now + 100)) == (
         "expiry must be in the future")
+
+
+def test_grant_owner_rules(dom: Domain) -> None:
+    """Only the owner grants: the subject by type over the types it owns, the providing
+    center its own (center-owned) records by id; every refusal names the owner."""
+    basic, cred = rid_of(b"basic"), rid_of(b"credit")
+    dom.ok(CENTER_A, "Records", "publish", *publish_args(basic, 1))
+    dom.ok(CENTER_A, "Records", "publish", *publish_args(cred, 1, rtype=TYPE_CREDIT,
+                                                         owner=CENTER_A_CODE))
+    elsewhere = rid_of(b"elsewhere")  # about another subject
+    dom.ok(CENTER_A, "Records", "publish", *publish_args(elsewhere, 1, owner=CENTER_A_CODE,
+                                                         subject=NEW_CODE))
+    gone = rid_of(b"gone")
+    dom.ok(CENTER_A, "Records", "publish", *publish_args(gone, 1, rtype=TYPE_CREDIT,
+                                                         owner=CENTER_A_CODE))
+    dom.ok(CENTER_A, "Records", "remove", gone, 2)
+    ent, cen = ENTERPRISE_CODE, CENTER_A_CODE
+
+    def by_subject(subject: str = ent) -> str:
+        return f"only the subject {subject} may grant its basic, qualification, performance " \
+            "and personnel records by type; ask it for the grant"
+
+    def owns_none(granter: str) -> str:
+        return f"{granter} owns no records of {ent} of the types asked for: its credit, " \
+            "supervision and project records are owned by the center that provides them, " \
+            "which grants them"
+
+    cases: list[tuple[int, dict[str, Any], str]] = [
+        # an enterprise's grant over center-owned types
+        (ENTERPRISE, {"types": 1 << TYPE_CREDIT}, owns_none(ent)),
+        (ENTERPRISE, {"types": (1 << TYPE_BASIC) | (1 << 7)}, owns_none(ent)),
+        # non-owners: a bank granting to itself, centers by type, another subject
+        (BANK, {"grantee": BANK_CODE}, by_subject()),
+        (BANK, {"types": 1 << TYPE_CREDIT}, owns_none(BANK_CODE)),
+        (CENTER_A, {}, by_subject()),  # basic: the subject's own
+        (CENTER_B, {"types": 1 << TYPE_CREDIT}, owns_none(CENTER_B_CODE)),
+        (CENTER_A, {"types": 1 << 6}, owns_none(cen)),  # it provides no supervision record
+        (ENTERPRISE, {"subject": NEW_CODE}, by_subject(NEW_CODE)),
+        # record grants: only the record's owner
+        (ENTERPRISE, {"types": 0, "record_id": cred},
+         f"only the record's owner {cen} may grant access to it"),
+        (CENTER_B, {"types": 0, "record_id": cred},
+         f"only the record's owner {cen} may grant access to it"),
+        (BANK, {"types": 0, "record_id": cred, "grantee": BANK_CODE},
+         f"only the record's owner {cen} may grant access to it"),
+        (CENTER_A, {"types": 0, "record_id": basic},
+         f"only the record's owner {ent} may grant access to it"),
+        (CENTER_A, {"types": 0, "record_id": elsewhere},
+         f"the record is about {NEW_CODE}, not the grant's subject"),
+        (CENTER_A, {"types": 0, "record_id": gone}, "the record was removed"),
+        (CENTER_A, {"types": 0, "record_id": rid_of(b"missing")},
+         "no such record: a record grant needs a published record"),
+    ]
+    for who, change, reason in cases:
+        args = _grant_args(**change)
+        granter = mid([ADMIN_CODE, CENTER_A_CODE, CENTER_B_CODE, ENTERPRISE_CODE, BANK_CODE][who])
+        assert dom.call("Grants", "grant_refusal", granter, *args[1:4]) == reason
+        assert dom.refused(who, "Grants", "grant", *args) == reason, (who, change)
+    assert dom.call("Grants", "grant_count") == 0
+    # What the owners may do.
+    allowed: list[tuple[int, dict[str, Any]]] = [
+        (ENTERPRISE, {"types": 0b11110}),  # every type it owns by default, published or not
+        (ENTERPRISE, {"types": 0, "record_id": basic}),
+        (CENTER_A, {"types": 0, "record_id": cred}),
+        (CENTER_A, {"types": 1 << TYPE_CREDIT}),  # exactly its own credit records of ent
+        (CENTER_A, {"types": 0, "record_id": elsewhere, "subject": NEW_CODE}),
+    ]
+    for who, change in allowed:
+        args = _grant_args(**change)
+        granter = mid([ADMIN_CODE, CENTER_A_CODE, CENTER_B_CODE, ENTERPRISE_CODE][who])
+        assert dom.call("Grants", "grant_refusal", granter, *args[1:4]) == ""
+        dom.ok(who, "Grants", "grant", *args)
+    assert dom.call("Grants", "grant_count") == len(allowed)
+    assert dom.call("Grants", "check", 3, cred, mid(BANK_CODE)) == 0
+    assert dom.call("Grants", "check", 4, cred, mid(BANK_CODE)) == 0
+    assert dom.call("Records", "owned_types", mid(cen), mid(ent)) == 1 << TYPE_CREDIT
+    assert dom.call("Records", "owned_types", mid(ent), mid(ent)) == 1 << TYPE_BASIC
+    # A subject that owns a record of a center type (published with owner = subject) may
+    # grant that type.
+    own_credit = rid_of(b"own-credit")
+    dom.ok(CENTER_A, "Records", "publish", *publish_args(own_credit, 1, rtype=TYPE_CREDIT))
+    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(types=1 << TYPE_CREDIT))
+    assert dom.call("Grants", "check", len(allowed) + 1, own_credit, mid(BANK_CODE)) == 0
+
+
+def test_a_suspended_owners_grants_pause_and_it_can_still_revoke(dom: Domain) -> None:
+    basic = rid_of(b"basic")
+    dom.ok(CENTER_A, "Records", "publish", *publish_args(basic, 1))
+    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(max_reads=5))
+    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(max_reads=5))
+    assert dom.call("Grants", "check", 1, basic, mid(BANK_CODE)) == 0
+    dom.ok(ADMIN, "Members", "set_active", mid(ENTERPRISE_CODE), False)
+    assert dom.call("Grants", "check", 1, basic, mid(BANK_CODE)) == 8
+    assert dom.call("Grants", "check_retry", 1, basic, mid(BANK_CODE)) == 8
+    assert dom.refused(CENTER_A, "Grants", "record_access", 1, basic, 1, mid(BANK_CODE),
+                       keccak(b"paused")) == "the grant's owner is not an active member"
+    dom.ok(ENTERPRISE, "Grants", "revoke", 2)  # the suspended owner can still stop a grant
+    dom.ok(ADMIN, "Members", "set_active", mid(ENTERPRISE_CODE), True)
+    assert dom.call("Grants", "check", 1, basic, mid(BANK_CODE)) == 0
+    assert dom.call("Grants", "check", 2, basic, mid(BANK_CODE)) == 2
+
+
+def test_check_retry_ignores_only_the_read_count(dom: Domain) -> None:
+    basic = rid_of(b"basic")
+    dom.ok(CENTER_A, "Records", "publish", *publish_args(basic, 1))
+    now = dom.node.core.head().timestamp
+    dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(max_reads=1, expiry=now + 100))
+    dom.ok(CENTER_A, "Grants", "record_access", 1, basic, 1, mid(BANK_CODE), keccak(b"r"))
+    assert dom.call("Grants", "check", 1, basic, mid(BANK_CODE)) == 4
+    assert dom.call("Grants", "check_retry", 1, basic, mid(BANK_CODE)) == 0
+    assert dom.call("Grants", "check_retry", 1, basic, mid(AUDITOR_CODE)) == 6
+    dom.timestamp = now + 100
+    dom.ok(ADMIN, "Members", "add_account", mid(ADMIN_CODE), ADDRESSES[9])  # any block
+    assert dom.call("Grants", "check_retry", 1, basic, mid(BANK_CODE)) == 3
 
 
 @pytest.mark.parametrize(("who", "change", "reason"), [
@@ -695,3 +810,15 @@ def test_credit_code_examples(shared: Domain) -> None:
     for bad in ("914403001922038217", "9144030071526726XH", "91440300192203821",
                 "9144030019220382160", "914403001922O38216", ""):
         assert shared.call("Members", "valid_credit_code", mid(bad)) is False
+
+
+def test_the_subjects_own_types_on_chain_are_standard_default_owner(shared: Domain) -> None:
+    """Grants' SUBJECT_TYPES (what a subject may grant by type before anything is
+    published) is exactly the types standard.DEFAULT_OWNER gives the subject."""
+    from yilian.contracts import standard
+
+    for rtype in standard.RecordType:
+        refusal = shared.call("Grants", "grant_refusal", mid(NEW_CODE), mid(NEW_CODE),
+                              1 << int(rtype), b"\0" * 32)
+        mine = standard.DEFAULT_OWNER[rtype] == standard.OWNER_SUBJECT
+        assert (refusal == "") is mine, (rtype, refusal)

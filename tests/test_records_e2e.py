@@ -221,7 +221,8 @@ def test_center_c_has_no_plaintext_and_gets_no_key(net: Net) -> None:
     record = net.published[standard.RecordType.PERSONNEL].record_id
     for grant_id in (0, 1):
         with pytest.raises(Refused) as err:
-            c_client.post(f"/v1/records/{record}/key", {"grant_id": grant_id})
+            c_client.post(f"/v1/records/{record}/key", {"grant_id": grant_id},
+                          audience=net.center_code(A))
         assert err.value.reason in ("not_grantee", "grant_not_found"), err.value
     frags = _plaintext_fragments(net)
     assert len(frags) > 20
@@ -258,7 +259,8 @@ def test_tampering_is_detected(net: Net) -> None:
                                   purpose="tamper check", max_reads=5, valid_for_s=3600)
     doc = desk.version_doc(record, 1)
     key = desk.client.post(f"/v1/records/{record}/key", {"grant_id": grant["grant_id"],
-                                                         "version": 1})
+                                                         "version": 1},
+                           audience=net.center_code(A))
     net.reads += 1
     data_key = envelope.unwrap_key(desk.client.suite, bytes(desk.client.enc_private_key or b""),
                                    bytes.fromhex(key["wrapped_key"][2:]))
@@ -338,11 +340,15 @@ def test_roles_and_replay_are_enforced(net: Net) -> None:
     # a signed request is good once
     path = f"/v1/members/{ENTERPRISE}"
     headers = sign_request(bank_member["privateKey"], chain_id=bank_client.chain_id,
-                           method="GET", path=path).as_dict()
+                           audience=net.center_code(B), method="GET", path=path).as_dict()
     first = requests.get(net.api(B) + path, headers=headers, timeout=30)
     assert first.status_code == 200, first.text
     second = requests.get(net.api(B) + path, headers=headers, timeout=30)
     assert second.status_code == 401 and second.json()["error"]["reason"] == "replayed"
+    # ... and not even once at another node: it names B (each node keeps its own nonces)
+    elsewhere = requests.get(net.api(C) + path, headers=headers, timeout=30)
+    assert elsewhere.status_code == 401, elsewhere.text
+    assert elsewhere.json()["error"]["reason"] == "wrong_audience"
     unsigned = requests.get(net.api(B) + path, timeout=30)
     assert unsigned.status_code == 401
 

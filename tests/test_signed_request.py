@@ -19,14 +19,17 @@ from hypothesis import strategies as st
 
 from yilian.contracts.signed_request import (
     ACCOUNT_HEADER,
+    AUDIENCE_HEADER,
     EXPIRES_HEADER,
     MAX_LIFETIME_S,
     NONCE_HEADER,
     SIGNATURE_HEADER,
     TAG,
     RequestAuthError,
+    SignedBy,
     SignedHeaders,
     canonical_request,
+    check_audience,
     recover_signer,
     sign_request,
 )
@@ -36,8 +39,9 @@ OTHER_KEY = "0x" + "5a" * 32
 ADDRESS = Account.from_key(KEY).address
 OTHER_ADDRESS = Account.from_key(OTHER_KEY).address
 CHAIN_ID = 7460
+AUD = "9144030071526726XG"  # a center's credit code: the node the request is for
 NOW = 1_700_000_000.0
-HEADERS = (ACCOUNT_HEADER, NONCE_HEADER, EXPIRES_HEADER, SIGNATURE_HEADER)
+HEADERS = (ACCOUNT_HEADER, AUDIENCE_HEADER, NONCE_HEADER, EXPIRES_HEADER, SIGNATURE_HEADER)
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 # Paths as an HTTP server hands them over: printable, no whitespace, may carry a query.
@@ -48,16 +52,18 @@ bodies = st.binary(max_size=512)
 
 def signed(method: str = "POST", path: str = "/v1/records", body: bytes = b"{}", *,
            key: str = KEY, chain_id: int = CHAIN_ID, lifetime_s: int = 60,
-           now: float = NOW) -> dict[str, str]:
-    return sign_request(key, chain_id=chain_id, method=method, path=path, body=body,
-                        lifetime_s=lifetime_s, now=now).as_dict()
+           now: float = NOW, audience: str = AUD) -> dict[str, str]:
+    return sign_request(key, chain_id=chain_id, audience=audience, method=method, path=path,
+                        body=body, lifetime_s=lifetime_s, now=now).as_dict()
 
 
 def verify(headers: dict[str, str], method: str = "POST", path: str = "/v1/records",
            body: bytes = b"{}", *, chain_id: int = CHAIN_ID, now: float = NOW
            ) -> tuple[str, str, int]:
-    return recover_signer(headers, chain_id=chain_id, method=method, path=path, body=body,
-                          now=now)
+    out = recover_signer(headers, chain_id=chain_id, method=method, path=path, body=body,
+                         now=now)
+    assert out.audience == headers[AUDIENCE_HEADER]
+    return out.account, out.nonce, out.expires
 
 
 def refusal(headers: dict[str, str], **kwargs: Any) -> RequestAuthError:
@@ -71,12 +77,14 @@ def refusal(headers: dict[str, str], **kwargs: Any) -> RequestAuthError:
 
 def test_canonical_request_is_the_documented_line_layout() -> None:
     body = b'{"a": 1}'
-    out = canonical_request(chain_id=7460, method="post", path="/v1/records?subject=X",
-                            expires=1_700_000_060, nonce="ab" * 16,
+    out = canonical_request(chain_id=7460, audience=AUD, method="post",
+                            path="/v1/records?subject=X", expires=1_700_000_060,
+                            nonce="ab" * 16,
                             account="0xAbCdEf0123456789aBcDeF0123456789ABCDEF01", body=body)
     expected = "\n".join([
-        "yilian-request-v1",
+        "yilian-request-v2",
         "7460",
+        AUD,  # the node that is to serve the request
         "POST",  # upper-cased
         "/v1/records?subject=X",  # path with its query, verbatim
         "1700000060",
@@ -85,20 +93,21 @@ def test_canonical_request_is_the_documented_line_layout() -> None:
         hashlib.sha256(body).hexdigest(),
     ]).encode()
     assert out == expected
-    assert TAG == "yilian-request-v1"
+    assert TAG == "yilian-request-v2"
     assert not out.endswith(b"\n")
-    assert len(out.split(b"\n")) == 8
+    assert len(out.split(b"\n")) == 9
 
 
 def test_canonical_request_of_an_empty_body_hashes_the_empty_string() -> None:
-    out = canonical_request(chain_id=1, method="GET", path="/", expires=1, nonce="0" * 32,
-                            account=ADDRESS, body=b"")
+    out = canonical_request(chain_id=1, audience=AUD, method="GET", path="/", expires=1,
+                            nonce="0" * 32, account=ADDRESS, body=b"")
     assert out.split(b"\n")[-1] == hashlib.sha256(b"").hexdigest().encode()
 
 
 def test_signature_is_eip191_personal_sign_over_the_canonical_request() -> None:
-    h = sign_request(KEY, chain_id=CHAIN_ID, method="GET", path="/v1/x", body=b"b", now=NOW)
-    message = canonical_request(chain_id=CHAIN_ID, method="GET", path="/v1/x",
+    h = sign_request(KEY, chain_id=CHAIN_ID, audience=AUD, method="GET", path="/v1/x",
+                     body=b"b", now=NOW)
+    message = canonical_request(chain_id=CHAIN_ID, audience=AUD, method="GET", path="/v1/x",
                                 expires=h.expires, nonce=h.nonce, account=h.account, body=b"b")
     expected = Account.sign_message(encode_defunct(primitive=message), KEY).signature
     assert h.signature == "0x" + bytes(expected).hex()
@@ -108,8 +117,10 @@ def test_signature_is_eip191_personal_sign_over_the_canonical_request() -> None:
 
 
 def test_sign_request_headers_shape() -> None:
-    h = sign_request(KEY, chain_id=CHAIN_ID, method="GET", path="/v1/x", now=NOW)
+    h = sign_request(KEY, chain_id=CHAIN_ID, audience=AUD, method="GET", path="/v1/x",
+                     now=NOW)
     assert isinstance(h, SignedHeaders)
+    assert h.audience == AUD
     assert h.account == ADDRESS  # checksum form
     assert len(h.nonce) == 32 and int(h.nonce, 16) >= 0 and h.nonce == h.nonce.lower()
     assert h.expires == int(NOW) + 60
@@ -121,7 +132,7 @@ def test_sign_request_headers_shape() -> None:
 
 
 def test_sign_request_uses_a_fresh_nonce_every_call() -> None:
-    nonces = {sign_request(KEY, chain_id=1, method="GET", path="/", now=NOW).nonce
+    nonces = {sign_request(KEY, chain_id=1, audience=AUD, method="GET", path="/", now=NOW).nonce
               for _ in range(50)}
     assert len(nonces) == 50
 
@@ -129,12 +140,13 @@ def test_sign_request_uses_a_fresh_nonce_every_call() -> None:
 @pytest.mark.parametrize("lifetime", [0, -1, MAX_LIFETIME_S + 1, 10_000])
 def test_sign_request_refuses_a_lifetime_out_of_range(lifetime: int) -> None:
     with pytest.raises(ValueError, match="lifetime_s"):
-        sign_request(KEY, chain_id=1, method="GET", path="/", lifetime_s=lifetime)
+        sign_request(KEY, chain_id=1, audience=AUD, method="GET", path="/",
+                     lifetime_s=lifetime)
 
 
 def test_sign_request_accepts_bytes_keys() -> None:
     h = signed(key=KEY)
-    raw = sign_request(bytes.fromhex(KEY[2:]), chain_id=CHAIN_ID, method="POST",
+    raw = sign_request(bytes.fromhex(KEY[2:]), chain_id=CHAIN_ID, audience=AUD, method="POST",
                        path="/v1/records", body=b"{}", now=NOW)
     assert raw.account == ADDRESS
     assert verify(raw.as_dict())[0] == verify(h)[0] == ADDRESS
@@ -149,12 +161,11 @@ def test_sign_request_accepts_bytes_keys() -> None:
        elapsed=st.floats(0, 1, exclude_max=True))
 def test_sign_then_recover_roundtrip(method: str, path: str, body: bytes, chain_id: int,
                                      lifetime: int, elapsed: float) -> None:
-    h = sign_request(KEY, chain_id=chain_id, method=method, path=path, body=body,
-                     lifetime_s=lifetime, now=NOW)
-    account, nonce, expires = recover_signer(
-        h.as_dict(), chain_id=chain_id, method=method, path=path, body=body,
-        now=NOW + elapsed)
-    assert (account, nonce, expires) == (ADDRESS, h.nonce, int(NOW) + lifetime)
+    h = sign_request(KEY, chain_id=chain_id, audience=AUD, method=method, path=path,
+                     body=body, lifetime_s=lifetime, now=NOW)
+    out = recover_signer(h.as_dict(), chain_id=chain_id, method=method, path=path, body=body,
+                         now=NOW + elapsed)
+    assert out == SignedBy(ADDRESS, AUD, h.nonce, int(NOW) + lifetime)
 
 
 def test_method_case_does_not_matter() -> None:
@@ -179,11 +190,14 @@ def test_any_change_breaks_the_signature(method: str, path: str, body: bytes,
     ok: dict[str, Any] = {"method": method, "path": path, "body": body, "chain_id": CHAIN_ID}
     assert verify(h, **ok)[0] == ADDRESS
     change = data.draw(st.sampled_from(
-        ["chain_id", "method", "path", "body", "expires", "nonce", "account"]))
+        ["chain_id", "audience", "method", "path", "body", "expires", "nonce", "account"]))
     call = dict(ok)
     headers = dict(h)
     if change == "chain_id":
         call["chain_id"] = data.draw(st.integers(1, 2**63).filter(lambda c: c != CHAIN_ID))
+    elif change == "audience":  # the same request sent to another node
+        headers[AUDIENCE_HEADER] = data.draw(st.sampled_from(
+            ["914403001922038216", "node:node-2", AUD.lower()]))
     elif change == "method":
         call["method"] = data.draw(st.sampled_from([m for m in METHODS if m != method]))
     elif change == "path":
@@ -302,6 +316,10 @@ GARBLED = [
     (SIGNATURE_HEADER, "0x" + "ab" * 66),
     (SIGNATURE_HEADER, "ab" * 65),  # no 0x
     (SIGNATURE_HEADER, "0x" + "zz" * 65),
+    (AUDIENCE_HEADER, "a b"),
+    (AUDIENCE_HEADER, "x" * 65),
+    (AUDIENCE_HEADER, AUD + "\n"),
+    (AUDIENCE_HEADER, "节点"),
 ]
 
 
@@ -335,8 +353,22 @@ def test_request_auth_error_is_a_value_error_with_reason() -> None:
 
 
 def test_real_clock_is_used_by_default() -> None:
-    h = sign_request(KEY, chain_id=CHAIN_ID, method="GET", path="/v1/x")
+    h = sign_request(KEY, chain_id=CHAIN_ID, audience=AUD, method="GET", path="/v1/x")
     assert abs(h.expires - (time.time() + 60)) < 5
-    account, _, _ = recover_signer(h.as_dict(), chain_id=CHAIN_ID, method="GET",
-                                   path="/v1/x", body=b"")
-    assert account == ADDRESS
+    out = recover_signer(h.as_dict(), chain_id=CHAIN_ID, method="GET", path="/v1/x", body=b"")
+    assert out.account == ADDRESS
+
+
+def test_the_audience_is_checked_exactly() -> None:
+    check_audience(AUD, AUD)
+    for other in ("914403001922038216", AUD.lower(), AUD + " ", "node:" + AUD):
+        with pytest.raises(RequestAuthError) as err:
+            check_audience(other, AUD)
+        assert err.value.reason == "wrong_audience"
+        assert AUD in str(err.value) and "/healthz" in str(err.value)
+
+
+@pytest.mark.parametrize("audience", ["", "a b", "x" * 65, "节点", "a\n"])
+def test_a_malformed_audience_is_refused_when_signing(audience: str) -> None:
+    with pytest.raises(ValueError, match="audience"):
+        sign_request(KEY, chain_id=CHAIN_ID, audience=audience, method="GET", path="/")

@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from yilian.api.deps import NodeDep
+from yilian.node.audience import request_audience
 from yilian.node.service import Node
 
 router = APIRouter(tags=["health"])
@@ -34,6 +35,7 @@ def _health(node: Node) -> dict[str, Any]:
         "chainId": node.genesis.chain_id,
         "suite": node.genesis.suite,
         "center": None if node.key_service is None else node.key_service.account.checksum,
+        "audience": request_audience(node),  # what signed /v1 requests to this node name
         "head": {"number": head.block_number, "hash": "0x" + head.hash.hex(),
                  "stateRoot": "0x" + head.state_root.hex(), "timestamp": head.timestamp},
         "mempool": len(node.mempool),

@@ -14,9 +14,9 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi import Path as FPath
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from yilian.api.auth import ApiError, CallerDep
+from yilian.api.auth import ApiError, CallerDep, RouteCheckedCallerDep, audience_error
 from yilian.api.deps import NodeDep
 from yilian.api.domain_format import (
     UINT32_MAX,
@@ -77,6 +77,7 @@ class KeyRequest(BaseModel):
 
 
 class KeyPublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     record_id: str
     version: int
     wrapped_key: str
@@ -84,6 +85,19 @@ class KeyPublic(BaseModel):
     receipt_block_number: int | None
     receipt_block_hash: str | None
     custodian: str
+
+
+class _CustodianError(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    reason: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    message: str = Field(max_length=4096)
+
+
+class _CustodianRefusal(BaseModel):
+    """A custodian's error answer: only the documented shape is passed on."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: _CustodianError
 
 
 def _service_error(exc: ServiceError) -> ApiError:
@@ -207,8 +221,13 @@ _CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
     weakref.WeakKeyDictionary())
 
 
-async def _forward(node: Node, center: bytes, path: str, caller_headers: dict[str, str],
-                   body: bytes) -> JSONResponse:
+async def _forward(node: Node, center: bytes, record_id: bytes, path: str,
+                   caller_headers: dict[str, str], body: bytes) -> JSONResponse:
+    """Send a key request on to the record's custodian and pass back only a key-service
+    answer: a 200 with a key for this record (KeyPublic) or a 4xx/5xx error with a
+    reason and a message. Redirects are not followed; anything else (a 3xx, another
+    shape, extra fields, another record) is the custodian's fault: 502
+    ``bad_custodian_answer``."""
     member = await anyio.to_thread.run_sync(node.domain.member, center)
     custodian = code_of(center)
     if member is None or not member.endpoint:
@@ -224,39 +243,65 @@ async def _forward(node: Node, center: bytes, path: str, caller_headers: dict[st
                                                     follow_redirects=False)
     try:
         resp = await client.post(
-            member.endpoint.rstrip("/") + path, content=body,
+            member.endpoint.rstrip("/") + path, content=body, follow_redirects=False,
             headers={**caller_headers, FORWARDED_HEADER: "1",
                      "Content-Type": "application/json"})
-        if len(resp.content) > MAX_FORWARD_ANSWER:
-            raise ValueError("answer too large")
-        payload = resp.json()
     except httpx.HTTPError as exc:
         raise ApiError(503, "custodian_unavailable",
                        f"the record's custodian center {custodian} ({member.endpoint}) did not "
                        f"answer: {exc!r}. Only the custodian holds the record's data key: "
                        "retry when it is back, or ask the owner") from None
-    except ValueError:
-        raise ApiError(502, "custodian_error", f"the custodian {custodian} answered HTTP "
-                       f"{resp.status_code} without a valid JSON body") from None
-    return JSONResponse(payload, status_code=resp.status_code)
+    answer = custodian_answer(resp.status_code, resp.content, record_id)
+    if answer is None:
+        raise ApiError(502, "bad_custodian_answer", f"the custodian {custodian} answered HTTP "
+                       f"{resp.status_code} with something other than a key-service answer; "
+                       "nothing was passed on. Retry later, or report it to that center")
+    return JSONResponse(answer[1], status_code=answer[0])
+
+
+def custodian_answer(status: int, content: bytes, record_id: bytes
+                     ) -> tuple[int, dict[str, Any]] | None:
+    """The key-service answer in a custodian's response, as (status, JSON) to pass on, or
+    None if it is none: only a 200 holding a key for ``record_id`` (KeyPublic, no other
+    fields) or a 4xx/5xx ``{"error": {reason, message}}`` (other fields dropped)."""
+    if len(content) > MAX_FORWARD_ANSWER:
+        return None
+    try:
+        if status == 200:
+            key = KeyPublic.model_validate_json(content)
+            if key.record_id.lower() != hex0x(record_id):
+                return None
+            return 200, key.model_dump()
+        if 400 <= status < 600:
+            err = _CustodianRefusal.model_validate_json(content).error
+            return status, {"error": {"reason": err.reason, "message": err.message}}
+    except ValidationError:
+        return None
+    return None
 
 
 @router.post("/{record_id}/key", response_model=KeyPublic,
              summary="Get the record's data key, wrapped for the caller, under a grant")
-async def request_key(record_id: str, body: KeyRequest, node: NodeDep, caller: CallerDep,
-                      request: Request, slots: WaitsDep) -> Any:
+async def request_key(record_id: str, body: KeyRequest, node: NodeDep,
+                      caller: RouteCheckedCallerDep, request: Request,
+                      slots: WaitsDep) -> Any:
     rid = parse_bytes32(record_id, "record_id")
     service = node.key_service
     meta = await anyio.to_thread.run_sync(node.domain.record, rid)
     if meta is None:
         raise ApiError(404, "record_not_found", f"no record {record_id} on chain (yet)")
+    # A key request names the record's custodian, which alone serves it: here, or at the
+    # custodian's node after forwarding (where it is checked again).
+    wrong = audience_error(caller, code_of(meta.center))
+    if wrong is not None:
+        raise wrong
     if service is None or meta.center != await anyio.to_thread.run_sync(service.center_id):
         if request.headers.get(FORWARDED_HEADER):
             raise ApiError(409, "not_custodian", "forwarded to a node that is not the "
                            "custodian")
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         with slots.slot(caller.address):  # waits for the custodian's answer
-            return await _forward(node, meta.center, path, caller.headers, caller.body)
+            return await _forward(node, meta.center, rid, path, caller.headers, caller.body)
     request_id = None if body.request_id is None else bytes.fromhex(body.request_id[2:])
     try:
         with slots.slot(caller.address, by_address=not request.headers.get(FORWARDED_HEADER)):

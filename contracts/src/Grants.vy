@@ -15,12 +15,28 @@
        owner equal the grant's, and R's id equals the grant's record id (record
        grants) or R's type bit is set in the grant's type mask (type grants).
      * A request id yields at most one receipt, ever.
+     * Every grant covers only what its owner owns (`grant_refusal`): a type grant
+       only types of which the granter owns records about the subject
+       (`Records.owned_types`), plus, for the subject itself, the types it owns by
+       default (basic, qualification, performance, personnel), so it may grant
+       those before they are published; a record grant only by the record's owner.
+       Credit, supervision and project records belong by default to the center that
+       provides them: that center grants them (by type: exactly its own records of
+       the subject; or by record id). So no grant in a subject's history was made
+       by a non-owner.
+     * A grant works only while both its grantee and its owner are active members
+       (a suspension pauses it; the suspended owner can still revoke it).
      * Storage is packed: per grant owner, grantee, subject, record id (written
        only when set), purpose and one metadata word; `get_grant` unpacks it.
 """
 
 ROLE_CENTER: constant(uint8) = 1
 TYPE_BITS: constant(uint256) = 254  # bits 1..7: one per record type
+# Types the subject owns by default (standard.DEFAULT_OWNER): basic, qualification,
+# performance, personnel. The others (credit, supervision, project) are the providing
+# center's.
+SUBJECT_TYPES: constant(uint256) = 30  # bits 1..4
+CODE_LEN: constant(uint256) = 18  # a member id is an 18-character credit code, zero-padded
 MASK32: constant(uint256) = 2**32 - 1
 MASK64: constant(uint256) = 2**64 - 1
 
@@ -40,6 +56,7 @@ NO_READS_LEFT: constant(uint8) = 4
 NOT_COVERED: constant(uint8) = 5
 NOT_GRANTEE: constant(uint8) = 6
 GRANTEE_INACTIVE: constant(uint8) = 7
+OWNER_INACTIVE: constant(uint8) = 8
 
 
 interface IMembers:
@@ -70,6 +87,7 @@ struct Version:
 
 interface IRecords:
     def get_record(record_id: bytes32) -> Record: view
+    def owned_types(owner: bytes32, subject: bytes32) -> uint256: view
     def get_version(record_id: bytes32, version: uint32) -> Version: view
 
 
@@ -145,6 +163,60 @@ def __init__(members: address, records: address):
     RECORDS = IRecords(records)
 
 
+@internal
+@pure
+def _code(id: bytes32) -> String[18]:
+    return convert(slice(id, 0, CODE_LEN), String[18])
+
+
+@internal
+@view
+def _refusal(granter: bytes32, subject: bytes32, types: uint256, record_id: bytes32
+             ) -> String[200]:
+    if record_id == empty(bytes32):
+        owned: uint256 = staticcall RECORDS.owned_types(granter, subject)
+        if granter == subject:
+            owned |= SUBJECT_TYPES
+        missing: uint256 = types & ~owned
+        if missing & SUBJECT_TYPES != 0:
+            return concat(
+                "only the subject ", self._code(subject), " may grant its basic, "
+                "qualification, performance and personnel records by type; ask it for the grant",
+            )
+        if missing != 0:
+            return concat(
+                self._code(granter), " owns no records of ", self._code(subject),
+                " of the types asked for: its credit, supervision and project records are "
+                "owned by the center that provides them, which grants them",
+            )
+        return ""
+    rec: Record = staticcall RECORDS.get_record(record_id)
+    if rec.latest == 0:
+        return "no such record: a record grant needs a published record"
+    if rec.removed:
+        return "the record was removed"
+    if rec.subject != subject:
+        return concat("the record is about ", self._code(rec.subject), ", not the grant's subject")
+    if rec.owner != granter:
+        return concat("only the record's owner ", self._code(rec.owner), " may grant access to it")
+    return ""
+
+
+@external
+@view
+def grant_refusal(granter: bytes32, subject: bytes32, types: uint256, record_id: bytes32
+                  ) -> String[200]:
+    """
+    @notice Why member `granter` may not grant access to `subject`'s records of `types`
+            (or to record `record_id`), naming the owner; empty if it owns them. A type
+            grant may cover the types of which the granter owns records about the
+            subject (`Records.owned_types`) and, for the subject itself, basic,
+            qualification, performance and personnel (its own by default); a record
+            grant needs the record's owner.
+    """
+    return self._refusal(granter, subject, types, record_id)
+
+
 @external
 def grant(
     grantee: bytes32,
@@ -157,7 +229,8 @@ def grant(
 ) -> uint256:
     """
     @notice Let member `grantee` read the caller's records about `subject`; returns
-            the new grant id. The caller's member (any active member) is the owner.
+            the new grant id. The caller's member (an active member) is the owner and
+            must own what the grant covers (see `grant_refusal`).
     @param types Bit (1 << rtype) per covered record type; 0 when `record_id` is set.
     @param record_id The one covered record; zero when `types` is set.
     @param expiry Unix seconds; the grant is usable while block.timestamp < expiry.
@@ -178,6 +251,9 @@ def grant(
     assert convert(expiry, uint256) > block.timestamp, "expiry must be in the future"
     assert max_reads > 0, "max_reads must be at least 1"
     assert len(purpose) > 0, "purpose must not be empty"
+    refusal: String[200] = self._refusal(owner, subject, types, record_id)
+    if len(refusal) > 0:
+        raise refusal
     grant_id: uint256 = self.grant_count + 1
     self.grant_count = grant_id
     self.grants[grant_id].owner = owner
@@ -222,7 +298,8 @@ def revoke(grant_id: uint256):
 
 @internal
 @view
-def _status(grant_id: uint256, record_id: bytes32, rec: Record, reader: bytes32) -> uint8:
+def _status(grant_id: uint256, record_id: bytes32, rec: Record, reader: bytes32,
+            count_reads: bool) -> uint8:
     owner: bytes32 = self.grants[grant_id].owner
     if owner == empty(bytes32):
         return NO_GRANT
@@ -231,7 +308,7 @@ def _status(grant_id: uint256, record_id: bytes32, rec: Record, reader: bytes32)
         return REVOKED
     if block.timestamp >= (meta >> EXPIRY_AT) & MASK64:
         return EXPIRED
-    if (meta >> READS_AT) & MASK32 >= (meta >> MAX_READS_AT) & MASK32:
+    if count_reads and (meta >> READS_AT) & MASK32 >= (meta >> MAX_READS_AT) & MASK32:
         return NO_READS_LEFT
     if rec.latest == 0 or rec.removed:
         return NOT_COVERED
@@ -247,6 +324,8 @@ def _status(grant_id: uint256, record_id: bytes32, rec: Record, reader: bytes32)
         return NOT_GRANTEE
     if staticcall MEMBERS.member_role(reader) == 0:
         return GRANTEE_INACTIVE
+    if staticcall MEMBERS.member_role(owner) == 0:
+        return OWNER_INACTIVE
     return OK
 
 
@@ -258,9 +337,25 @@ def check(grant_id: uint256, record_id: bytes32, reader: bytes32) -> uint8:
             `grant_id` now: 0 yes; 1 no such grant, 2 revoked, 3 expired, 4 no
             reads left, 5 record not covered (missing, removed, other subject or
             owner, type or id outside the grant), 6 reader is not the grantee,
-            7 the grantee's membership is suspended (its grants pause with it).
+            7 the grantee's membership is suspended, 8 the owner's membership is
+            suspended (a grant pauses while either party is suspended).
     """
-    return self._status(grant_id, record_id, staticcall RECORDS.get_record(record_id), reader)
+    return self._status(
+        grant_id, record_id, staticcall RECORDS.get_record(record_id), reader, True
+    )
+
+
+@external
+@view
+def check_retry(grant_id: uint256, record_id: bytes32, reader: bytes32) -> uint8:
+    """
+    @notice `check` for a read already counted (a retry of a read whose receipt is on
+            chain): every rule but the read count, so an expired, revoked or paused
+            grant releases nothing even under an earlier receipt.
+    """
+    return self._status(
+        grant_id, record_id, staticcall RECORDS.get_record(record_id), reader, False
+    )
 
 
 @external
@@ -286,7 +381,7 @@ def record_access(
     assert not (staticcall RECORDS.get_version(record_id, version)).tombstone, (
         "that version is a removal tombstone, not readable data"
     )
-    status: uint8 = self._status(grant_id, record_id, rec, reader)
+    status: uint8 = self._status(grant_id, record_id, rec, reader, True)
     if status == NO_GRANT:
         raise "grant not found"
     elif status == REVOKED:
@@ -301,6 +396,8 @@ def record_access(
         raise "reader is not the grantee"
     elif status == GRANTEE_INACTIVE:
         raise "the grantee is not an active member"
+    elif status == OWNER_INACTIVE:
+        raise "the grant's owner is not an active member"
     self.used_requests[request_id] = True
     self.grants[grant_id].meta += 1 << READS_AT
     log AccessReceipt(

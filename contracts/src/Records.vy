@@ -17,6 +17,9 @@
        no further versions.
      * A record's owner is its subject or its providing center, so storage
        keeps a flag instead of the owner id.
+     * `owned_types[owner][subject]` has bit `rtype` set iff `owner` owns (or owned:
+       removal keeps the bit) a record of type `rtype` about `subject`; Grants lets a
+       type grant cover only such types (and the subject's own default types).
      * Storage is packed: per record subject, center and one metadata word;
        per version the digest and one metadata word. The views unpack it into
        `Record` / `Version`.
@@ -97,6 +100,10 @@ versions: HashMap[bytes32, HashMap[uint32, StoredVersion]]
 
 # @notice Number of distinct records ever published (removed ones included).
 record_count: public(uint256)
+
+# @notice Bit (1 << rtype) per record type of which member `owner` owns a record about
+#         `subject` (set when such a record is first published, kept after removal).
+owned_types: public(HashMap[bytes32, HashMap[bytes32, uint256]])
 
 
 @deploy
@@ -183,6 +190,9 @@ def publish(
             meta |= CENTER_OWNS
         self.records[record_id] = StoredRecord(subject=subject, center=me, meta=meta)
         self.record_count += 1
+        bit: uint256 = 1 << convert(rtype, uint256)
+        if self.owned_types[owner][subject] & bit == 0:
+            self.owned_types[owner][subject] |= bit
     else:
         assert rec.center == me, "only the providing center may update a record"
         assert rec.meta & REMOVED == 0, "record was removed"
