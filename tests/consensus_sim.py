@@ -429,10 +429,10 @@ class Simulation:
         msgs: dict[Msg, None] = dict.fromkeys(node.own)
         for r in sorted(rounds):
             msgs.update(dict.fromkeys(q for q, _ in st.proposals.get(r, ())))
-        for key, v in st.votes.items():
+        for key, v in st.book.votes.items():
             if key[0] in rounds:
                 msgs[v] = None
-        for key, vs in st.conflicts.items():
+        for key, vs in st.book.conflicts.items():
             if key[0] in rounds:
                 msgs.update(dict.fromkeys(vs))
         return list(msgs)
