@@ -18,8 +18,10 @@ Invariants:
   validator set; the certificate is stored in the same atomic batch as the block
   (``i`` ``cert`` + number) and served with it (sync, ``yilian_getCommitCertificate``).
 * Signing goes through the guard, which syncs its record before a signature exists:
-  a restarted validator never signs a vote conflicting with one it signed before, and it
-  restarts in the round it last signed in, with its lock restored.
+  a restarted validator never signs a vote conflicting with one it signed before. It
+  resumes the height with every message it signed in it (``Resume``, from the guard's
+  sign log: round, step and lock restored) and re-broadcasts them, proposal and block
+  included, so a restart of any set of validators, all of them included, cannot deadlock.
 * Idle: a new height starts only when there are transactions to include, a peer sent a
   message for that height, or a heartbeat is due; so no empty blocks while idle.
 
@@ -53,10 +55,10 @@ from yilian.consensus import (
     Effect,
     Evidence,
     InvalidCertificate,
-    NewHeight,
     Proposal,
     ProposalReceived,
     RequestValue,
+    Resume,
     RoundStep,
     ScheduleTimeout,
     SignProposal,
@@ -83,6 +85,7 @@ from yilian.node.mempool import Rejected
 from yilian.node.p2p.handshake import Identity, NetworkId
 from yilian.node.p2p.peers import PeerAddress, PeerManager
 from yilian.node.privval import SigningGuard, SigningRefused, Step
+from yilian.node.sign_restore import restore_own
 from yilian.node.storage import INDEX
 
 log = logging.getLogger("yilian.consensus")
@@ -309,8 +312,7 @@ class ConsensusDriver:
     # -- driver thread ---------------------------------------------------------------------
     def _run(self) -> None:
         head = self.core.head().block_number
-        last = self.guard.last
-        if last is not None and last.height == head + 1:
+        if self.guard.records(head + 1):
             self._start_height(head + 1)  # we were mid-height before a restart
         else:
             self._pending_height = head + 1  # starts once there is something to decide
@@ -366,12 +368,19 @@ class ConsensusDriver:
                     pending.append(more)
 
     def _start_height(self, height: int) -> None:
-        last = self.guard.last
-        start_round = last.round if last is not None and last.height == height else 0
+        """Start ``height``; after a restart mid-height, with what we signed in it."""
         self._pending_height = None
         self._current_msgs.clear()
-        self._feed(NewHeight(height, self.vset, lock=self.guard.lock(height),
-                             start_round=start_round))
+        inputs: tuple[ProposalReceived | VoteReceived, ...] = ()
+        if self.address is not None:
+            own = restore_own(self.guard, height, self.chain_id, self.address, self._validate)
+            for p, block in own.proposals:
+                if block is not None:
+                    self._broadcast(*self._remember_proposal(p, block))
+            for vote in own.votes:
+                self._broadcast(*self._remember_vote(vote))
+            inputs = own.inputs
+        self._feed(Resume(height, self.vset, inputs))
         for peer, msg_type, body in self._held.pop(height, []):
             self._on_peer_message(peer, msg_type, body)
         for h in [h for h in self._held if h < height]:
@@ -431,24 +440,41 @@ class ConsensusDriver:
                             self.address)
         try:
             sig = self.guard.sign(effect.height, effect.round, Step.PROPOSE,
-                                  proposal_sign_bytes(self.chain_id, unsigned), effect.value_id)
+                                  proposal_sign_bytes(self.chain_id, unsigned), effect.value_id,
+                                  valid_round=effect.valid_round,
+                                  block=wire.encode_block(block))
         except SigningRefused as exc:
             log.warning("%s", exc)
             return None
         signed = Proposal(effect.height, effect.round, effect.value_id, effect.valid_round,
                           self.address, sig)
-        body = wire.encode_proposal(signed, block)
-        self._current_msgs[("p", signed.height, signed.round, signed.proposer,
-                            signed.value_id)] = (wire.PROPOSAL, body)
-        self._broadcast(wire.PROPOSAL, body)
+        self._broadcast(*self._remember_proposal(signed, block))
         return ProposalReceived(signed, value_valid=True)
+
+    def _remember_proposal(self, p: Proposal, block: BlockAPI) -> tuple[int, Any]:
+        """Keep an own proposal for re-sending; returns what to broadcast."""
+        body = wire.encode_proposal(p, block)
+        self._current_msgs[("p", p.height, p.round, p.proposer, p.value_id)] = (
+            wire.PROPOSAL, body)
+        return wire.PROPOSAL, body
+
+    def _remember_vote(self, vote: Vote) -> tuple[int, Any]:
+        """Keep an own vote for re-sending; returns what to broadcast."""
+        body = wire.encode_vote(vote)
+        self._current_msgs[("v", vote.type, vote.height, vote.round, vote.validator,
+                            vote.value_id)] = (wire.VOTE, body)
+        return wire.VOTE, body
 
     def _sign_vote(self, effect: SignVote) -> Input | None:
         assert self.address is not None
         unsigned = Vote(effect.type, effect.height, effect.round, effect.value_id, self.address)
+        # a lock's block is logged with it: after a full restart we can re-propose it
+        locked = (self._bodies.get(effect.value_id) if effect.value_id is not None
+                  and effect.type == VoteType.PRECOMMIT else None)
         try:
             sig = self.guard.sign(effect.height, effect.round, Step(int(effect.type)),
-                                  vote_sign_bytes(self.chain_id, unsigned), effect.value_id)
+                                  vote_sign_bytes(self.chain_id, unsigned), effect.value_id,
+                                  block=None if locked is None else wire.encode_block(locked))
         except SigningRefused as exc:
             log.warning("%s", exc)
             return None
@@ -457,10 +483,7 @@ class ConsensusDriver:
                 int(effect.type), effect.height):
             log.warning("fault injection: exiting after signing, before sending")
             os._exit(FAULT_EXIT_CODE)
-        body = wire.encode_vote(vote)
-        self._current_msgs[("v", vote.type, vote.height, vote.round, vote.validator,
-                            vote.value_id)] = (wire.VOTE, body)
-        self._broadcast(wire.VOTE, body)
+        self._broadcast(*self._remember_vote(vote))
         return VoteReceived(vote)
 
     def _decide(self, effect: Decide) -> None:
@@ -486,6 +509,7 @@ class ConsensusDriver:
         self._broadcast(wire.STATUS, [head.block_number, head.hash])
         self._pending_height = effect.height + 1
         self._current_msgs.clear()
+        self.guard.prune(effect.height + 1)  # the sign log of a committed height is done
 
     def _record_evidence(self, effect: Evidence) -> None:
         ev = effect.evidence
