@@ -404,6 +404,19 @@ def test_resume_restores_the_lock_and_the_round() -> None:
     assert signs(eff) == [SignVote(VoteType.PREVOTE, 1, 3, None)]  # locked on V
 
 
+def test_resume_after_a_nil_round_moves_on_with_the_timeouts() -> None:
+    # a slow block made round 0 end nil before the restart (issue 8 #2, second case)
+    s, eff = resume(ME, vote(VoteType.PREVOTE, 0, None, ME), vote(VoteType.PRECOMMIT, 0, None, ME))
+    assert (s.round, s.step, eff) == (0, RoundStep.PRECOMMIT, [])
+    s, eff = feed(s, *precommits(0, None, OTHERS[:2]))  # re-sent after their restart
+    assert eff == [ScheduleTimeout(TimeoutKind.PRECOMMIT, 1, 0,
+                                   timeout_duration(CFG_T, TimeoutKind.PRECOMMIT, 0))]
+    s, eff = feed(s, TimeoutFired(TimeoutKind.PRECOMMIT, 1, 0))
+    assert (s.round, s.step) == (1, RoundStep.PROPOSE)
+    assert ScheduleTimeout(TimeoutKind.PROPOSE, 1, 1,
+                           timeout_duration(CFG_T, TimeoutKind.PROPOSE, 1)) in eff
+
+
 def test_resume_ignores_others_messages_and_other_heights() -> None:
     _, eff0 = start()
     s, eff = resume(ME, vote(VoteType.PREVOTE, 0, V, OTHERS[0]),
