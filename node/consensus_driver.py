@@ -433,7 +433,9 @@ class ConsensusDriver:
             self.sync.request(force=True)
             return
         cert = effect.certificate
-        self.node.commit_block(built, self.sync.certificate_writes(cert))
+        # the certificate and the pruning of the height's sign log land with the block
+        self.node.commit_block(built, {**self.sync.certificate_writes(cert),
+                                       **self.guard.prune_writes(effect.height + 1)})
         self._last_block_at = time.monotonic()
         log.info("committed height %d round %d (%d txs)", effect.height, cert.round,
                  len(built.block.transactions))
@@ -448,7 +450,6 @@ class ConsensusDriver:
         self._broadcast(wire.STATUS, [head.block_number, head.hash])
         self._pending_height = effect.height + 1
         self._current_msgs.clear()
-        self.guard.prune(effect.height + 1)  # the sign log of a committed height is done
 
     def _record_evidence(self, effect: Evidence) -> None:
         ev = effect.evidence

@@ -20,7 +20,8 @@ Records (``w`` prefix):
   non-nil precommit, so a restarted validator can re-send its proposal and re-propose the
   value it is locked on even if every other copy of that block was lost.
 
-The driver prunes the log of a height once it commits (:meth:`SigningGuard.prune`).
+The log of a height is pruned in the batch that commits its block
+(:meth:`SigningGuard.prune_writes`).
 
 Rules, with steps ordered PROPOSE < PREVOTE < PRECOMMIT:
 
@@ -183,12 +184,18 @@ class SigningGuard:
             self._log[hrs] = rec
             return rec.signature
 
-    def prune(self, below_height: int) -> None:
-        """Forget the log and blocks of heights below ``below_height`` (committed)."""
+    def prune_writes(self, below_height: int) -> dict[bytes, bytes | None]:
+        """Forget the log and blocks of heights below ``below_height`` (committed); returns
+        the deletions, for the block's own commit batch (no extra synced write)."""
         with self._lock:
             stop = struct.pack(">Q", below_height)
             doomed = [WAL + k for prefix in (_LOG, _BLOCK)
                       for k, _ in self._store.iterate(WAL, prefix, prefix + stop)]
             self._log = {k: r for k, r in self._log.items() if r.height >= below_height}
-            if doomed:
-                self._store.commit(None, dict.fromkeys(doomed))
+            return dict.fromkeys(doomed)
+
+    def prune(self, below_height: int) -> None:
+        """:meth:`prune_writes`, written at once."""
+        doomed = self.prune_writes(below_height)
+        if doomed:
+            self._store.commit(None, doomed)
