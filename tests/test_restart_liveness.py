@@ -15,11 +15,13 @@ stuck for good.
 from __future__ import annotations
 
 import signal
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import plyvel
 import pytest
 
 from tests.consortium_helpers import (
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.slow
 
 ALL4 = [0, 1, 2, 3]
 SPINNING, DOWN = [0, 1], [2, 3]
+SIGN_LOG = b"wlog/"  # storage WAL (b"w") + privval._LOG
 COMMIT_TIMEOUT = 90.0  # after a restart: processes start, connect, resume, time out rounds
 
 
@@ -117,3 +120,15 @@ def test_full_restart_mid_height_commits_the_pending_transaction(cluster: Cluste
     c.up()
     _committed_everywhere(c, tx_hash, height, "a clean down and up")
     no_equivocation_in_logs(c)
+
+    # the sign log of every committed height was pruned with its block
+    heads = {i: c.head(i) or 0 for i in ALL4}
+    c.down()
+    for i in ALL4:
+        db = plyvel.DB(str(c.home(i) / "data" / "leveldb"), create_if_missing=False)
+        try:
+            logged = {struct.unpack(">Q", k[len(SIGN_LOG):len(SIGN_LOG) + 8])[0]
+                      for k, _ in db.iterator(prefix=SIGN_LOG)}
+        finally:
+            db.close()
+        assert all(h > heads[i] for h in logged), (c.name(i), heads[i], logged)
