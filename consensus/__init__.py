@@ -1,10 +1,17 @@
 """yilian.consensus: Tendermint BFT (arXiv:1807.04938, Algorithm 1) as a pure state machine.
 
 ``types`` holds the data (validators, votes, proposals, certificates, evidence, signing
-bytes); ``machine`` holds ``step(state, input) -> (state, effects)``. See ``machine``'s
-docstring for the host contract.
+bytes); ``config`` the timeouts and limits; ``votes`` the vote keeping; ``machine`` holds
+``step(state, input) -> (state, effects)``. See ``machine``'s docstring for the host
+contract.
 """
 
+from yilian.consensus.config import (
+    ConsensusConfig,
+    TimeoutConfig,
+    TimeoutKind,
+    timeout_duration,
+)
 from yilian.consensus.errors import (
     ConsensusError,
     InvalidCertificate,
@@ -14,7 +21,6 @@ from yilian.consensus.errors import (
 )
 from yilian.consensus.machine import (
     CommitReceived,
-    ConsensusConfig,
     ConsensusState,
     Decide,
     Effect,
@@ -23,18 +29,16 @@ from yilian.consensus.machine import (
     NewHeight,
     ProposalReceived,
     RequestValue,
+    Resume,
     RoundStep,
     ScheduleTimeout,
     SignProposal,
     SignVote,
-    TimeoutConfig,
     TimeoutFired,
-    TimeoutKind,
     ValueToPropose,
     VoteReceived,
     initial_state,
     step,
-    timeout_duration,
 )
 from yilian.consensus.types import (
     NIL_ROUND,
@@ -54,6 +58,7 @@ from yilian.consensus.types import (
     verify_certificate,
     vote_sign_bytes,
 )
+from yilian.consensus.votes import VoteBook
 
 __all__ = [
     "NIL_ROUND",
@@ -75,6 +80,7 @@ __all__ = [
     "Proposal",
     "ProposalReceived",
     "RequestValue",
+    "Resume",
     "RoundStep",
     "ScheduleTimeout",
     "SignProposal",
@@ -87,6 +93,7 @@ __all__ = [
     "ValueToPropose",
     "VerifyFn",
     "Vote",
+    "VoteBook",
     "VoteReceived",
     "VoteType",
     "check_certificate",

@@ -8,7 +8,9 @@ Host contract
 -------------
 * Start a height with :class:`NewHeight` (also the very first start). After a
   :class:`Decide` the machine waits (step ``COMMIT``) until the host has committed the
-  block and sends ``NewHeight(height + 1, next_validator_set)``.
+  block and sends ``NewHeight(height + 1, next_validator_set)``. After a restart in the
+  middle of a height, start it with :class:`Resume` and the own messages of the height
+  from the sign log, and re-broadcast those messages (the proposal with its block).
 * Verify every signature (``vote_sign_bytes`` / ``proposal_sign_bytes``) *before*
   feeding a message; the core trusts what it is given. Validate the proposed block
   (execute it) and pass the result as ``ProposalReceived.value_valid`` (the paper's
@@ -52,7 +54,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-from yilian.consensus.errors import InvalidConfig
+from yilian.consensus.config import ConsensusConfig, TimeoutKind, timeout_duration
 from yilian.consensus.types import (
     NIL_ROUND,
     CommitCertificate,
@@ -64,96 +66,42 @@ from yilian.consensus.types import (
     proposer,
     verify_certificate,
 )
-
-# --- configuration -----------------------------------------------------------------------
-
-
-class TimeoutKind(IntEnum):
-    PROPOSE = 1
-    PREVOTE = 2
-    PRECOMMIT = 3
-
-
-@dataclass(frozen=True)
-class TimeoutConfig:
-    """Timeout of ``kind`` in round ``r``: ``min(base + r * delta, max_ms)`` milliseconds.
-
-    Growing timeouts make every timeout eventually exceed the (unknown) post-GST message
-    delay, which the paper's liveness argument needs; ``max_ms`` bounds them.
-    """
-
-    propose_ms: int = 3000
-    propose_delta_ms: int = 500
-    prevote_ms: int = 1000
-    prevote_delta_ms: int = 500
-    precommit_ms: int = 1000
-    precommit_delta_ms: int = 500
-    max_ms: int = 60_000
-
-    def __post_init__(self) -> None:
-        for name in ("propose_ms", "propose_delta_ms", "prevote_ms", "prevote_delta_ms",
-                     "precommit_ms", "precommit_delta_ms", "max_ms"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise InvalidConfig(f"TimeoutConfig.{name} must be an int >= 0, got {value!r}")
-
-
-def timeout_duration(cfg: TimeoutConfig, kind: TimeoutKind, round_: int) -> int:
-    """``min(base(kind) + max(round_, 0) * delta(kind), cfg.max_ms)``."""
-    base, delta = {
-        TimeoutKind.PROPOSE: (cfg.propose_ms, cfg.propose_delta_ms),
-        TimeoutKind.PREVOTE: (cfg.prevote_ms, cfg.prevote_delta_ms),
-        TimeoutKind.PRECOMMIT: (cfg.precommit_ms, cfg.precommit_delta_ms),
-    }[kind]
-    return min(base + max(round_, 0) * delta, cfg.max_ms)
-
-
-@dataclass(frozen=True)
-class ConsensusConfig:
-    """Per-node configuration.
-
-    ``address`` is this node's validator address, or None for an observer (never signs,
-    still decides from others' votes). A node whose address is not in the height's
-    validator set also acts as an observer for that height.
-
-    Messages for heights ``h+1 .. h+future_heights`` are buffered (at most
-    ``max_buffered``) and replayed on ``NewHeight``; messages for rounds above
-    ``round + max_round_ahead`` are dropped, and at most ``max_conflicting_votes``
-    conflicting votes are kept per (round, type, validator) (bounds memory under
-    Byzantine spam).
-    """
-
-    address: bytes | None
-    timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
-    future_heights: int = 2
-    max_buffered: int = 10_000
-    max_round_ahead: int = 10_000
-    max_conflicting_votes: int = 8
-
-    def __post_init__(self) -> None:
-        if min(self.future_heights, self.max_buffered, self.max_round_ahead,
-               self.max_conflicting_votes) < 0:
-            raise InvalidConfig("future_heights, max_buffered, max_round_ahead and "
-                                "max_conflicting_votes must be >= 0")
-
+from yilian.consensus.votes import VoteBook
 
 # --- inputs ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class NewHeight:
-    """Start consensus for ``height`` (>= 1) with ``validator_set``.
+    """Start consensus for ``height`` (>= 1) with ``validator_set``, in round 0.
 
     Accepted only if ``height`` is above the current height (or nothing started yet).
-    After a restart the host may restore the lock its signing guard recorded
-    (``lock = (locked_round, value_id)``, cf. ``privval.SigningGuard.lock``) and start at
-    ``start_round`` (e.g. the last round it signed in).
     """
 
     height: int
     validator_set: ValidatorSet
-    lock: tuple[int, bytes] | None = None
-    start_round: int = 0
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Start ``height`` after a restart, knowing what this node already signed in it.
+
+    ``signed`` holds this node's own proposals and votes of the height, from the host's
+    sign log, as the inputs the host fed back after signing them (``ProposalReceived``
+    with the host's ``valid(v)`` of the block, ``VoteReceived``). The machine starts in
+    the highest round it signed in, at the step its signatures there imply, with
+    ``signed`` / ``proposed`` marking every (round, type) it signed (so it never asks to
+    sign them again), its lock and valid value set from its highest-round non-nil
+    precommit, the propose timeout scheduled if it is still in the propose step, and the
+    restored messages counted. The host re-broadcasts them: that and the timers are what
+    let rounds advance after every validator restarts. Messages not by this node or not of
+    ``height`` are ignored; with none left this is ``NewHeight``. Accepted when
+    ``NewHeight`` would be.
+    """
+
+    height: int
+    validator_set: ValidatorSet
+    signed: tuple[ProposalReceived | VoteReceived, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,7 +153,7 @@ class CommitReceived:
     certificate: CommitCertificate
 
 
-Input = (NewHeight | ProposalReceived | ValueToPropose | VoteReceived | TimeoutFired
+Input = (NewHeight | Resume | ProposalReceived | ValueToPropose | VoteReceived | TimeoutFired
          | CommitReceived)
 
 # --- effects -----------------------------------------------------------------------------
@@ -284,9 +232,6 @@ class RoundStep(IntEnum):
     COMMIT = 4
 
 
-VoteKey = tuple[int, VoteType, bytes]  # (round, type, validator)
-TallyKey = tuple[int, VoteType, bytes | None]  # (round, type, value_id)
-
 # once-per-round upon-rules ("for the first time")
 _FIRED_PREVOTE_TIMEOUT = "L34"
 _FIRED_LOCK = "L36"
@@ -301,13 +246,10 @@ class ConsensusState:
     immutable; the state is not hashable). ``proposals`` keeps, per round, the proposals
     from that round's proposer (one per value, in arrival order, at most
     ``1 + max_conflicting_votes``: an equivocating proposer's others are kept because a
-    quorum may form for any of them) with the host's ``valid(v)``; ``votes`` the first
-    vote per (round, type, validator) and ``conflicts`` its equivocating others;
-    ``tally`` the power per (round, type, value) (a validator counts once per value) and
-    ``type_power`` per (round, type) (a validator counts once); ``senders`` the
-    validators heard from per round (for the f+1 round skip). ``signed`` / ``proposed``
-    record the sign requests issued in this height (the at-most-once guard). ``buffer``
-    holds future-height inputs.
+    quorum may form for any of them) with the host's ``valid(v)``; ``book`` the votes and
+    their tallies (:class:`~yilian.consensus.votes.VoteBook`). ``signed`` / ``proposed``
+    record the sign requests issued in this height (the at-most-once guard; restored by
+    :class:`Resume`). ``buffer`` holds future-height inputs.
     """
 
     config: ConsensusConfig
@@ -320,15 +262,10 @@ class ConsensusState:
     valid_value: bytes | None = None
     valid_round: int = NIL_ROUND
     proposals: Mapping[int, tuple[tuple[Proposal, bool], ...]] = field(default_factory=dict)
-    votes: Mapping[VoteKey, Vote] = field(default_factory=dict)
-    conflicts: Mapping[VoteKey, tuple[Vote, ...]] = field(default_factory=dict)
-    tally: Mapping[TallyKey, int] = field(default_factory=dict)
-    type_power: Mapping[tuple[int, VoteType], int] = field(default_factory=dict)
-    senders: Mapping[int, frozenset[bytes]] = field(default_factory=dict)
+    book: VoteBook = field(default_factory=VoteBook)
     fired: frozenset[str] = frozenset()
     signed: frozenset[tuple[int, VoteType]] = frozenset()
     proposed: frozenset[int] = frozenset()
-    reported: frozenset[VoteKey] = frozenset()
     decision: CommitCertificate | None = None
     buffer: tuple[ProposalReceived | VoteReceived, ...] = ()
 
@@ -354,7 +291,7 @@ def step(state: ConsensusState, inp: Input) -> tuple[ConsensusState, tuple[Effec
     return ``(state, ())``.
     """
     effects: list[Effect] = []
-    if isinstance(inp, NewHeight):
+    if isinstance(inp, NewHeight | Resume):
         state = _on_new_height(state, inp, effects)
     elif isinstance(inp, VoteReceived | ProposalReceived):
         state = _on_message(state, inp, effects)
@@ -367,26 +304,59 @@ def step(state: ConsensusState, inp: Input) -> tuple[ConsensusState, tuple[Effec
     return state, tuple(effects)
 
 
-def _on_new_height(s: ConsensusState, inp: NewHeight, effects: list[Effect]) -> ConsensusState:
+def _on_new_height(s: ConsensusState, inp: NewHeight | Resume,
+                   effects: list[Effect]) -> ConsensusState:
     if inp.height < 1 or (s.step != RoundStep.UNSTARTED and inp.height <= s.height):
         return s
     replay = tuple(m for m in s.buffer if _height_of(m) == inp.height)
     keep = tuple(m for m in s.buffer if _height_of(m) > inp.height)
     s = ConsensusState(config=s.config, height=inp.height, validator_set=inp.validator_set,
                        step=RoundStep.PROPOSE, buffer=keep)
-    if inp.lock is not None and inp.lock[0] >= 0:
-        # restored lock (restart): lockedRound = validRound keeps locked <= valid.
-        r, v = inp.lock
-        s = replace(s, locked_round=r, locked_value=v, valid_round=r, valid_value=v)
-    s = _start_round(s, max(inp.start_round, 0), effects)  # Alg.1 line 10
+    own = _own_signed(s, inp.signed) if isinstance(inp, Resume) else ()
+    s = _restore(s, own, effects) if own else _start_round(s, 0, effects)  # Alg.1 line 10
     s = _run_rules(s, effects)
-    for m in replay:
+    for m in (*own, *replay):
         s = _on_message(s, m, effects)
     return s
 
 
+def _own_signed(s: ConsensusState, msgs: tuple[ProposalReceived | VoteReceived, ...]
+                ) -> tuple[ProposalReceived | VoteReceived, ...]:
+    me = s.config.address
+    if not s.is_validator:
+        return ()
+    return tuple(m for m in msgs if _height_of(m) == s.height and (
+        m.vote.validator if isinstance(m, VoteReceived) else m.proposal.proposer) == me
+        and _round_of(m) >= 0)
+
+
+def _restore(s: ConsensusState, own: tuple[ProposalReceived | VoteReceived, ...],
+             effects: list[Effect]) -> ConsensusState:
+    """Resume after a restart: the state just after the last own signature (see Resume)."""
+    votes = [m.vote for m in own if isinstance(m, VoteReceived)
+             and m.vote.type in (VoteType.PREVOTE, VoteType.PRECOMMIT)]
+    s = replace(s, signed=frozenset((v.round, VoteType(v.type)) for v in votes),
+                proposed=frozenset(m.proposal.round for m in own
+                                   if isinstance(m, ProposalReceived)))
+    locks = [(v.round, v.value_id) for v in votes
+             if v.type == VoteType.PRECOMMIT and v.value_id is not None]
+    if locks:  # Alg.1 lines 36-43 ran for our highest-round non-nil precommit
+        r, v = max(locks)
+        s = replace(s, locked_round=r, locked_value=v, valid_round=r, valid_value=v)
+    top = max(_round_of(m) for m in own)
+    done = {t for r, t in s.signed if r == top}
+    if not done:  # only our proposal in this round: still in the propose step
+        return _start_round(s, top, effects)
+    return replace(s, round=top, step=RoundStep.PRECOMMIT if VoteType.PRECOMMIT in done
+                   else RoundStep.PREVOTE)
+
+
 def _height_of(m: ProposalReceived | VoteReceived) -> int:
     return m.proposal.height if isinstance(m, ProposalReceived) else m.vote.height
+
+
+def _round_of(m: ProposalReceived | VoteReceived) -> int:
+    return m.proposal.round if isinstance(m, ProposalReceived) else m.vote.round
 
 
 def _on_message(s: ConsensusState, m: ProposalReceived | VoteReceived,
@@ -418,38 +388,12 @@ def _on_vote(s: ConsensusState, vote: Vote, effects: list[Effect]) -> ConsensusS
     if val is None or not _round_ok(s, vote.round) or vote.type not in (
             VoteType.PREVOTE, VoteType.PRECOMMIT):
         return s  # non-validator / out of range: ignore
-    key: VoteKey = (vote.round, VoteType(vote.type), vote.validator)
-    tkey: TallyKey = (vote.round, key[1], vote.value_id)
-    prev = s.votes.get(key)
-    if prev is not None:
-        others = s.conflicts.get(key, ())
-        if prev.value_id == vote.value_id or any(o.value_id == vote.value_id for o in others):
-            return s  # duplicate
-        if key not in s.reported:  # equivocation: report once per slot
-            effects.append(Evidence(DuplicateVoteEvidence(prev, vote)))
-            s = replace(s, reported=s.reported | {key})
-        if len(others) >= s.config.max_conflicting_votes:
-            return s
-        # counts for its own value only (see the module docstring)
-        s = replace(s, conflicts={**s.conflicts, key: (*others, vote)},
-                    tally={**s.tally, tkey: s.tally.get(tkey, 0) + val.power})
-        return _run_rules(s, effects)
-    pkey = (vote.round, key[1])
-    s = replace(
-        s,
-        votes={**s.votes, key: vote},
-        tally={**s.tally, tkey: s.tally.get(tkey, 0) + val.power},
-        type_power={**s.type_power, pkey: s.type_power.get(pkey, 0) + val.power},
-        senders=_add_sender(s, vote.round, vote.validator),
-    )
-    return _run_rules(s, effects)
-
-
-def _add_sender(s: ConsensusState, r: int, who: bytes) -> Mapping[int, frozenset[bytes]]:
-    cur = s.senders.get(r, frozenset())
-    if who in cur:
-        return s.senders
-    return {**s.senders, r: cur | {who}}
+    book, evidence = s.book.add(vote, val.power, s.config.max_conflicting_votes)
+    if evidence is not None:
+        effects.append(Evidence(evidence))
+    if book is s.book:
+        return s  # duplicate, or a conflicting vote over the bound
+    return _run_rules(replace(s, book=book), effects)
 
 
 def _on_proposal(s: ConsensusState, p: Proposal, valid: bool,
@@ -464,7 +408,7 @@ def _on_proposal(s: ConsensusState, p: Proposal, valid: bool,
             or len(have) > s.config.max_conflicting_votes):
         return s  # duplicate, or too many conflicting proposals
     s = replace(s, proposals={**s.proposals, p.round: (*have, (p, bool(valid)))},
-                senders=_add_sender(s, p.round, p.proposer))
+                book=s.book.with_sender(p.round, p.proposer))
     return _run_rules(s, effects)
 
 
@@ -547,18 +491,6 @@ def _start_round(s: ConsensusState, r: int, effects: list[Effect]) -> ConsensusS
     return s
 
 
-def _vote_for(s: ConsensusState, key: VoteKey, value: bytes | None) -> Vote | None:
-    """The vote in slot ``key`` for ``value`` (first or conflicting), if any."""
-    first = s.votes.get(key)
-    if first is not None and first.value_id == value:
-        return first
-    return next((v for v in s.conflicts.get(key, ()) if v.value_id == value), None)
-
-
-def _power(s: ConsensusState, r: int, typ: VoteType, value: bytes | None) -> int:
-    return s.tally.get((r, typ, value), 0)
-
-
 def _run_rules(s: ConsensusState, effects: list[Effect]) -> ConsensusState:
     """Apply the upon-rules until none is enabled (each firing disables itself)."""
     while True:
@@ -580,13 +512,10 @@ def _fire_one(s: ConsensusState, effects: list[Effect]) -> ConsensusState | None
     # (Resetting lock/valid and StartRound(0) of the next height happen on NewHeight.)
     for r, recs in sorted(s.proposals.items()):
         for p, valid in recs:
-            if not valid or _power(s, r, VoteType.PRECOMMIT, p.value_id) < q:
+            if not valid or s.book.power(r, VoteType.PRECOMMIT, p.value_id) < q:
                 continue
-            votes = tuple(
-                vote for val in vset.validators
-                if (vote := _vote_for(s, (r, VoteType.PRECOMMIT, val.address), p.value_id))
-                is not None)
-            cert = CommitCertificate(h, r, p.value_id, votes)
+            cert = CommitCertificate(h, r, p.value_id,
+                                     s.book.certificate_votes(vset, r, p.value_id))
             effects.append(Decide(h, p.value_id, cert))
             return replace(s, step=RoundStep.COMMIT, decision=cert)
 
@@ -600,7 +529,7 @@ def _fire_one(s: ConsensusState, effects: list[Effect]) -> ConsensusState | None
             ok = valid and (s.locked_round == NIL_ROUND or s.locked_value == v)
             s = _cast(s, VoteType.PREVOTE, v if ok else None, effects)
             return replace(s, step=RoundStep.PREVOTE)
-        if 0 <= vr < rnd and _power(s, vr, VoteType.PREVOTE, v) >= q:
+        if 0 <= vr < rnd and s.book.power(vr, VoteType.PREVOTE, v) >= q:
             # Alg.1 lines 28-33: upon PROPOSAL(h, r, v, vr) AND 2f+1 PREVOTE(h, vr, id(v))
             # while step = propose and 0 <= vr < round: prevote id(v) if valid(v) and
             # (lockedRound <= vr or lockedValue = v), else nil.
@@ -609,7 +538,7 @@ def _fire_one(s: ConsensusState, effects: list[Effect]) -> ConsensusState | None
             return replace(s, step=RoundStep.PREVOTE)
 
     if (s.step == RoundStep.PREVOTE and _FIRED_PREVOTE_TIMEOUT not in s.fired
-            and s.type_power.get((rnd, VoteType.PREVOTE), 0) >= q):
+            and s.book.any_power(rnd, VoteType.PREVOTE) >= q):
         # Alg.1 lines 34-35: upon 2f+1 PREVOTE(h, round_p, *) while step = prevote for the
         # first time: schedule OnTimeoutPrevote.
         effects.append(ScheduleTimeout(
@@ -618,7 +547,7 @@ def _fire_one(s: ConsensusState, effects: list[Effect]) -> ConsensusState | None
         return replace(s, fired=s.fired | {_FIRED_PREVOTE_TIMEOUT})
 
     locking = next((p.value_id for p, valid in current
-                    if valid and _power(s, rnd, VoteType.PREVOTE, p.value_id) >= q), None)
+                    if valid and s.book.power(rnd, VoteType.PREVOTE, p.value_id) >= q), None)
     if (locking is not None and s.step >= RoundStep.PREVOTE
             and _FIRED_LOCK not in s.fired):
         # Alg.1 lines 36-43: upon PROPOSAL(h, round_p, v, *) from proposer AND 2f+1
@@ -632,14 +561,14 @@ def _fire_one(s: ConsensusState, effects: list[Effect]) -> ConsensusState | None
             s = replace(s, step=RoundStep.PRECOMMIT)
         return replace(s, valid_value=v, valid_round=rnd)
 
-    if s.step == RoundStep.PREVOTE and _power(s, rnd, VoteType.PREVOTE, None) >= q:
+    if s.step == RoundStep.PREVOTE and s.book.power(rnd, VoteType.PREVOTE, None) >= q:
         # Alg.1 lines 44-46: upon 2f+1 PREVOTE(h, round_p, nil) while step = prevote:
         # precommit nil.
         s = _cast(s, VoteType.PRECOMMIT, None, effects)
         return replace(s, step=RoundStep.PRECOMMIT)
 
     if (_FIRED_PRECOMMIT_TIMEOUT not in s.fired
-            and s.type_power.get((rnd, VoteType.PRECOMMIT), 0) >= q):
+            and s.book.any_power(rnd, VoteType.PRECOMMIT) >= q):
         # Alg.1 lines 47-48: upon 2f+1 PRECOMMIT(h, round_p, *) for the first time:
         # schedule OnTimeoutPrecommit.
         effects.append(ScheduleTimeout(
@@ -649,7 +578,7 @@ def _fire_one(s: ConsensusState, effects: list[Effect]) -> ConsensusState | None
 
     # Alg.1 lines 55-56: upon f+1 messages <*, h, round, *, *> with round > round_p:
     # StartRound(round). We jump to the highest such round.
-    higher = [r for r, who in s.senders.items()
+    higher = [r for r, who in s.book.senders.items()
               if r > rnd and vset.power_of(who) >= vset.f_plus_one]
     if higher:
         return _start_round(s, max(higher), effects)

@@ -18,8 +18,10 @@ Invariants:
   validator set; the certificate is stored in the same atomic batch as the block
   (``i`` ``cert`` + number) and served with it (sync, ``yilian_getCommitCertificate``).
 * Signing goes through the guard, which syncs its record before a signature exists:
-  a restarted validator never signs a vote conflicting with one it signed before, and it
-  restarts in the round it last signed in, with its lock restored.
+  a restarted validator never signs a vote conflicting with one it signed before. It
+  resumes the height with every message it signed in it (``Resume``, from the guard's
+  sign log: round, step and lock restored) and re-broadcasts them, proposal and block
+  included, so a restart of any set of validators, all of them included, cannot deadlock.
 * Idle: a new height starts only when there are transactions to include, a peer sent a
   message for that height, or a heartbeat is due; so no empty blocks while idle.
 
@@ -29,7 +31,6 @@ Validator sets are the genesis' for every height (set changes are not implemente
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import os
@@ -53,10 +54,10 @@ from yilian.consensus import (
     Effect,
     Evidence,
     InvalidCertificate,
-    NewHeight,
     Proposal,
     ProposalReceived,
     RequestValue,
+    Resume,
     RoundStep,
     ScheduleTimeout,
     SignProposal,
@@ -77,43 +78,25 @@ from yilian.consensus import (
 )
 from yilian.consensus.machine import Input
 from yilian.node import wire
+from yilian.node.block_sync import BlockSync
 from yilian.node.chain import BuiltBlock, ChainError
 from yilian.node.crypto.suites import Suite
-from yilian.node.mempool import Rejected
+from yilian.node.faults import FAULT_ENV as FAULT_ENV  # re-exported for the tests
+from yilian.node.faults import FAULT_EXIT_CODE, crash_after_sign
 from yilian.node.p2p.handshake import Identity, NetworkId
 from yilian.node.p2p.peers import PeerAddress, PeerManager
 from yilian.node.privval import SigningGuard, SigningRefused, Step
+from yilian.node.sign_restore import restore_own
 from yilian.node.storage import INDEX
+from yilian.node.tx_gossip import TxOutbox, admit_remote_txs, tx_batches
 
 log = logging.getLogger("yilian.consensus")
 
-_CERT = b"cert"  # INDEX + cert + number(8) -> msgpack(certificate)
 _EVIDENCE = b"ev"  # INDEX + ev + height(8) + validator -> msgpack([vote_a, vote_b])
 RESEND_INTERVAL = 1.0
-SYNC_RETRY = 2.0
-TX_FLUSH_DELAY = 0.01
 BUILD_BUDGET_FRACTION = 0.4  # of the round-0 propose timeout
 # A proposed block's transactions stay this far below what peers decode (header headroom).
 MAX_PROPOSAL_TX_BYTES = wire.MAX_BLOCK_BYTES - 1024 * 1024
-TX_BATCH_BYTES = 8 * 1024 * 1024  # one TXS message, well inside a frame
-
-
-FAULT_EXIT_CODE = 86
-FAULT_ENV = "YILIAN_FAULT_EXIT_AFTER_SIGN"
-
-
-def _fault_crash_after_sign() -> tuple[int, int] | None:
-    """Fault injection for tests: ``YILIAN_FAULT_EXIT_AFTER_SIGN=prevote:5`` (or
-    ``precommit:5``) makes the process exit right after signing that vote at that height
-    and before sending it, as a crash there would."""
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return None
-    kind, _, height = spec.partition(":")
-    types = {"prevote": int(VoteType.PREVOTE), "precommit": int(VoteType.PRECOMMIT)}
-    if kind not in types or not height.isdigit():
-        raise ValueError(f"{FAULT_ENV} must look like prevote:<height> or precommit:<height>")
-    return types[kind], int(height)
 
 
 def _guarded(fn: Callable[..., Any], *args: Any) -> None:
@@ -126,23 +109,6 @@ def _guarded(fn: Callable[..., Any], *args: Any) -> None:
 
 def _be8(n: int) -> bytes:
     return struct.pack(">Q", n)
-
-
-def _tx_batches(raws: list[bytes]) -> list[list[bytes]]:
-    """Split raw transactions into TXS messages within the count and byte budgets."""
-    out: list[list[bytes]] = []
-    batch: list[bytes] = []
-    size = 0
-    for raw in raws:
-        if batch and (len(batch) >= wire.MAX_TXS_PER_MESSAGE
-                      or size + len(raw) > TX_BATCH_BYTES):
-            out.append(batch)
-            batch, size = [], 0
-        batch.append(raw)
-        size += len(raw)
-    if batch:
-        out.append(batch)
-    return out
 
 
 @dataclass(frozen=True)
@@ -187,20 +153,18 @@ class ConsensusDriver:
         self._current_msgs: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self._pending_height: int | None = None
         self._last_block_at = time.monotonic()
-        self._sync_asked_at = 0.0
-        self._helped: set[tuple[bytes, int]] = set()
+        self.sync = BlockSync(node.store, self.core, self._send, self._broadcast)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._p2p_thread: threading.Thread | None = None
-        self._tx_outbox: list[bytes] = []
-        self._tx_lock = threading.Lock()
+        self._txs = TxOutbox(self._broadcast)
         self.peers_config = peers
         self.listen = listen
         self.pm: PeerManager | None = None
         self._network = NetworkId(genesis.chain_id, self.core.genesis_hash())
         self.last_error: str | None = None
-        self._crash_after_sign = _fault_crash_after_sign()
+        self._crash_after_sign = crash_after_sign()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -258,39 +222,18 @@ class ConsensusDriver:
 
     def _on_message(self, peer: bytes, msg_type: int, body: Any) -> None:
         if msg_type == wire.TXS:
-            self._admit_remote_txs(body)
+            admit_remote_txs(body, self.node.submit)
         else:
             self._inbox.put(("msg", (peer, msg_type, body)))
 
     def _on_peer_connected(self, peer: bytes) -> None:
         self._inbox.put(("connected", peer))
 
-    def _admit_remote_txs(self, body: Any) -> None:
-        try:
-            raws = wire.decode_txs(body)
-        except wire.WireError as exc:
-            log.info("dropped a malformed tx batch: %s", exc)
-            return
-        for raw in raws:
-            with contextlib.suppress(Rejected):
-                self.node.submit(raw, gossip=False)
-
     def gossip_tx(self, raw: bytes) -> None:
         """Queue a locally admitted transaction for the peers (batched)."""
         loop = self._loop
-        if loop is None:
-            return
-        with self._tx_lock:
-            first = not self._tx_outbox
-            self._tx_outbox.append(raw)
-        if first:
-            loop.call_soon_threadsafe(loop.call_later, TX_FLUSH_DELAY, self._flush_txs)
-
-    def _flush_txs(self) -> None:
-        with self._tx_lock:
-            batch, self._tx_outbox = self._tx_outbox, []
-        for chunk in _tx_batches(batch):
-            self._broadcast(wire.TXS, chunk)
+        if loop is not None:
+            self._txs.add(raw, loop)
 
     def _broadcast(self, msg_type: int, body: Any) -> None:
         loop, pm = self._loop, self.pm
@@ -309,8 +252,7 @@ class ConsensusDriver:
     # -- driver thread ---------------------------------------------------------------------
     def _run(self) -> None:
         head = self.core.head().block_number
-        last = self.guard.last
-        if last is not None and last.height == head + 1:
+        if self.guard.records(head + 1):
             self._start_height(head + 1)  # we were mid-height before a restart
         else:
             self._pending_height = head + 1  # starts once there is something to decide
@@ -353,7 +295,7 @@ class ConsensusDriver:
             # Transactions are gossiped once, on admission, to the peers connected then:
             # a peer that (re)connects gets the pending ones now, or it may never see them
             # (an observer never proposes them itself).
-            for chunk in _tx_batches(self.node.mempool.pending_raw()):
+            for chunk in tx_batches(self.node.mempool.pending_raw()):
                 self._send(item, wire.TXS, chunk)
 
     def _feed(self, first: Input) -> None:
@@ -366,12 +308,19 @@ class ConsensusDriver:
                     pending.append(more)
 
     def _start_height(self, height: int) -> None:
-        last = self.guard.last
-        start_round = last.round if last is not None and last.height == height else 0
+        """Start ``height``; after a restart mid-height, with what we signed in it."""
         self._pending_height = None
         self._current_msgs.clear()
-        self._feed(NewHeight(height, self.vset, lock=self.guard.lock(height),
-                             start_round=start_round))
+        inputs: tuple[ProposalReceived | VoteReceived, ...] = ()
+        if self.address is not None:
+            own = restore_own(self.guard, height, self.chain_id, self.address, self._validate)
+            for p, block in own.proposals:
+                if block is not None:
+                    self._broadcast(*self._remember_proposal(p, block))
+            for vote in own.votes:
+                self._broadcast(*self._remember_vote(vote))
+            inputs = own.inputs
+        self._feed(Resume(height, self.vset, inputs))
         for peer, msg_type, body in self._held.pop(height, []):
             self._on_peer_message(peer, msg_type, body)
         for h in [h for h in self._held if h < height]:
@@ -431,24 +380,41 @@ class ConsensusDriver:
                             self.address)
         try:
             sig = self.guard.sign(effect.height, effect.round, Step.PROPOSE,
-                                  proposal_sign_bytes(self.chain_id, unsigned), effect.value_id)
+                                  proposal_sign_bytes(self.chain_id, unsigned), effect.value_id,
+                                  valid_round=effect.valid_round,
+                                  block=wire.encode_block(block))
         except SigningRefused as exc:
             log.warning("%s", exc)
             return None
         signed = Proposal(effect.height, effect.round, effect.value_id, effect.valid_round,
                           self.address, sig)
-        body = wire.encode_proposal(signed, block)
-        self._current_msgs[("p", signed.height, signed.round, signed.proposer,
-                            signed.value_id)] = (wire.PROPOSAL, body)
-        self._broadcast(wire.PROPOSAL, body)
+        self._broadcast(*self._remember_proposal(signed, block))
         return ProposalReceived(signed, value_valid=True)
+
+    def _remember_proposal(self, p: Proposal, block: BlockAPI) -> tuple[int, Any]:
+        """Keep an own proposal for re-sending; returns what to broadcast."""
+        body = wire.encode_proposal(p, block)
+        self._current_msgs[("p", p.height, p.round, p.proposer, p.value_id)] = (
+            wire.PROPOSAL, body)
+        return wire.PROPOSAL, body
+
+    def _remember_vote(self, vote: Vote) -> tuple[int, Any]:
+        """Keep an own vote for re-sending; returns what to broadcast."""
+        body = wire.encode_vote(vote)
+        self._current_msgs[("v", vote.type, vote.height, vote.round, vote.validator,
+                            vote.value_id)] = (wire.VOTE, body)
+        return wire.VOTE, body
 
     def _sign_vote(self, effect: SignVote) -> Input | None:
         assert self.address is not None
         unsigned = Vote(effect.type, effect.height, effect.round, effect.value_id, self.address)
+        # a lock's block is logged with it: after a full restart we can re-propose it
+        locked = (self._bodies.get(effect.value_id) if effect.value_id is not None
+                  and effect.type == VoteType.PRECOMMIT else None)
         try:
             sig = self.guard.sign(effect.height, effect.round, Step(int(effect.type)),
-                                  vote_sign_bytes(self.chain_id, unsigned), effect.value_id)
+                                  vote_sign_bytes(self.chain_id, unsigned), effect.value_id,
+                                  block=None if locked is None else wire.encode_block(locked))
         except SigningRefused as exc:
             log.warning("%s", exc)
             return None
@@ -457,21 +423,19 @@ class ConsensusDriver:
                 int(effect.type), effect.height):
             log.warning("fault injection: exiting after signing, before sending")
             os._exit(FAULT_EXIT_CODE)
-        body = wire.encode_vote(vote)
-        self._current_msgs[("v", vote.type, vote.height, vote.round, vote.validator,
-                            vote.value_id)] = (wire.VOTE, body)
-        self._broadcast(wire.VOTE, body)
+        self._broadcast(*self._remember_vote(vote))
         return VoteReceived(vote)
 
     def _decide(self, effect: Decide) -> None:
         built = self._candidates.get(effect.value_id)
         if built is None:
             log.info("decided height %d without its block; asking peers", effect.height)
-            self._request_sync(force=True)
+            self.sync.request(force=True)
             return
         cert = effect.certificate
-        self.node.commit_block(built, {INDEX + _CERT + _be8(effect.height):
-                                       msgpack.packb(wire.encode_certificate(cert))})
+        # the certificate and the pruning of the height's sign log land with the block
+        self.node.commit_block(built, {**self.sync.certificate_writes(cert),
+                                       **self.guard.prune_writes(effect.height + 1)})
         self._last_block_at = time.monotonic()
         log.info("committed height %d round %d (%d txs)", effect.height, cert.round,
                  len(built.block.transactions))
@@ -518,7 +482,7 @@ class ConsensusDriver:
             if key in self._current_msgs:
                 return  # already have it (resent)
             if vote.height <= head:
-                self._help_lagging(peer, vote.height)
+                self.sync.help_lagging(peer, vote.height)
                 return
             if not self._verify_vote(vote):
                 log.info("ignored a vote with a bad signature or from a non-validator")
@@ -526,7 +490,7 @@ class ConsensusDriver:
             if vote.height > self.state.height or self._pending_height is not None:
                 self._hold(vote.height, peer, msg_type, body)
                 if vote.height > head + 1:
-                    self._request_sync()
+                    self.sync.request()
                 return
             self._current_msgs[key] = (msg_type, body)
             self._feed(VoteReceived(vote))
@@ -537,7 +501,7 @@ class ConsensusDriver:
                     return  # already have it: skip decoding the block again
             proposal, block = wire.decode_proposal(body)
             if proposal.height <= head:
-                self._help_lagging(peer, proposal.height)
+                self.sync.help_lagging(peer, proposal.height)
                 return
             validator = self.vset.get(proposal.proposer)
             if validator is None or not self.suite.verify(
@@ -548,7 +512,7 @@ class ConsensusDriver:
             if proposal.height > head + 1 or self._pending_height is not None:
                 self._hold(proposal.height, peer, msg_type, body)
                 if proposal.height > head + 1:
-                    self._request_sync()
+                    self.sync.request()
                 return
             valid = self._validate(block)
             self._current_msgs.setdefault(("p", proposal.height, proposal.round,
@@ -561,25 +525,13 @@ class ConsensusDriver:
             for cert, block in items:
                 self._apply_decided(cert, block)
             if items and self.core.head().block_number < items[-1][0].height:
-                self._request_sync(force=True)
+                self.sync.request(force=True)
         elif msg_type == wire.STATUS:
             height, _ = wire.decode_status(body)
             if height > head:
-                self._request_sync(peer=peer)
+                self.sync.request(peer=peer)
         elif msg_type == wire.SYNC_REQUEST:
-            start, count = wire.decode_sync_request(body)
-            out: list[Any] = []
-            size = 0
-            for h in range(start, min(start + count, head + 1)):
-                item = self._committed_item(h)
-                if item is None:
-                    break
-                size += len(item[1])
-                if out and size > wire.MAX_SYNC_RESPONSE_BYTES:
-                    break  # the rest in the next request
-                out.append(item)
-            if out:
-                self._send(peer, wire.SYNC_RESPONSE, out)
+            self.sync.serve(peer, body)
         else:
             log.info("ignored a message of unknown type %d", msg_type)
 
@@ -602,35 +554,6 @@ class ConsensusDriver:
         self._candidates[value_id] = built
         self._bodies[value_id] = block
         return True
-
-    def _committed_item(self, height: int) -> list[Any] | None:
-        raw = self.node.store.get(INDEX, _CERT + _be8(height))
-        header = self.core.header_by_number(height)
-        if raw is None or header is None:
-            return None
-        block = self.core.block_by_header(header)
-        return [msgpack.unpackb(raw), wire.encode_block(block)]
-
-    def _help_lagging(self, peer: bytes, height: int) -> None:
-        if (peer, height) in self._helped:
-            return
-        if len(self._helped) > 10_000:
-            self._helped.clear()
-        self._helped.add((peer, height))
-        item = self._committed_item(height)
-        if item is not None:
-            self._send(peer, wire.COMMIT, item)
-
-    def _request_sync(self, peer: bytes | None = None, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._sync_asked_at < SYNC_RETRY:
-            return
-        self._sync_asked_at = now
-        body = [self.core.head().block_number + 1, wire.MAX_SYNC_BLOCKS]
-        if peer is not None:
-            self._send(peer, wire.SYNC_REQUEST, body)
-        else:
-            self._broadcast(wire.SYNC_REQUEST, body)
 
     def _apply_decided(self, cert: CommitCertificate, block: BlockAPI) -> None:
         """Adopt a block decided elsewhere: verify its certificate, execute, commit."""
@@ -667,8 +590,7 @@ class ConsensusDriver:
 
     # -- queries ---------------------------------------------------------------------------
     def certificate(self, height: int) -> CommitCertificate | None:
-        raw = self.node.store.get(INDEX, _CERT + _be8(height))
-        return None if raw is None else wire.decode_certificate(msgpack.unpackb(raw))
+        return self.sync.certificate(height)
 
 
 Submit = Callable[[bytes], bytes]

@@ -15,22 +15,30 @@ Byzantine validators (at most f) are one of:
 * ``garbage``: sends random messages: bad signatures, non-validator senders, and validly
   signed nonsense (random heights/rounds/values, conflicting votes, proposals).
 
+Crash-restart (``Scenario.crashes``): at a chosen *point* of the run (every effect any
+node executes is a point, and so is the moment right after a node's sign log is written
+and before the signed message is sent) a chosen set of correct validators, any of them or
+all at once, crashes: it loses everything but what a real node keeps on disk, its
+committed decisions and its sign log (every proposal and vote it signed in the height not
+yet decided). After ``down_ms`` it restarts as the real driver does: ``Resume`` with its
+own logged messages of the height, which it re-broadcasts. Each node's signing goes
+through a guard like ``privval``'s (one message per (height, round, step), the stored
+one returned when asked again); a request to sign a different one is recorded in
+``SimResult.double_signs`` (never sent).
+
 ``run(scenario)`` returns a :class:`SimResult` with everything the properties need.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 import random
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-import nacl.exceptions
-import nacl.signing
+from sim_suites import ED25519, SUITES, SignatureSuite, Signer
 
 from yilian.consensus import (
     CommitCertificate,
@@ -46,6 +54,7 @@ from yilian.consensus import (
     Proposal,
     ProposalReceived,
     RequestValue,
+    Resume,
     ScheduleTimeout,
     SignProposal,
     SignVote,
@@ -64,83 +73,11 @@ from yilian.consensus import (
     vote_sign_bytes,
 )
 from yilian.consensus.errors import InvalidCertificate
-from yilian.node.crypto.suites import SM, STANDARD, Suite
+
+__all__ = ["ED25519", "SUITES", "Crash", "Scenario", "SignatureSuite", "SimResult",
+           "Simulation", "random_scenario", "run"]
 
 CHAIN_ID = "yilian-sim"
-
-# --- signature suites ----------------------------------------------------------------------
-
-
-class Signer(Protocol):
-    def sign(self, message: bytes) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class SignatureSuite:
-    """``keygen(seed32) -> (signer, public_key)``; ``verify(pub, msg, sig) -> bool``."""
-
-    name: str
-    keygen: Callable[[bytes], tuple[Signer, bytes]]
-    verify: Callable[[bytes, bytes, bytes], bool]
-
-
-class _Ed25519Signer:
-    def __init__(self, seed: bytes) -> None:
-        self._key = nacl.signing.SigningKey(seed)
-        self.public_key = bytes(self._key.verify_key)
-
-    def sign(self, message: bytes) -> bytes:
-        return bytes(self._key.sign(message).signature)
-
-
-def _ed25519_keygen(seed: bytes) -> tuple[Signer, bytes]:
-    s = _Ed25519Signer(seed)
-    return s, s.public_key
-
-
-def _ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        nacl.signing.VerifyKey(public_key).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
-            nacl.exceptions.TypeError, ValueError, TypeError):
-        return False
-    return True
-
-
-ED25519 = SignatureSuite("ed25519", _ed25519_keygen, _ed25519_verify)
-
-class _NodeSuiteSigner:
-    def __init__(self, suite: Suite, private: bytes) -> None:
-        self._suite = suite
-        self._private = private
-        self.public_key = suite.public_key(private)
-
-    def sign(self, message: bytes) -> bytes:
-        return self._suite.sign(self._private, message)
-
-
-def _node_suite(suite: Suite) -> SignatureSuite:
-    """The node's own crypto suite (yilian.node.crypto.suites) as a simulation suite."""
-
-    def keygen(seed: bytes) -> tuple[Signer, bytes]:
-        # A valid private key derived from the seed, so runs stay reproducible.
-        private = seed
-        counter = 0
-        while True:
-            try:
-                signer = _NodeSuiteSigner(suite, private)
-                break
-            except ValueError:
-                counter += 1
-                private = hashlib.sha256(seed + bytes([counter])).digest()
-        return signer, signer.public_key
-
-    return SignatureSuite(suite.name, keygen, suite.verify)
-
-
-#: The suites every simulation test runs with: the node's `standard` (Ed25519) and `sm`
-#: (SM2 with SM3, through OpenSSL) suites.
-SUITES: list[SignatureSuite] = [_node_suite(STANDARD), _node_suite(SM)]
 
 # --- scenario ------------------------------------------------------------------------------
 
@@ -149,6 +86,17 @@ BYZANTINE_KINDS = ("equivocate", "silent", "garbage")
 SIM_TIMEOUTS = TimeoutConfig(propose_ms=400, propose_delta_ms=200, prevote_ms=200,
                              prevote_delta_ms=100, precommit_ms=200, precommit_delta_ms=100,
                              max_ms=4000)
+
+
+@dataclass(frozen=True)
+class Crash:
+    """At global point ``at_point`` (or, if given, at virtual time ``at_ms``) the correct
+    validators ``nodes`` that are up crash; each restarts ``down_ms`` later."""
+
+    at_point: int
+    nodes: tuple[int, ...]
+    down_ms: int = 1000
+    at_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +114,7 @@ class Scenario:
     partition: tuple[tuple[int, ...], ...] = ()  # blocks; empty = none
     gossip_interval_ms: int = 500
     max_time_ms: int = 120_000
+    crashes: tuple[Crash, ...] = ()
 
     @property
     def f(self) -> int:
@@ -173,7 +122,8 @@ class Scenario:
 
     def describe(self) -> str:
         return (f"Scenario(n={self.n}, seed={self.seed}, suite={self.suite.name}, "
-                f"byzantine={self.byzantine}, gst={self.gst_ms}, partition={self.partition})")
+                f"byzantine={self.byzantine}, gst={self.gst_ms}, partition={self.partition}, "
+                f"crashes={self.crashes})")
 
 
 def random_scenario(n: int, seed: int, suite: SignatureSuite = ED25519,
@@ -209,10 +159,22 @@ class SimNode:
     state: ConsensusState
     own: list[Proposal | Vote] = field(default_factory=list)  # own current-height msgs
     seen: set[tuple[bytes, bytes]] = field(default_factory=set)
+    helped: set[tuple[int, int, int]] = field(default_factory=set)
+    up: bool = True
+    epoch: int = 0  # incarnation: timeouts of an earlier one are void
+    # on disk (survive a crash): the chain and the sign log
     decided: dict[int, Decide] = field(default_factory=dict)
     decide_msgs: dict[int, list[Msg]] = field(default_factory=dict)  # for catch-up
-    helped: set[tuple[int, int, int]] = field(default_factory=set)
-    height_start: dict[int, int] = field(default_factory=dict)
+    sign_log: dict[tuple[int, int, int], Proposal | Vote] = field(default_factory=dict)
+    height_start: dict[int, int] = field(default_factory=dict)  # measurement only
+
+    def height(self) -> int:
+        """The height in progress per the disk: one above the last decided."""
+        return max(self.decided, default=0) + 1
+
+
+class _Crashed(Exception):
+    """The node executing effects crashed: the rest of its work is lost."""
 
 
 @dataclass
@@ -229,6 +191,8 @@ class SimResult:
     end_time: int
     stabilised_at: int
     dropped_bad_sig: int
+    double_signs: list[str] = field(default_factory=list)
+    restarts: int = 0
 
 
 class Simulation:
@@ -257,6 +221,11 @@ class Simulation:
             for i in block:
                 self.block_of[i] = b
         self.stabilised_at = sc.gst_ms
+        self.points = 0  # crash points passed so far
+        self.crash_at = {c.at_point: c for c in sc.crashes if c.at_ms is None}
+        self.double_signs: list[str] = []
+        self.restarts = 0
+        self.pending_restarts = 0
 
     # -- event queue
     def push(self, at: int, kind: str, payload: Any) -> None:
@@ -298,17 +267,83 @@ class Simulation:
             data = proposal_sign_bytes(CHAIN_ID, msg)
         return pub is not None and self.sc.suite.verify(pub, data, msg.signature)
 
+    def guarded(self, node: SimNode, msg: Proposal | Vote) -> Proposal | Vote | None:
+        """Sign ``msg`` (unsigned) through the node's sign log, like ``privval``: the
+        stored message if that (height, round, step) was signed identically, None (and a
+        recorded double sign) if differently; else sign, log (the synced write), and pass
+        the crash point between logging and sending."""
+        step = 1 if isinstance(msg, Proposal) else int(msg.type)
+        slot = (msg.height, msg.round, step)
+        old = node.sign_log.get(slot)
+        if old is not None:
+            if replace(old, signature=b"") == msg:
+                return old
+            self.double_signs.append(f"node {node.index} asked to sign {msg} after {old}")
+            return None
+        signed = (self.sign_proposal(node, msg) if isinstance(msg, Proposal)
+                  else self.sign_vote(node, msg))
+        node.sign_log[slot] = signed
+        self.point(node)  # crashed here: logged, never sent
+        return signed
+
+    # -- crashes
+    def point(self, node: SimNode | None) -> None:
+        """One more crash point; crash whoever the scenario says crashes here. Raises
+        :class:`_Crashed` if ``node`` (executing now) is among them."""
+        self.points += 1
+        crash = self.crash_at.get(self.points)
+        if crash is not None:
+            self.crash(crash)
+            if node is not None and not node.up:
+                raise _Crashed
+
+    def crash(self, crash: Crash) -> None:
+        for i in crash.nodes:
+            victim = self.nodes[i]
+            if victim.kind != "honest" or not victim.up:
+                continue
+            victim.up = False
+            victim.epoch += 1
+            victim.state = initial_state(victim.state.config)  # memory is lost
+            victim.own, victim.seen, victim.helped = [], set(), set()
+            self.pending_restarts += 1
+            self.push(self.now + crash.down_ms, "restart", i)
+
+    def restart(self, i: int) -> None:
+        """Start again from the disk: Resume the height with the own logged messages,
+        re-broadcast them (the proposal included)."""
+        node = self.nodes[i]
+        node.up = True
+        self.restarts += 1
+        self.pending_restarts -= 1
+        self.stabilised_at = max(self.stabilised_at, self.now)
+        h = node.height()
+        if h > self.sc.target_height:
+            return
+        own = [m for (hh, _, _), m in sorted(node.sign_log.items()) if hh == h]
+        for m in own:
+            self.broadcast(i, m)
+        self.feed(node, Resume(h, self.vset, tuple(
+            VoteReceived(m) if isinstance(m, Vote)
+            else ProposalReceived(m, m.value_id not in self.invalid) for m in own)))
+
     # -- host of one node
     def feed(self, node: SimNode, first: Input) -> None:
+        if not node.up:
+            return
         work: deque[Input] = deque([first])
-        while work:
-            inp = work.popleft()
-            if isinstance(inp, NewHeight):
-                node.own = []
-                node.height_start[inp.height] = self.now
-            node.state, effects = step(node.state, inp)
-            for e in effects:
-                self.handle(node, e, work)
+        try:
+            while work:
+                inp = work.popleft()
+                if isinstance(inp, NewHeight | Resume):
+                    node.own = [m for m in node.sign_log.values() if m.height == inp.height]
+                    node.height_start.setdefault(inp.height, self.now)
+                node.state, effects = step(node.state, inp)
+                for e in effects:
+                    self.point(node)
+                    self.handle(node, e, work)
+        except _Crashed:
+            return
 
     def halves(self, node: SimNode) -> tuple[list[int], list[int]]:
         others = [j for j in range(self.sc.n) if j != node.index]
@@ -324,8 +359,15 @@ class Simulation:
                 self.invalid.add(value)
             work.append(ValueToPropose(e.height, e.round, value))
         elif isinstance(e, SignProposal):
-            p = self.sign_proposal(node, Proposal(e.height, e.round, e.value_id,
-                                                  e.valid_round, node.address))
+            unsigned = Proposal(e.height, e.round, e.value_id, e.valid_round, node.address)
+            if node.kind == "honest":
+                signed = self.guarded(node, unsigned)
+                if signed is None:
+                    return
+                assert isinstance(signed, Proposal)
+                p = signed
+            else:
+                p = self.sign_proposal(node, unsigned)
             node.own.append(p)
             if node.kind == "equivocate":
                 bad = self.rng.randbytes(32)
@@ -339,7 +381,15 @@ class Simulation:
                 self.broadcast(node.index, p)
             work.append(ProposalReceived(p, e.value_id not in self.invalid))
         elif isinstance(e, SignVote):
-            v = self.sign_vote(node, Vote(e.type, e.height, e.round, e.value_id, node.address))
+            unsigned_vote = Vote(e.type, e.height, e.round, e.value_id, node.address)
+            if node.kind == "honest":
+                signed_vote = self.guarded(node, unsigned_vote)
+                if signed_vote is None:
+                    return
+                assert isinstance(signed_vote, Vote)
+                v = signed_vote
+            else:
+                v = self.sign_vote(node, unsigned_vote)
             node.own.append(v)
             if node.kind == "equivocate":
                 other = None if e.value_id is not None else self.rng.randbytes(32)
@@ -352,9 +402,10 @@ class Simulation:
             work.append(VoteReceived(v))
         elif isinstance(e, ScheduleTimeout):
             self.push(self.now + e.duration_ms, "timeout",
-                      (node.index, TimeoutFired(e.kind, e.height, e.round)))
+                      (node.index, node.epoch, TimeoutFired(e.kind, e.height, e.round)))
         elif isinstance(e, Decide):
             node.decided[e.height] = e
+            node.sign_log = {k: m for k, m in node.sign_log.items() if k[0] > e.height}
             try:
                 check_certificate(e.certificate, self.vset, CHAIN_ID, sc.suite.verify)
             except InvalidCertificate as exc:
@@ -369,7 +420,7 @@ class Simulation:
 
     def deliver(self, src: int, dst: int, msg: Msg) -> None:
         node = self.nodes[dst]
-        if node.kind in ("silent", "garbage"):
+        if node.kind in ("silent", "garbage") or not node.up:
             return
         h = msg.height
         if isinstance(msg, CommitCertificate):
@@ -411,7 +462,9 @@ class Simulation:
 
     def gossip(self, i: int) -> None:
         node = self.nodes[i]
-        if node.kind == "garbage":
+        if not node.up:
+            pass
+        elif node.kind == "garbage":
             self.send_garbage(node)
         elif node.kind != "silent":
             for m in self.gossip_set(node):
@@ -429,10 +482,10 @@ class Simulation:
         msgs: dict[Msg, None] = dict.fromkeys(node.own)
         for r in sorted(rounds):
             msgs.update(dict.fromkeys(q for q, _ in st.proposals.get(r, ())))
-        for key, v in st.votes.items():
+        for key, v in st.book.votes.items():
             if key[0] in rounds:
                 msgs[v] = None
-        for key, vs in st.conflicts.items():
+        for key, vs in st.book.conflicts.items():
             if key[0] in rounds:
                 msgs.update(dict.fromkeys(vs))
         return list(msgs)
@@ -474,7 +527,7 @@ class Simulation:
 
     def done(self) -> bool:
         return all(self.sc.target_height in n.decided
-                   for n in self.nodes if n.kind == "honest")
+                   for n in self.nodes if n.kind == "honest") and not self.pending_restarts
 
     def run(self) -> SimResult:
         sc = self.sc
@@ -482,6 +535,9 @@ class Simulation:
             if node.kind not in ("silent", "garbage"):
                 self.feed(node, NewHeight(1, self.vset))
             self.push(self.rng.randint(1, sc.gossip_interval_ms), "gossip", node.index)
+        for c in sc.crashes:
+            if c.at_ms is not None:
+                self.push(c.at_ms, "crash", c)
         while self.queue and not self.done():
             at, _, kind, payload = heapq.heappop(self.queue)
             if at > sc.max_time_ms:
@@ -490,10 +546,15 @@ class Simulation:
             if kind == "deliver":
                 self.deliver(*payload)
             elif kind == "timeout":
-                i, t = payload
-                self.feed(self.nodes[i], t)
+                i, epoch, t = payload
+                if epoch == self.nodes[i].epoch:
+                    self.feed(self.nodes[i], t)
             elif kind == "gossip":
                 self.gossip(payload)
+            elif kind == "restart":
+                self.restart(payload)
+            elif kind == "crash":
+                self.crash(payload)
         honest = [n.index for n in self.nodes if n.kind == "honest"]
         return SimResult(
             scenario=sc, honest=honest, byzantine=dict(sc.byzantine), vset=self.vset,
@@ -501,7 +562,8 @@ class Simulation:
             height_start={n.index: dict(n.height_start) for n in self.nodes},
             invalid_values=set(self.invalid), evidence=list(self.evidence),
             bad_certificates=list(self.bad_certs), end_time=self.now,
-            stabilised_at=self.stabilised_at, dropped_bad_sig=self.dropped_bad_sig)
+            stabilised_at=self.stabilised_at, dropped_bad_sig=self.dropped_bad_sig,
+            double_signs=list(self.double_signs), restarts=self.restarts)
 
 
 def run(sc: Scenario) -> SimResult:

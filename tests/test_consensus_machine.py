@@ -23,6 +23,7 @@ from yilian.consensus import (
     Proposal,
     ProposalReceived,
     RequestValue,
+    Resume,
     RoundStep,
     ScheduleTimeout,
     SignProposal,
@@ -272,7 +273,7 @@ def test_duplicates_and_non_validators_ignored() -> None:
     s, _ = feed(s, proposal(0, V))
     outsider = b"\xee" * 20
     s, eff = feed(s, *prevotes(0, V, [OTHERS[0], OTHERS[0], OTHERS[0], outsider, outsider]))
-    assert eff == [] and s.tally[(0, VoteType.PREVOTE, V)] == 1
+    assert eff == [] and s.book.tally[(0, VoteType.PREVOTE, V)] == 1
     assert s.step == RoundStep.PREVOTE and s.locked_round == -1
 
 
@@ -284,8 +285,8 @@ def test_equivocation_reported_once_and_counted_per_value() -> None:
     ev = [e for e in eff if isinstance(e, Evidence)]
     assert len(ev) == 1
     assert (ev[0].evidence.vote_a.value_id, ev[0].evidence.vote_b.value_id) == (V, W)
-    assert s.type_power[(0, VoteType.PREVOTE)] == 1  # one validator, counted once for "any"
-    assert s.tally[(0, VoteType.PREVOTE, W)] == 1
+    assert s.book.type_power[(0, VoteType.PREVOTE)] == 1  # one validator, counted once for "any"
+    assert s.book.tally[(0, VoteType.PREVOTE, W)] == 1
 
 
 def test_conflicting_votes_bounded() -> None:
@@ -293,7 +294,7 @@ def test_conflicting_votes_bounded() -> None:
     s, _ = feed(s, NewHeight(1, VSET))
     x = OTHERS[0]
     s, _ = feed(s, *[vote(VoteType.PREVOTE, 0, bytes([i]) * 32, x) for i in range(10)])
-    assert len(s.conflicts[(0, VoteType.PREVOTE, x)]) == 1
+    assert len(s.book.conflicts[(0, VoteType.PREVOTE, x)]) == 1
 
 
 def test_future_height_buffered_and_replayed_past_dropped() -> None:
@@ -357,12 +358,74 @@ def test_commit_received() -> None:
     assert [e.value_id for e in eff if isinstance(e, Decide)] == [V]
 
 
-def test_restart_restores_lock() -> None:
-    s = initial_state(ConsensusConfig(address=ME, timeouts=CFG_T))
-    s, eff = feed(s, NewHeight(1, VSET, lock=(2, V), start_round=3))
-    assert (s.round, s.locked_value, s.locked_round, s.valid_round) == (3, V, 2, 2)
+def resume(address: bytes, *signed: ProposalReceived | VoteReceived
+           ) -> tuple[ConsensusState, list[Effect]]:
+    s = initial_state(ConsensusConfig(address=address, timeouts=CFG_T))
+    return feed(s, Resume(1, VSET, tuple(signed)))
+
+
+def test_resume_after_a_prevote_waits_in_the_prevote_step() -> None:
+    # All four restart after ME prevoted V in round 0 and no quorum formed (issue 8 #2).
+    s, eff = resume(ME, vote(VoteType.PREVOTE, 0, V, ME))
+    assert (s.round, s.step) == (0, RoundStep.PREVOTE)
+    assert signs(eff) == [] and not [e for e in eff if isinstance(e, RequestValue)]
+    assert s.book.tally[(0, VoteType.PREVOTE, V)] == 1  # its own vote counts again
+    # never asks to sign round 0's prevote again, whatever arrives
+    s, eff = feed(s, TimeoutFired(TimeoutKind.PROPOSE, 1, 0), proposal(0, W))
+    assert signs(eff) == []
+    # the others' re-sent prevotes and the re-sent proposal form the quorum: lock, precommit
+    s, eff = feed(s, proposal(0, V), *prevotes(0, V, OTHERS[:2]))
+    assert signs(eff) == [SignVote(VoteType.PRECOMMIT, 1, 0, V)]
+    assert (s.locked_round, s.locked_value) == (0, V)
+
+
+def test_resume_as_the_proposer_keeps_its_proposal() -> None:
+    p0 = prop_addr(0)
+    own = ProposalReceived(Proposal(1, 0, V, -1, p0, b"sig"), True)
+    s, eff = resume(p0, own)  # crashed after signing the proposal, before its prevote
+    assert not [e for e in eff if isinstance(e, RequestValue | SignProposal)]
+    assert ScheduleTimeout(TimeoutKind.PROPOSE, 1, 0,
+                           timeout_duration(CFG_T, TimeoutKind.PROPOSE, 0)) in eff
+    assert signs(eff) == [SignVote(VoteType.PREVOTE, 1, 0, V)]  # its own proposal, counted
+    s, eff = resume(p0, own, vote(VoteType.PREVOTE, 0, V, p0))
+    assert eff == [] and s.step == RoundStep.PREVOTE and 0 in s.proposed
+    s, eff = feed(s, *prevotes(0, V, [a for a in ADDRS if a != p0][:2]))
+    assert signs(eff) == [SignVote(VoteType.PRECOMMIT, 1, 0, V)]
+
+
+def test_resume_restores_the_lock_and_the_round() -> None:
+    s, eff = resume(ME, vote(VoteType.PREVOTE, 2, V, ME), vote(VoteType.PRECOMMIT, 2, V, ME),
+                    vote(VoteType.PREVOTE, 1, W, ME), vote(VoteType.PRECOMMIT, 1, W, ME))
+    assert (s.round, s.step, s.locked_value, s.locked_round, s.valid_round) == (
+        2, RoundStep.PRECOMMIT, V, 2, 2)
+    assert eff == []
+    s, _ = to_round(s, 3)
     _, eff = feed(s, proposal(3, W))
-    assert signs(eff) == [SignVote(VoteType.PREVOTE, 1, 3, None)]
+    assert signs(eff) == [SignVote(VoteType.PREVOTE, 1, 3, None)]  # locked on V
+
+
+def test_resume_after_a_nil_round_moves_on_with_the_timeouts() -> None:
+    # a slow block made round 0 end nil before the restart (issue 8 #2, second case)
+    s, eff = resume(ME, vote(VoteType.PREVOTE, 0, None, ME), vote(VoteType.PRECOMMIT, 0, None, ME))
+    assert (s.round, s.step, eff) == (0, RoundStep.PRECOMMIT, [])
+    s, eff = feed(s, *precommits(0, None, OTHERS[:2]))  # re-sent after their restart
+    assert eff == [ScheduleTimeout(TimeoutKind.PRECOMMIT, 1, 0,
+                                   timeout_duration(CFG_T, TimeoutKind.PRECOMMIT, 0))]
+    s, eff = feed(s, TimeoutFired(TimeoutKind.PRECOMMIT, 1, 0))
+    assert (s.round, s.step) == (1, RoundStep.PROPOSE)
+    assert ScheduleTimeout(TimeoutKind.PROPOSE, 1, 1,
+                           timeout_duration(CFG_T, TimeoutKind.PROPOSE, 1)) in eff
+
+
+def test_resume_ignores_others_messages_and_other_heights() -> None:
+    _, eff0 = start()
+    s, eff = resume(ME, vote(VoteType.PREVOTE, 0, V, OTHERS[0]),
+                    vote(VoteType.PREVOTE, 3, V, ME, h=2))
+    assert (s.round, s.step, s.signed, eff) == (0, RoundStep.PROPOSE, frozenset(), eff0)
+    assert s.book.tally == {}
+    observer = initial_state(ConsensusConfig(address=None, timeouts=CFG_T))
+    s, _ = feed(observer, Resume(1, VSET, (vote(VoteType.PREVOTE, 0, V, ME),)))
+    assert s.signed == frozenset() and s.step == RoundStep.PROPOSE
 
 
 def test_timeout_growth_and_bound() -> None:
@@ -391,8 +454,12 @@ _vtypes = st.sampled_from(list(VoteType))
 _kinds = st.sampled_from(list(TimeoutKind))
 _votes = st.builds(Vote, _vtypes, _heights, _rounds, _opt_values, _addrs, st.binary(max_size=4))
 _inputs: st.SearchStrategy[Input] = st.one_of(
-    st.builds(NewHeight, _heights, st.just(VSET),
-              st.one_of(st.none(), st.tuples(_rounds, _values)), st.integers(-1, 3)),
+    st.builds(NewHeight, _heights, st.just(VSET)),
+    st.builds(Resume, _heights, st.just(VSET), st.lists(st.one_of(
+        st.builds(VoteReceived, _votes),
+        st.builds(ProposalReceived, st.builds(Proposal, _heights, _rounds, _values,
+                                              st.integers(-2, 6), _addrs, st.just(b"")),
+                  st.booleans())), max_size=6).map(tuple)),
     st.builds(ProposalReceived, st.builds(Proposal, _heights, _rounds, _values,
                                           st.integers(-2, 6), _addrs, st.just(b"")),
               st.booleans()),
@@ -413,7 +480,19 @@ def test_step_total_and_signs_at_most_once(address: bytes | None, inputs: list[I
     decided: set[int] = set()
     last: tuple[int, int, int] = (0, 0, 0)
     for inp in inputs:
+        before = s.height
         s, effects = step(s, inp)
+        if isinstance(inp, Resume) and s.height == inp.height > before and address:
+            # what it signed before the restart counts as signed, and comes first
+            for m in inp.signed:
+                if isinstance(m, VoteReceived) and m.vote.validator == address and (
+                        m.vote.height == inp.height and m.vote.round >= 0):
+                    signed.add((inp.height, m.vote.round, m.vote.type))
+                    last = max(last, (inp.height, m.vote.round, int(m.vote.type)))
+                elif isinstance(m, ProposalReceived) and m.proposal.proposer == address and (
+                        m.proposal.height == inp.height and m.proposal.round >= 0):
+                    proposed.add((inp.height, m.proposal.round))
+                    last = max(last, (inp.height, m.proposal.round, 1))
         for e in effects:
             if isinstance(e, SignVote):
                 key = (e.height, e.round, e.type)

@@ -1,0 +1,79 @@
+"""Transaction gossip between nodes: batched TXS messages, admitted like any submission.
+
+Invariants:
+
+* A TXS message stays within ``wire.MAX_TXS_PER_MESSAGE`` transactions and
+  ``TX_BATCH_BYTES`` (well inside a frame); a transaction larger than that goes alone.
+* A locally admitted transaction is queued once and sent within ``TX_FLUSH_DELAY`` to the
+  peers connected then (a peer that connects later gets the pending ones on connect).
+* A received transaction goes through the node's normal admission (``submit`` with
+  ``gossip=False``, so it is not echoed); a malformed batch is dropped and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from yilian.node import wire
+from yilian.node.mempool import Rejected
+
+log = logging.getLogger("yilian.consensus")
+
+TX_FLUSH_DELAY = 0.01
+TX_BATCH_BYTES = 8 * 1024 * 1024  # one TXS message, well inside a frame
+
+
+def tx_batches(raws: list[bytes]) -> list[list[bytes]]:
+    """Split raw transactions into TXS messages within the count and byte budgets."""
+    out: list[list[bytes]] = []
+    batch: list[bytes] = []
+    size = 0
+    for raw in raws:
+        if batch and (len(batch) >= wire.MAX_TXS_PER_MESSAGE
+                      or size + len(raw) > TX_BATCH_BYTES):
+            out.append(batch)
+            batch, size = [], 0
+        batch.append(raw)
+        size += len(raw)
+    if batch:
+        out.append(batch)
+    return out
+
+
+def admit_remote_txs(body: Any, submit: Callable[..., Any]) -> None:
+    """Admit the transactions of a peer's TXS message (rejections are silent)."""
+    try:
+        raws = wire.decode_txs(body)
+    except wire.WireError as exc:
+        log.info("dropped a malformed tx batch: %s", exc)
+        return
+    for raw in raws:
+        with contextlib.suppress(Rejected):
+            submit(raw, gossip=False)
+
+
+class TxOutbox:
+    """Locally admitted transactions waiting to be broadcast (flushed on the p2p loop)."""
+
+    def __init__(self, broadcast: Callable[[int, Any], None]) -> None:
+        self._broadcast = broadcast
+        self._outbox: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def add(self, raw: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            first = not self._outbox
+            self._outbox.append(raw)
+        if first:
+            loop.call_soon_threadsafe(loop.call_later, TX_FLUSH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._outbox = self._outbox, []
+        for chunk in tx_batches(batch):
+            self._broadcast(wire.TXS, chunk)
