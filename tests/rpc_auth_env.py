@@ -28,6 +28,7 @@ from yilian.contracts.signed_request import sign_request
 from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.generate import center_code, dev_members
 from yilian.network_configs.local import dev_accounts, local_genesis
+from yilian.node.audience import request_audience
 from yilian.node.config import parse_config
 from yilian.node.crypto.suites import save_private_key
 from yilian.node.rpc_tokens import TokenKey
@@ -113,7 +114,8 @@ class AuthEnv:
 
     def get(self, code: str, path: str) -> httpx.Response:
         """A signed /v1 GET by member ``code``."""
-        headers = sign_request(self.keys[code], chain_id=self.chain_id, method="GET",
+        headers = sign_request(self.keys[code], chain_id=self.chain_id,
+                               audience=request_audience(self.node), method="GET",
                                path=path).as_dict()
         return self.http.get(path, headers=headers)
 
