@@ -13,9 +13,12 @@ CPU. Workloads, each the cheapest way we know to spend gas on a given kind of wo
   ecrecover, modexp, bn254 add/mul/pairing, blake2f, and the BLS12-381 ones py-evm
   implements in pure Python (py_ecc).
 
-Each run spends ``--gas`` (default 2,000,000) or, for the slow precompiles, less (see
-``SLOW``), so the whole benchmark takes about a minute on one core. No assertions: figures
-only. Use them to choose ``maxTxGas``/``maxBlockGas`` in genesis (docs/chain-core.md).
+Precompiles are priced as on this chain (``execution_limits.PRECOMPILE_GAS_FACTORS``);
+``--prague-prices`` measures them at Prague's prices, which is how those factors were chosen.
+Each run spends ``--gas`` (default 3,000,000, the default ``maxTxGas``), or a tenth of it for
+the slow precompiles at Prague's prices, so the whole benchmark takes under a minute of CPU.
+No assertions: figures only. Use them to choose ``maxTxGas``/``maxBlockGas`` in genesis and the
+precompile factors (docs/chain-core.md).
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import time
 from dataclasses import dataclass
 
 from eth.db.atomic import AtomicDB
+from eth.vm.forks.prague.computation import PragueComputation
 from eth_keys import keys
 from eth_typing import Address
 
+from yilian.node.execution_limits import YilianComputation
 from yilian.node.genesis import YilianVM, chain_class
 
 _KEY = keys.PrivateKey(b"\x01" * 32)
@@ -95,15 +100,17 @@ def _inputs() -> dict[str, tuple[bytes, bytes]]:
         "bls-g1add": (_precompile_loop(0x0B), _g1(G1) + _g1(G1)),
         "bls-g1msm": (_precompile_loop(0x0C), _g1(G1) + scalar),
         "bls-g2add": (_precompile_loop(0x0D), _g2(G2) + _g2(G2)),
+        "bls-g2msm": (_precompile_loop(0x0E), _g2(G2) + scalar),
         "bls-pairing": (_precompile_loop(0x0F), _g1(G1) + _g2(G2)),
+        "bls-map-fp": (_precompile_loop(0x10), bytes(16) + (5).to_bytes(48, "big")),
         "bls-map-fp2": (_precompile_loop(0x11), bytes(16) + (5).to_bytes(48, "big")
                         + bytes(16) + (7).to_bytes(48, "big")),
     }
 
 
-# Workloads that burn gas so slowly that the default --gas would take minutes.
-SLOW = {"bn254-pairing": 8, "bls-pairing": 40, "bls-g1msm": 40, "bls-g2add": 10,
-        "bls-map-fp2": 20, "bn254-mul": 4, "bls-g1add": 4, "blake2f": 4}
+# Workloads that burn gas slowly at Prague's prices (--prague-prices): run with --gas / 10.
+SLOW = {"bn254-mul", "bn254-pairing", "blake2f", "bls-g1add", "bls-g1msm", "bls-g2add",
+        "bls-g2msm", "bls-pairing", "bls-map-fp", "bls-map-fp2"}
 
 
 @dataclass(frozen=True)
@@ -143,17 +150,22 @@ def run(name: str, code: bytes, data: bytes, gas: int) -> Result:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--gas", type=int, default=2_000_000, help="gas per workload")
+    parser.add_argument("--gas", type=int, default=3_000_000, help="gas per workload")
+    parser.add_argument("--prague-prices", action="store_true",
+                        help="measure precompiles at Prague's prices (no repricing)")
     parser.add_argument("--only", nargs="*", help="workload names to run")
     args = parser.parse_args(argv)
     workloads = _inputs()
+    if args.prague_prices:
+        YilianComputation._precompiles = PragueComputation.get_precompiles()
     print(f"{'workload':<14} {'gas':>10} {'wall s':>8} {'cpu s':>8} "
           f"{'Mgas/s wall':>12} {'Mgas/s cpu':>11}")
     results = []
     for name, (code, data) in workloads.items():
         if args.only and name not in args.only:
             continue
-        gas = max(args.gas // SLOW.get(name, 1), 200_000)
+        slow = args.prague_prices and name in SLOW
+        gas = max(args.gas // 10, 200_000) if slow else args.gas
         r = run(name, code, data, gas)
         results.append(r)
         print(f"{r.name:<14} {r.gas:>10} {r.wall_s:>8.2f} {r.cpu_s:>8.2f} "

@@ -419,3 +419,22 @@ def test_admission_and_build_agree(node: Node, txs: list[dict[str, Any]]) -> Non
     assert included == {bytes(t.hash) for t in decoded}
     built.overlay.discard()
 
+
+
+def test_slow_precompiles_are_repriced(node: Node) -> None:
+    """blake2f costs 1 gas per round in Prague but runs ~25x slower per gas than the
+    interpreter in py-evm: here every round costs ``PRECOMPILE_GAS_FACTORS[9]`` gas, so the
+    gas caps bound its time too (figures: bench/evm_speed.py)."""
+    factor = execution_limits.PRECOMPILE_GAS_FACTORS[0x09]
+
+    def blake2f(sender: int, rounds: int) -> SignedTransactionAPI:
+        data = rounds.to_bytes(4, "big") + bytes(range(64)) + bytes(144) + b"\x01"
+        return decode(raw(KEYS[sender], 0, to="0x" + "00" * 19 + "09", gas=MAX_TX_GAS,
+                          data=data))
+
+    one, two = blake2f(OPERATOR, 1000), blake2f(OPERATOR + 1, 2000)
+    built = node.core.build([one, two], BlockEnv(timestamp=1, proposer=b"\x01" * 20))
+    first, second = built.receipts  # receipts carry cumulative gas
+    gas_one, gas_two = first.gas_used, second.gas_used - first.gas_used
+    assert gas_two - gas_one == factor * 1000  # Prague: 1000
+    built.overlay.discard()
