@@ -313,9 +313,11 @@ class YilianVM(PragueVM):
     Ethereum requires strictly increasing seconds, which caps a chain at one block per
     second or makes timestamps run ahead of the clock. Consortium blocks come every few
     hundred milliseconds, so a block may share its parent's second. Everything else,
-    execution included, is Prague unchanged, except that execution stops part-way when a
-    limit of :mod:`yilian.node.execution_limits` set by the caller is reached (the
-    builder's deadline, an import's block gas cap); with none set it never does.
+    execution included, is Prague unchanged, except two rules of
+    :mod:`yilian.node.execution_limits`: the precompiles py-evm runs in pure Python cost
+    more gas (so gas bounds their time), and execution stops part-way when a limit set by
+    the caller is reached (the builder's deadline, an import's block gas cap; with none set
+    it never does).
     """
 
     _state_class = YilianState
