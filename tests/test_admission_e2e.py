@@ -12,11 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from consortium_helpers import Cluster, Load, Spawner, sign_put, wait_for
+from eth.db.atomic import AtomicDB
 from eth_account import Account
 
 from yilian.contracts import envelope
 from yilian.contracts.credit_code import make_code
 from yilian.node import launcher
+from yilian.node.genesis import chain_class, load_genesis
 from yilian.sdk.admin import Admin
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import Enterprise
@@ -40,6 +42,15 @@ def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             wait_for(lambda: all((cl.health(i) or {}).get("consensus", {}).get("peers") == 3
                                  for i in range(4)), 60, "all four centers connected",
                      cl.describe)
+            # The ports are chosen free, then bound later: make sure no other network's
+            # node (another test run on this machine) answers on them.
+            genesis = load_genesis(c.home(0) / "genesis.json")
+            expected = "0x" + bytes(chain_class(genesis.chain_id).from_genesis(
+                AtomicDB(), genesis.genesis_params(), genesis.genesis_state()  # type: ignore[arg-type]
+            ).get_canonical_head().hash).hex()
+            for i in range(4):
+                assert c.rpc(i, "eth_getBlockByNumber", ["0x0", False])["hash"] == expected, (
+                    f"{c.rpc_url(i)} is another network's node (port clash); rerun")
             yield c
         finally:
             if c is not None:
