@@ -438,3 +438,13 @@ def test_slow_precompiles_are_repriced(node: Node) -> None:
     gas_one, gas_two = first.gas_used, second.gas_used - first.gas_used
     assert gas_two - gas_one == factor * 1000  # Prague: 1000
     built.overlay.discard()
+
+
+def test_evm_speed_benchmark_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    from yilian.bench import evm_speed
+
+    evm_speed.main(["--only", "jump-loop", "blake2f", "--gas", "200000"])
+    out = capsys.readouterr().out
+    assert "jump-loop" in out and "blake2f" in out and "Mgas per CPU second" in out
+    result = evm_speed.run("jump-loop", *evm_speed._inputs()["jump-loop"], 100_000)
+    assert result.gas == 100_000 and result.wall_s > 0 and result.cpu_s >= 0
