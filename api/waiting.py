@@ -199,6 +199,10 @@ def _status(node: Node, tx: SignedTransactionAPI, reason: str) -> TxRecord | Pen
                    "transaction to get its result once it commits")
 
 
+# Admission reasons that say the sender may not do this (HTTP 403); others are 422.
+FORBIDDEN_REASONS = frozenset({"role", "suspended", "unauthorised", "not_owner"})
+
+
 async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: WaitSlots,
                            functions: frozenset[str] | None = None,
                            expect: dict[str, Any] | None = None) -> TxRecord | Pending:
@@ -225,7 +229,7 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
         await anyio.to_thread.run_sync(node.submit, raw)
     except Rejected as exc:
         if exc.reason != "known":  # "known": a concurrent copy of this call admitted it
-            raise ApiError(403 if exc.reason == "role" else 422, exc.reason, str(exc)
+            raise ApiError(403 if exc.reason in FORBIDDEN_REASONS else 422, exc.reason, str(exc)
                            ) from None
     state = await anyio.to_thread.run_sync(_status, node, tx, "known")
     if state is None:  # admitted, then replaced or dropped by a block build

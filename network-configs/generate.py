@@ -147,15 +147,19 @@ def make_center(home: Path, index: int, name: str, endpoint: str, suite: str) ->
 def add_members(genesis: dict[str, Any], suite: str, centers: list[MemberSeed],
                 accounts: list[DevAccount]) -> list[dict[str, Any]]:
     """Predeploy the domain contracts in ``genesis`` with ``centers`` and the development
-    members seeded, authorise the centers' accounts; return the development members."""
+    members seeded; return the development members.
+
+    From then on the Members registry decides who may send: ``authorisedSenders`` keeps
+    only the development accounts that belong to no member (operator accounts)."""
     members = dev_members(suite, accounts)
     seeds = list(centers) + [
         MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
                    enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
                    account=m["account"]) for m in members]
     genesis["alloc"].update(domain_alloc(seeds))
-    genesis["authorisedSenders"] = [*genesis["authorisedSenders"],
-                                    *(c.account for c in centers)]
+    member_accounts = {s.account.lower() for s in seeds}
+    genesis["authorisedSenders"] = [a for a in genesis["authorisedSenders"]
+                                    if a.lower() not in member_accounts]
     return members
 
 

@@ -14,6 +14,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 
 from yilian.contracts.artifacts import load
+from yilian.node.genesis import DEFAULT_MAX_BLOCK_GAS, DEFAULT_MAX_TX_GAS
 
 LOCAL_CHAIN_ID = 7460
 DEV_SEED = b"yilian local development account "
@@ -39,7 +40,11 @@ def dev_accounts(count: int = 10) -> list[DevAccount]:
 
 def local_genesis(accounts: list[DevAccount], *, chain_id: int = LOCAL_CHAIN_ID,
                   block_interval_ms: int = 500, max_tx_per_block: int = 2000) -> dict[str, Any]:
-    """A genesis document funding and authorising ``accounts``, with RecordStore predeployed."""
+    """A genesis document funding and authorising ``accounts``, with RecordStore predeployed.
+
+    Without the domain contracts ``authorisedSenders`` is the whole allowlist; once
+    :func:`~yilian.network_configs.generate.add_members` adds them, it keeps only the
+    accounts that belong to no member (operator accounts)."""
     record_store = load("RecordStore")
     alloc: dict[str, Any] = {a.address: {"balance": hex(DEV_BALANCE)} for a in accounts}
     alloc[RECORD_STORE_ADDRESS] = {"balance": "0x0",
@@ -51,8 +56,10 @@ def local_genesis(accounts: list[DevAccount], *, chain_id: int = LOCAL_CHAIN_ID,
         "timestamp": 0,
         "gasLimit": 1_000_000_000,
         "extraData": "0x" + b"yilian local".hex(),
+        # Gas caps: see docs/chain-core.md "Bounded work" for the figures behind them.
         "params": {"blockIntervalMs": block_interval_ms, "maxTxPerBlock": max_tx_per_block,
-                   "heartbeatMs": 0},
+                   "heartbeatMs": 0, "maxTxGas": DEFAULT_MAX_TX_GAS,
+                   "maxBlockGas": DEFAULT_MAX_BLOCK_GAS},
         "alloc": alloc,
         "authorisedSenders": [a.address for a in accounts],
     }

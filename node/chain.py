@@ -10,14 +10,22 @@ Invariants:
   re-executes a built block reaches the same state root.
 * The environment (timestamp, proposer) is an explicit input; nothing here reads a clock.
 * The base fee is zero and stays zero: a block never uses more than the gas target.
+* Bounded work: a built block uses at most ``params.maxBlockGas`` gas and holds only
+  transactions that pass ``admission.validate_transaction`` (so at most ``maxTxGas`` each);
+  an imported block that breaks either is refused, its execution stopped at the cap.
+* One transaction's failure is never the block's: whatever exception executing it raises,
+  its state changes are reverted and it is left out (dropped with the reason, or kept for
+  a later block when only the time budget ran out).
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import rlp
 from eth.abc import (
@@ -26,6 +34,7 @@ from eth.abc import (
     ComputationAPI,
     ReceiptAPI,
     SignedTransactionAPI,
+    VirtualMachineAPI,
 )
 from eth.chains.base import Chain
 from eth.db.chain import ChainDB
@@ -34,8 +43,13 @@ from eth_hash.auto import keccak
 from eth_typing import BlockNumber
 from eth_utils import ValidationError
 
+from yilian.node import execution_limits
+from yilian.node.admission import Rejected, validate_transaction
+from yilian.node.execution_limits import OutOfTime
 from yilian.node.genesis import Genesis, YilianVM, chain_class
 from yilian.node.storage import INDEX, META, PendingWrites, Store
+
+log = logging.getLogger("yilian.chain")
 
 _GENESIS_KEY = b"genesis"
 _LOG_ADDR = b"la"  # INDEX + la + address(20) + number(8) -> b""
@@ -86,6 +100,33 @@ class BuiltBlock:
     receipts: tuple[ReceiptAPI, ...]
     skipped: tuple[Skipped, ...]
     overlay: PendingWrites
+
+
+class _Failed(Exception):
+    """Executing one transaction raised ``cause``; ``snapshot`` undoes what it changed."""
+
+    def __init__(self, cause: Exception, snapshot: Any) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.snapshot = snapshot
+
+
+def _apply(vm: VirtualMachineAPI, header: BlockHeaderAPI, tx: SignedTransactionAPI,
+           deadline: float | None) -> tuple[ReceiptAPI, Any]:
+    """py-evm's ``VM.apply_transaction``, with a state snapshot taken *after* its
+    ``lock_changes`` (which drops earlier checkpoints), so that any exception can be undone:
+    raises :class:`_Failed` carrying the exception and the snapshot to revert to."""
+    vm.state.lock_changes()
+    snapshot = vm.state.snapshot()
+    try:
+        vm.validate_transaction_against_header(header, tx)
+        with execution_limits.deadline(deadline):
+            computation = vm.state.apply_transaction(tx)
+        receipt = vm.make_receipt(header, tx, computation, vm.state)
+        vm.validate_receipt(receipt)
+    except Exception as exc:
+        raise _Failed(exc, snapshot) from exc
+    return receipt, snapshot
 
 
 def _be8(n: int) -> bytes:
@@ -188,12 +229,16 @@ class ChainCore:
               budget_s: float | None = None, max_bytes: int | None = None) -> BuiltBlock:
         """Execute ``txs`` in order on top of the committed head into a new block.
 
-        Transactions that fail validation (bad nonce, not enough balance) are left out
-        and reported in ``skipped``; the block never exceeds the gas target. With a time
-        ``budget_s``, transactions left when it runs out wait for a later block (a BFT
-        proposer must propose before the others' propose timeout). With ``max_bytes``,
-        transactions that would take the block's encoded transactions past it wait too
-        (peers refuse blocks over ``wire.MAX_BLOCK_BYTES``).
+        Each transaction is checked with ``validate_transaction`` first, then executed; any
+        exception it raises (a failed validation such as a bad nonce, or an error inside
+        py-evm) reverts it and leaves it out, reported in ``skipped`` with ``retry=False``.
+        The block uses at most ``maxBlockGas``. With a time ``budget_s`` (a BFT proposer
+        must propose before the others' propose timeout) execution stops *inside* the
+        transaction running when it passes: that transaction is reverted and, with the
+        rest, waits for a later block, unless it was the block's first (it alone exceeds
+        the budget: dropped). With ``max_bytes``, transactions that would take the block's
+        encoded transactions past it wait too (peers refuse blocks over
+        ``wire.MAX_BLOCK_BYTES``).
         """
         db, overlay = self.store.pending_evm_db()
         chain = self.chain_class(db)
@@ -213,34 +258,55 @@ class ChainCore:
         vm = chain.get_vm(header)
         vm.block_preprocessing(vm.get_block())  # type: ignore[attr-defined]
         current = vm.get_header()
-        target = self.genesis.gas_target
+        params = self.genesis.params
         receipts: list[ReceiptAPI] = []
         included: list[SignedTransactionAPI] = []
         skipped: list[Skipped] = []
         deadline = time.monotonic() + budget_s if budget_s is not None else None
+        out_of_time = False
         size = 0
         for tx in txs:
-            if deadline is not None and time.monotonic() > deadline:
+            if out_of_time or (deadline is not None and time.monotonic() > deadline):
+                out_of_time = True
                 skipped.append(Skipped(tx, "block time budget reached", retry=True))
                 continue
             tx_size = len(tx.encode())
             if max_bytes is not None and size + tx_size > max_bytes:
                 skipped.append(Skipped(tx, "block size budget reached", retry=True))
                 continue
-            if current.gas_used + tx.gas > target:
-                skipped.append(Skipped(tx, "block gas target reached", retry=True))
+            if current.gas_used + tx.gas > params.max_block_gas:
+                skipped.append(Skipped(tx, "block gas cap reached", retry=True))
                 continue
             try:
-                # Validation (nonce, balance, gas) runs before any state change.
-                receipt, _ = vm.apply_transaction(current, tx)
-            except ValidationError as exc:
-                skipped.append(Skipped(tx, str(exc), retry=False))
+                validate_transaction(tx, params.max_tx_gas)
+            except Rejected as exc:
+                skipped.append(Skipped(tx, exc.message, retry=False))
                 continue
-            current = vm.add_receipt_to_header(current, receipt)
-            current = vm.increment_blob_gas_used(current, tx)
-            receipts.append(receipt)
-            included.append(tx)
-            size += tx_size
+            try:
+                receipt, _ = _apply(vm, current, tx, deadline)
+            except _Failed as failed:
+                vm.state.revert(failed.snapshot)
+                cause = failed.cause
+            else:
+                current = vm.add_receipt_to_header(current, receipt)
+                current = vm.increment_blob_gas_used(current, tx)
+                receipts.append(receipt)
+                included.append(tx)
+                size += tx_size
+                continue
+            if isinstance(cause, OutOfTime):
+                out_of_time = True
+                alone = not included
+                skipped.append(Skipped(
+                    tx, "it alone runs longer than the block time budget" if alone
+                    else "block time budget reached", retry=not alone))
+            elif isinstance(cause, ValidationError):  # bad nonce, balance...
+                skipped.append(Skipped(tx, str(cause), retry=False))
+            else:  # an error inside py-evm: the transaction's, not the block's
+                log.warning("transaction 0x%s failed to execute (%s: %s); leaving it out",
+                            bytes(tx.hash).hex(), type(cause).__name__, cause)
+                skipped.append(Skipped(tx, f"execution failed: {type(cause).__name__}: "
+                                       f"{cause}", retry=False))
         filled = vm.set_block_transactions_and_withdrawals(
             vm.get_block(), current, included, receipts
         )
@@ -249,18 +315,42 @@ class ChainCore:
         chain.chaindb.persist_block(block)
         return BuiltBlock(block, tuple(receipts), tuple(skipped), overlay)
 
+    def check_proposal(self, block: BlockAPI) -> None:
+        """The bounds a block must meet before it is executed (its cost is bounded by them):
+        at most ``maxTxPerBlock`` transactions, each valid on its own and within
+        ``maxTxGas``, and a header claiming at most ``maxBlockGas``. Raises ChainError."""
+        params = self.genesis.params
+        if len(block.transactions) > params.max_tx_per_block:
+            raise ChainError(f"block #{block.number} holds {len(block.transactions)} "
+                             f"transactions; at most {params.max_tx_per_block} are allowed")
+        if block.header.gas_used > params.max_block_gas:
+            raise ChainError(f"block #{block.number} uses {block.header.gas_used} gas; the "
+                             f"per-block cap is {params.max_block_gas}")
+        for index, tx in enumerate(block.transactions):
+            try:
+                validate_transaction(tx, params.max_tx_gas)
+            except Rejected as exc:
+                raise ChainError(f"block #{block.number} transaction {index} is invalid: "
+                                 f"{exc.message}") from None
+
     def import_block(self, block: BlockAPI) -> BuiltBlock:
         """Re-execute a block built elsewhere on top of the committed head (not committed yet).
 
-        Raises ChainError if it does not reproduce the same header (state root included).
+        Raises ChainError if it breaks :meth:`check_proposal`'s bounds (checked before
+        executing anything), if its execution passes ``maxBlockGas`` (stopped there), if
+        executing it raises anything, or if it does not reproduce the same header (state
+        root included).
         """
+        self.check_proposal(block)
         db, overlay = self.store.pending_evm_db()
         chain = self.chain_class(db)
         try:
-            result = chain.import_block(block)
-        except ValidationError as exc:
+            with execution_limits.block_gas_cap(self.genesis.params.max_block_gas):
+                result = chain.import_block(block)
+        except Exception as exc:  # whatever a proposed block makes py-evm raise: it's invalid
             overlay.discard()
-            raise ChainError(f"block #{block.number} is invalid: {exc}") from exc
+            raise ChainError(f"block #{block.number} is invalid: {type(exc).__name__}: "
+                             f"{exc}") from exc
         imported = result.imported_block
         receipts = tuple(imported.get_receipts(chain.chaindb))
         return BuiltBlock(imported, receipts, (), overlay)

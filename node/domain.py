@@ -46,8 +46,8 @@ from yilian.contracts.addresses import (
     ROLE_NAMES,
 )
 from yilian.contracts.record_ids import in_namespace
+from yilian.node.admission import Rejected, Standing
 from yilian.node.chain import ChainCore
-from yilian.node.mempool import Rejected
 from yilian.node.storage import INDEX
 
 MEMBERS = bytes(to_canonical_address(MEMBERS_ADDRESS))
@@ -191,6 +191,20 @@ class Domain:
     def member_of(self, account: bytes) -> bytes:
         return bytes(self.call(MEMBERS, "member_of", to_checksum_address(account)))
 
+    def standing(self, account: bytes) -> Standing | None:
+        """The member ``account`` acts for and its role (0: suspended) in the Members
+        registry at the head (one cached view call per account and block); None when
+        this network has no domain contracts."""
+        if not self.enabled:
+            return None
+        member, role = self.call(MEMBERS, "account_info", to_checksum_address(account))
+        return Standing(bytes(member), int(role))
+
+    def may_act_suspended(self, tx: SignedTransactionAPI) -> bool:
+        """A suspended member may still revoke grants (the contract checks the owner)."""
+        return (self.enabled and bytes(tx.to) == GRANTS
+                and bytes(tx.data[:4]) == self.grants.selector("revoke"))
+
     def member(self, member_id: bytes) -> Member | None:
         out = self.call(MEMBERS, "get_member", member_id)
         fields = _fields(out, ("role", "name", "enc_key", "endpoint", "active"))
@@ -247,8 +261,8 @@ class Domain:
             raise Rejected("bad_call", f"{abi.name}.{fn} is not a transaction; call it with "
                            "eth_call instead")
         if (to, fn) == (GRANTS, "revoke") and any(self.member_of(bytes(tx.sender))):
-            # A suspended owner must still be able to stop its grants; the contract checks
-            # that the sender belongs to the grant's owner.
+            # A suspended owner must still be able to stop its grants (``may_act_suspended``);
+            # the contract checks that the sender belongs to the grant's owner.
             return
         role = self.role_of(bytes(tx.sender))
         if role not in allowed:

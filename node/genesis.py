@@ -8,11 +8,22 @@ A genesis file is JSON (see ``network-configs/``)::
       "timestamp": 0,
       "gasLimit": 1000000000,
       "extraData": "0x...",
-      "params": {"blockIntervalMs": 500, "maxTxPerBlock": 2000, "heartbeatMs": 0},
+      "params": {"blockIntervalMs": 500, "maxTxPerBlock": 2000, "heartbeatMs": 0,
+                 "maxTxGas": 3000000, "maxBlockGas": 50000000},
       "alloc": {"0xADDR": {"balance": "0x0", "nonce": 0, "code": "0x..",
                            "storage": {"0x1": "0x2"}}},
-      "authorisedSenders": ["0xADDR", ...]  # empty list: any signed transaction is admitted
+      "authorisedSenders": ["0xADDR", ...]  # operator accounts that are not members
     }
+
+Who may send: when the domain contracts are in ``alloc``, the Members registry at the head
+decides (see ``node/admission.py``); ``authorisedSenders`` then only adds operator accounts
+that belong to no member. Without the domain contracts it is the whole allowlist, and an
+empty list admits any signed transaction (development chains).
+
+Gas caps (``params``): ``maxTxGas`` bounds one transaction's gas limit and ``maxBlockGas``
+the gas a block may use; both bound how long a block takes to execute on the slowest
+validator (figures and reasoning in docs/chain-core.md, measured by ``bench/evm_speed.py``).
+Absent, they default to 3,000,000 and 50,000,000 (each at most half the gas limit).
 
 Invariants: the same genesis file always yields the same genesis block hash; the base
 fee starts at zero and stays zero because blocks never use more than half the gas limit
@@ -23,17 +34,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth.abc import BlockHeaderAPI
+from eth.abc import (
+    BlockHeaderAPI,
+    ComputationAPI,
+    ReceiptAPI,
+    SignedTransactionAPI,
+)
 from eth.chains.base import Chain
 from eth.vm.forks.prague import PragueVM
 from eth_utils import is_hex_address, to_canonical_address
 
+from yilian.node.execution_limits import YilianState, check_block_gas
+
 SUITES = ("standard", "sm")
+DEFAULT_MAX_TX_GAS = 3_000_000
+DEFAULT_MAX_BLOCK_GAS = 50_000_000
+MIN_TX_GAS = 21_000  # a plain transfer: a cap below it would admit nothing
 
 
 class GenesisError(ValueError):
@@ -47,6 +68,8 @@ class ChainParams:
     block_interval_ms: int = 500
     max_tx_per_block: int = 2000
     heartbeat_ms: int = 0  # 0: no empty blocks while idle
+    max_tx_gas: int = 3_000_000  # most gas one transaction may ask for
+    max_block_gas: int = 50_000_000  # most gas one block may use
 
 
 @dataclass(frozen=True)
@@ -195,10 +218,19 @@ def parse_genesis(doc: Mapping[str, Any]) -> Genesis:
     raw_params = doc.get("params", {})
     if not isinstance(raw_params, Mapping):
         raise GenesisError("params must be an object")
-    known_params = {"blockIntervalMs", "maxTxPerBlock", "heartbeatMs"}
+    known_params = {"blockIntervalMs", "maxTxPerBlock", "heartbeatMs", "maxTxGas",
+                    "maxBlockGas"}
     if set(raw_params) - known_params:
         raise GenesisError(f"params: unknown keys {sorted(set(raw_params) - known_params)}")
+    gas_limit = _int(doc.get("gasLimit", 1_000_000_000), "gasLimit", lo=5000, hi=2**63 - 1)
+    max_block_gas = _int(raw_params.get("maxBlockGas", min(DEFAULT_MAX_BLOCK_GAS,
+                                                           gas_limit // 2)),
+                         "params.maxBlockGas", lo=MIN_TX_GAS, hi=gas_limit // 2)
+    max_tx_gas = _int(raw_params.get("maxTxGas", min(DEFAULT_MAX_TX_GAS, max_block_gas)),
+                      "params.maxTxGas", lo=MIN_TX_GAS, hi=max_block_gas)
     params = ChainParams(
+        max_tx_gas=max_tx_gas,
+        max_block_gas=max_block_gas,
         block_interval_ms=_int(raw_params.get("blockIntervalMs", 500), "params.blockIntervalMs",
                                lo=10, hi=600_000),
         max_tx_per_block=_int(raw_params.get("maxTxPerBlock", 2000), "params.maxTxPerBlock",
@@ -241,7 +273,6 @@ def parse_genesis(doc: Mapping[str, Any]) -> Genesis:
     senders = doc.get("authorisedSenders", [])
     if not isinstance(senders, list):
         raise GenesisError("authorisedSenders must be a list of addresses")
-    gas_limit = _int(doc.get("gasLimit", 1_000_000_000), "gasLimit", lo=5000, hi=2**63 - 1)
     validators = _nodes(doc.get("validators", []), "validators", suite, validators=True)
     observers = _nodes(doc.get("observers", []), "observers", suite, validators=False)
     keys = [n.node_key for n in (*validators, *observers)]
@@ -282,8 +313,20 @@ class YilianVM(PragueVM):
     Ethereum requires strictly increasing seconds, which caps a chain at one block per
     second or makes timestamps run ahead of the clock. Consortium blocks come every few
     hundred milliseconds, so a block may share its parent's second. Everything else,
-    execution included, is Prague unchanged.
+    execution included, is Prague unchanged, except two rules of
+    :mod:`yilian.node.execution_limits`: the precompiles py-evm runs in pure Python cost
+    more gas (so gas bounds their time), and execution stops part-way when a limit set by
+    the caller is reached (the builder's deadline, an import's block gas cap; with none set
+    it never does).
     """
+
+    _state_class = YilianState
+
+    def transaction_applied_hook(self, transaction_index: int,
+                                 transactions: Sequence[SignedTransactionAPI],
+                                 base_header: BlockHeaderAPI, partial_header: BlockHeaderAPI,
+                                 computation: ComputationAPI, receipt: ReceiptAPI) -> None:
+        check_block_gas(partial_header.gas_used)
 
     @classmethod
     def validate_header(cls, header: BlockHeaderAPI, parent_header: BlockHeaderAPI) -> None:

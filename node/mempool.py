@@ -1,20 +1,19 @@
 """The mempool: admitted transactions waiting for a block.
 
-Admission rules (each rejection carries a reason a user can act on, see :class:`Rejected`):
+Every transaction reaches it through ``Node.admit`` after :mod:`yilian.node.admission`'s
+``check_transaction`` (encoding, signature, gas, sender, domain and account rules). The
+pool then applies its own rules, under its lock (each rejection a :class:`Rejected`):
 
-* encoding: at most ``max_tx_bytes``; decodes as a legacy, EIP-2930, EIP-1559 or
-  EIP-7702 transaction (blob transactions are refused: this chain carries no blobs);
-* signature: valid secp256k1, chain id equal to the network's (legacy transactions must
-  be EIP-155 protected);
-* sender: in the genesis' authorised senders when that list is non-empty;
+* not already pending;
 * nonce: not below the sender's next nonce, at most ``max_nonce_gap`` ahead of it;
-* gas: at least the intrinsic gas, at most the block gas target;
-* funds: balance covers ``value + gas * maxFeePerGas`` (zero fees: only the value);
 * a transaction with the same sender and nonce replaces the pending one only if neither
   fee cap falls (fees are zero here, so the newer one wins);
 * bounds: ``max_size`` transactions in all, ``max_per_sender`` per sender.
 
 Selection is per-sender nonce order, senders interleaved by arrival. Thread-safe.
+
+Invariant: the pool never holds a transaction whose nonce is below its sender's committed
+nonce (``committed`` prunes them as blocks land).
 """
 
 from __future__ import annotations
@@ -25,11 +24,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import rlp
 from eth.abc import SignedTransactionAPI
-from eth_utils import ValidationError, to_checksum_address
+from eth_utils import to_checksum_address
 
-from yilian.node.genesis import YilianVM
+from yilian.node.admission import AccountView, Rejected, decode_transaction
+
+__all__ = ["AccountView", "Mempool", "MempoolLimits", "Rejected", "decode_transaction"]
 
 
 @dataclass(frozen=True)
@@ -40,21 +40,6 @@ class MempoolLimits:
     max_tx_bytes: int = 128 * 1024
 
 
-class Rejected(Exception):
-    """A transaction was not admitted. ``reason`` is a short machine-readable tag."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-@dataclass(frozen=True)
-class AccountView:
-    nonce: int
-    balance: int
-
-
 @dataclass
 class _Entry:
     tx: SignedTransactionAPI
@@ -62,64 +47,13 @@ class _Entry:
     seq: int
 
 
-_SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
-
-
-def decode_transaction(raw: bytes, *, chain_id: int, max_bytes: int) -> SignedTransactionAPI:
-    """Decode and authenticate a raw transaction; raise :class:`Rejected` otherwise."""
-    if len(raw) > max_bytes:
-        raise Rejected("oversized", f"transaction is {len(raw)} bytes; the limit is {max_bytes}")
-    if not raw:
-        raise Rejected("invalid_encoding", "empty transaction")
-    if raw[0] == 3:
-        raise Rejected("unsupported_type", "blob (type 3) transactions are not supported here")
-    try:
-        tx = YilianVM.get_transaction_builder().decode(raw)
-    except (rlp.DecodingError, rlp.DeserializationError, ValidationError, ValueError,
-            TypeError, IndexError) as exc:
-        raise Rejected("invalid_encoding",
-                       f"not a valid signed transaction encoding: {exc}") from exc
-    except Exception as exc:  # py-evm raises assorted errors on garbage input
-        raise Rejected("invalid_encoding",
-                       f"not a valid signed transaction encoding: {exc}") from exc
-    tx_chain_id = tx.chain_id
-    if tx_chain_id is None:
-        raise Rejected("unprotected",
-                       "legacy transaction without EIP-155 replay protection; sign with "
-                       f"chain id {chain_id}")
-    if tx_chain_id != chain_id:
-        raise Rejected("wrong_chain",
-                       f"transaction is for chain id {tx_chain_id}; this network is {chain_id}")
-    if not 0 < tx.s <= _SECP256K1_HALF_N:
-        # EIP-2, which py-evm enforces for legacy transactions only: without it every
-        # signed transaction has a second valid encoding with another hash.
-        raise Rejected("invalid_signature",
-                       "invalid transaction signature: s must be in the lower half of the "
-                       "curve order (EIP-2)")
-    try:
-        # Recovering the sender is the signature check: py-evm's check_signature_validity()
-        # would recover the same public key a second time and then verify the signature
-        # against it, which cannot fail once recovery succeeded.
-        _ = tx.sender
-    except Exception as exc:
-        raise Rejected("invalid_signature", f"invalid transaction signature: {exc}") from exc
-    try:
-        tx.validate()
-    except ValidationError as exc:
-        raise Rejected("invalid_transaction", f"invalid transaction: {exc}") from exc
-    return tx
-
-
 def _fee_cap(tx: SignedTransactionAPI) -> tuple[int, int]:
     return int(tx.max_fee_per_gas), int(tx.max_priority_fee_per_gas)
 
 
 class Mempool:
-    def __init__(self, *, chain_id: int, gas_target: int, authorised: frozenset[bytes],
-                 account: Callable[[bytes], AccountView], limits: MempoolLimits) -> None:
-        self.chain_id = chain_id
-        self.gas_target = gas_target
-        self.authorised = authorised
+    def __init__(self, *, account: Callable[[bytes], AccountView],
+                 limits: MempoolLimits) -> None:
         self.limits = limits
         self._account = account
         self._lock = threading.Lock()
@@ -159,28 +93,13 @@ class Mempool:
             self._next_nonce[sender] = nonce
         return nonce
 
-    def add(self, raw: bytes) -> SignedTransactionAPI:
-        """Admit a raw transaction or raise :class:`Rejected`. Returns the decoded tx."""
-        tx = decode_transaction(raw, chain_id=self.chain_id, max_bytes=self.limits.max_tx_bytes)
-        self.admit(tx, raw)
-        return tx
-
     def admit(self, tx: SignedTransactionAPI, raw: bytes) -> bytes | None:
-        """Admit a decoded transaction; return the hash of the one it replaced, if any."""
+        """Apply the pool's rules to a transaction ``check_transaction`` passed and add it;
+        return the hash of the one it replaced, if any."""
         sender = bytes(tx.sender)
         def who() -> str:  # only for error messages: checksumming costs a keccak
             return to_checksum_address(sender)
 
-        if self.authorised and sender not in self.authorised:
-            raise Rejected("unauthorised",
-                           f"sender {who()} is not a registered account of this network; ask the "
-                           "consortium admin to register it")
-        if tx.gas < tx.intrinsic_gas:
-            raise Rejected("intrinsic_gas",
-                           f"gas limit {tx.gas} is below the intrinsic gas {tx.intrinsic_gas}")
-        if tx.gas > self.gas_target:
-            raise Rejected("gas_limit",
-                           f"gas limit {tx.gas} exceeds the per-block maximum {self.gas_target}")
         tx_hash = bytes(tx.hash)
         with self._lock:
             if tx_hash in self._by_hash:
@@ -195,13 +114,6 @@ class Mempool:
                                f"nonce {tx.nonce} is too far ahead of {who()}'s next nonce "
                                f"{next_nonce} (at most {self.limits.max_nonce_gap} ahead)")
             max_fee, max_tip = _fee_cap(tx)
-            cost = tx.value + tx.gas * max_fee
-            if cost:
-                balance = self._account(sender).balance
-                if cost > balance:
-                    raise Rejected("insufficient_funds",
-                                   f"insufficient funds: {who()} has {balance} wei, the "
-                                   f"transaction needs up to {cost}")
             queued = self._by_sender.setdefault(sender, {})
             old = queued.get(tx.nonce)
             if old is not None:

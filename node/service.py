@@ -6,8 +6,12 @@ commits its own blocks. Block production runs in one thread; everything a user s
 
 Invariants:
 
+* Every transaction enters through :meth:`Node.admit` (JSON-RPC, REST, gossip and the
+  journal replay alike), which applies ``admission.check_transaction`` and the mempool's
+  rules at the head block.
 * A transaction hash returned to a user is journaled (``m`` prefix) before the call
-  returns, so a crash never loses an accepted transaction; it is re-admitted on restart.
+  returns, so a crash never loses an accepted transaction; on restart it goes through
+  :meth:`Node.admit` again and is dropped from the journal if it no longer passes.
 * A receipt is visible only after its block's batch is synced to disk.
 * No empty blocks while idle, except one per ``heartbeat_ms`` when that is set.
 """
@@ -26,6 +30,13 @@ from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_typing import Address
 from eth_utils import to_canonical_address
 
+from yilian.node.admission import (
+    AccountView,
+    Rejected,
+    Standing,
+    TxRules,
+    check_transaction,
+)
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
 from yilian.node.commit_waiters import CommitWaiters
 from yilian.node.config import ConfigError, NodeConfig
@@ -34,7 +45,7 @@ from yilian.node.domain import Domain
 from yilian.node.genesis import Genesis, load_genesis
 from yilian.node.key_service import KeyService, load_key_service
 from yilian.node.liveness import Liveness
-from yilian.node.mempool import AccountView, Mempool, Rejected, decode_transaction
+from yilian.node.mempool import Mempool
 from yilian.node.storage import MEMPOOL, Store
 
 if TYPE_CHECKING:
@@ -63,13 +74,11 @@ class Node:
         self.store = Store(data_dir if data_dir.is_absolute() else home / data_dir)
         self.core = ChainCore(self.store, self.genesis)
         self.proposer = bytes(to_canonical_address(config.proposer))
-        self.mempool = Mempool(
-            chain_id=self.genesis.chain_id,
-            gas_target=self.genesis.gas_target,
-            authorised=self.genesis.authorised_senders,
-            account=self._account,
-            limits=config.mempool,
-        )
+        self.mempool = Mempool(account=self.account, limits=config.mempool)
+        self.rules = TxRules(chain_id=self.genesis.chain_id,
+                             max_tx_bytes=config.mempool.max_tx_bytes,
+                             max_tx_gas=self.genesis.params.max_tx_gas,
+                             operators=self.genesis.authorised_senders)
         self._listeners: list[Listener] = []
         self.commit_waiters = CommitWaiters()
         self.liveness = Liveness(self)
@@ -106,42 +115,60 @@ class Node:
         return ConsensusDriver(self, suite, private, validator=self.config.validator,
                                peers=peers, listen=(self.config.host, self.config.p2p_port))
 
-    # -- state access for admission ------------------------------------------------------
-    def _account(self, address: bytes) -> AccountView:
+    # -- state access for admission (the head view of ``admission.check_transaction``) ----
+    def account(self, address: bytes) -> AccountView:
         head = self.core.head()
         state = self.core.reader().get_vm(head).state
         return AccountView(nonce=state.get_nonce(Address(address)),
-                           balance=state.get_balance(Address(address)))
+                           balance=state.get_balance(Address(address)),
+                           code=state.get_code(Address(address)))
+
+    def standing(self, address: bytes) -> Standing | None:
+        return self.domain.standing(address)
+
+    def check_call(self, tx: SignedTransactionAPI) -> None:
+        self.domain.check_admission(tx, self._digest)
+
+    def may_act_suspended(self, tx: SignedTransactionAPI) -> bool:
+        return self.domain.may_act_suspended(tx)
 
     def _replay_journal(self) -> None:
-        kept = dropped = 0
+        """Re-admit the journal through :meth:`admit`, exactly like a new transaction."""
+        kept = 0
+        dropped: dict[str, int] = {}
         for key, raw in list(self.store.iterate(MEMPOOL)):
             try:
-                self.mempool.add(raw)
+                self.admit(raw, journal=False)
                 kept += 1
-            except Rejected:
+            except Rejected as exc:
                 self.store.delete(MEMPOOL, key)
-                dropped += 1
+                dropped[exc.reason] = dropped.get(exc.reason, 0) + 1
         if kept or dropped:
-            log.info("mempool journal: re-admitted %d, dropped %d (already committed)",
-                     kept, dropped)
+            log.info("mempool journal: re-admitted %d, dropped %s", kept,
+                     ", ".join(f"{n} ({why})" for why, n in sorted(dropped.items())) or "none")
 
     # -- submission ------------------------------------------------------------------------
-    def submit(self, raw: bytes, *, gossip: bool = True) -> bytes:
-        """Admit a raw signed transaction; return its hash. Raises Rejected.
-
-        In a consortium the transaction then goes to the peers (``gossip``).
-        """
-        tx = decode_transaction(raw, chain_id=self.genesis.chain_id,
-                                max_bytes=self.config.mempool.max_tx_bytes)
+    def admit(self, raw: bytes, *, journal: bool = True) -> bytes:
+        """The one admission path: every rule of ``admission.check_transaction``, then the
+        mempool's; journal the transaction (unless it is being replayed from the journal).
+        Returns its hash; raises Rejected."""
+        tx = check_transaction(raw, self.rules, self)
         tx_hash = bytes(tx.hash)
         if self.core.is_committed(tx_hash):
             raise Rejected("known", f"transaction 0x{tx_hash.hex()} is already committed")
-        self.domain.check_admission(tx, self._digest)
         replaced = self.mempool.admit(tx, raw)
-        self.store.put(MEMPOOL, tx_hash, raw)
+        if journal:
+            self.store.put(MEMPOOL, tx_hash, raw)
         if replaced is not None:
             self.store.delete(MEMPOOL, replaced)
+        return tx_hash
+
+    def submit(self, raw: bytes, *, gossip: bool = True) -> bytes:
+        """Admit a raw signed transaction (:meth:`admit`); return its hash. Raises Rejected.
+
+        In a consortium the transaction then goes to the peers (``gossip``).
+        """
+        tx_hash = self.admit(raw)
         if gossip and self.consensus is not None:
             self.consensus.gossip_tx(raw)
         return tx_hash

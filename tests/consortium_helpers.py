@@ -372,7 +372,8 @@ def sign_large(private_key: str, chain_id: int, nonce: int, data_bytes: int) -> 
     acct = Account.from_key(private_key)
     signed = Account.sign_transaction({
         "type": 2, "chainId": chain_id, "nonce": nonce, "to": SINK, "value": 0,
-        "gas": 21_000 + 16 * data_bytes + 10_000, "maxFeePerGas": 0,
+        # EIP-7623 (Prague): random calldata costs at least 40 gas a byte
+        "gas": 21_000 + 40 * data_bytes + 10_000, "maxFeePerGas": 0,
         "maxPriorityFeePerGas": 0, "data": os.urandom(data_bytes),
     }, acct.key)
     return SignedTx("0x" + bytes(signed.raw_transaction).hex(),

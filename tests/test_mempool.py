@@ -1,4 +1,6 @@
-"""Unit and stateful property tests of ``yilian.node.mempool.Mempool`` (fake account view)."""
+"""Unit and stateful property tests of ``yilian.node.mempool.Mempool`` (fake account view):
+the pool's own rules. The rules before it (``admission.check_transaction``) are tested in
+tests/test_admission.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from eth.abc import SignedTransactionAPI
-from eth_account import Account
 from eth_utils import to_canonical_address
 from helpers import ADDRESSES, KEYS, make_node, produce_all, sign
 from hypothesis import HealthCheck, settings
@@ -19,9 +20,6 @@ from yilian.node.mempool import AccountView, Mempool, MempoolLimits, Rejected, d
 from yilian.node.storage import MEMPOOL
 
 SENDERS = [bytes(to_canonical_address(a)) for a in ADDRESSES]
-AUTHORISED = frozenset(SENDERS)
-GAS_TARGET = 500_000
-OUTSIDER_KEY = "0x" + "42" * 32
 
 
 @functools.cache
@@ -54,18 +52,23 @@ class FakeChain:
 
 def make_pool(chain: FakeChain | None = None, **limits: int) -> tuple[Mempool, FakeChain]:
     chain = chain or FakeChain()
-    pool = Mempool(chain_id=LOCAL_CHAIN_ID, gas_target=GAS_TARGET, authorised=AUTHORISED,
-                   account=chain, limits=MempoolLimits(**limits))
+    pool = Mempool(account=chain, limits=MempoolLimits(**limits))
     return pool, chain
 
 
+def pool_add(pool: Mempool, raw: bytes) -> SignedTransactionAPI:
+    t = decode_transaction(raw, chain_id=LOCAL_CHAIN_ID, max_bytes=1 << 20)
+    pool.admit(t, raw)
+    return t
+
+
 def add(pool: Mempool, sender: int, nonce: int, **kw: int) -> SignedTransactionAPI:
-    return pool.add(raw_tx(sender, nonce, **kw))
+    return pool_add(pool, raw_tx(sender, nonce, **kw))
 
 
 def rejected(pool: Mempool, raw: bytes) -> Rejected:
     with pytest.raises(Rejected) as info:
-        pool.add(raw)
+        pool_add(pool, raw)
     return info.value
 
 
@@ -191,26 +194,6 @@ def test_max_nonce_gap_bound() -> None:
     assert err.reason == "nonce_too_low" and "nonce too low" in err.message
 
 
-def test_other_admission_rules() -> None:
-    pool, chain = make_pool()
-    outsider = raw_tx(0, 0, key=OUTSIDER_KEY)
-    assert rejected(pool, outsider).reason == "unauthorised"
-    assert rejected(pool, raw_tx(0, 0, gas=20_000)).reason == "intrinsic_gas"
-    assert rejected(pool, raw_tx(0, 0, gas=GAS_TARGET + 1)).reason == "gas_limit"
-    chain.balance = 0
-    assert rejected(pool, raw_tx(0, 0, value=1)).reason == "insufficient_funds"
-    add(pool, 0, 0, value=0)  # zero fees: an empty account can still send
-    assert len(pool) == 1
-
-
-def test_empty_authorised_list_admits_anyone() -> None:
-    chain = FakeChain()
-    pool = Mempool(chain_id=LOCAL_CHAIN_ID, gas_target=GAS_TARGET, authorised=frozenset(),
-                   account=chain, limits=MempoolLimits())
-    t = pool.add(raw_tx(0, 0, key=OUTSIDER_KEY))
-    assert bytes(t.sender) == bytes(to_canonical_address(Account.from_key(OUTSIDER_KEY).address))
-
-
 # -- commit ------------------------------------------------------------------------------------
 
 
@@ -314,8 +297,7 @@ class MempoolMachine(RuleBasedStateMachine):
     @initialize(start=st.lists(st.integers(0, 2), min_size=N_SENDERS, max_size=N_SENDERS))
     def setup(self, start: list[int]) -> None:
         self.chain = FakeChain({SENDERS[i]: n for i, n in enumerate(start)})
-        self.pool = Mempool(chain_id=LOCAL_CHAIN_ID, gas_target=GAS_TARGET,
-                            authorised=AUTHORISED, account=self.chain, limits=LIMITS)
+        self.pool = Mempool(account=self.chain, limits=LIMITS)
         # model: (sender index, nonce) -> (hash, fee, tip)
         self.pending: dict[tuple[int, int], tuple[bytes, int, int]] = {}
 
@@ -345,7 +327,7 @@ class MempoolMachine(RuleBasedStateMachine):
         else:
             expected = ""
         try:
-            self.pool.add(raw_tx(s, nonce, fee=fee, tip=tip, value=value))
+            pool_add(self.pool, raw_tx(s, nonce, fee=fee, tip=tip, value=value))
         except Rejected as exc:
             assert exc.reason == expected, (exc.reason, expected)
         else:

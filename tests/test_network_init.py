@@ -55,3 +55,23 @@ def test_ports_do_not_collide(tmp_path: Path) -> None:
     ports += [int(e["p2p"].rsplit(":", 1)[1]) for e in net["nodes"]]
     assert len(set(ports)) == len(ports) == 14
     assert json.loads((tmp_path / "n" / "network.json").read_text())["suite"] == "standard"
+
+
+def test_genesis_carries_gas_caps_and_only_operator_accounts_in_the_allowlist(
+        tmp_path: Path) -> None:
+    """The registry decides for members (finding 7): no member account is in
+    ``authorisedSenders``, which keeps only the development accounts of no member; the gas
+    caps are written explicitly (finding 4)."""
+    net = init_network(tmp_path / "n", centers=4, base_port=21000)
+    doc = json.loads((tmp_path / "n" / "genesis.json").read_text())
+    assert doc["params"]["maxTxGas"] == 3_000_000
+    assert doc["params"]["maxBlockGas"] == 50_000_000
+    genesis = load_genesis(tmp_path / "n" / "genesis.json")
+    assert genesis.params.max_tx_gas == 3_000_000
+    member_accounts = {m["account"] for m in net["members"]} | {
+        n["center"]["account"] for n in net["nodes"] if n.get("center")}
+    assert member_accounts
+    allowed = {a.lower() for a in doc["authorisedSenders"]}
+    assert not allowed & {a.lower() for a in member_accounts}
+    assert allowed == {a["address"].lower() for a in net["accounts"]} - {
+        a.lower() for a in member_accounts}

@@ -303,10 +303,12 @@ def test_bad_nonce_is_skipped_without_retry_and_block_still_builds(store: Store)
 @pytest.mark.parametrize("kind", ["transfers", "puts"])
 def test_blocks_stay_within_gas_target_and_base_fee_stays_zero(store: Store, kind: str) -> None:
     if kind == "transfers":  # each uses exactly its gas limit: two fit under the target
-        genesis = make_genesis(gasLimit=100_000)
+        genesis = make_genesis(gasLimit=100_000, params={"maxBlockGas": 50_000,
+                                                         "maxTxGas": 50_000})
         pending = [decode(sign_transfer(KEYS[i % 4], i // 4)) for i in range(12)]
     else:  # large gas limits, much smaller real use
-        genesis = make_genesis(gasLimit=1_000_000)
+        genesis = make_genesis(gasLimit=1_000_000, params={"maxBlockGas": 500_000,
+                                                           "maxTxGas": 500_000})
         pending = [decode(sign_put(KEYS[i % 4], i // 4, b"k%d" % i, b"v", gas=200_000))
                    for i in range(24)]
     core = ChainCore(store, genesis)
@@ -320,7 +322,7 @@ def test_blocks_stay_within_gas_target_and_base_fee_stays_zero(store: Store, kin
         assert 0 < header.gas_used <= target
         assert header.base_fee_per_gas == 0
         for s in built.skipped:
-            assert s.retry and "gas target" in s.reason
+            assert s.retry and "gas cap" in s.reason
         included = {bytes(t.hash) for t in built.block.transactions}
         pending = [t for t in pending if bytes(t.hash) not in included]
     assert rounds > 1 and core.head().base_fee_per_gas == 0
