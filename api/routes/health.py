@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from yilian.api.deps import NodeDep
@@ -14,11 +15,14 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness and head of this node")
-def healthz(node: NodeDep) -> dict[str, Any]:
+def healthz(node: NodeDep, request: Request) -> dict[str, Any]:
     head = node.core.head()
     return {
         "status": "ok" if node.last_block_error is None else "degraded",
         "name": node.config.name,
+        # who answers: ``yilian up`` checks both against the process it started
+        "pid": os.getpid(),
+        "startId": getattr(request.app.state, "start_id", None),
         "chainId": node.genesis.chain_id,
         "suite": node.genesis.suite,
         "center": None if node.key_service is None else node.key_service.account.checksum,
