@@ -93,7 +93,7 @@ class RpcHandler:
             "web3_sha3": self.web3_sha3,
             "net_version": lambda p: self._arity(p, 0, 0, "net_version") or str(self.chain_id),
             "net_listening": lambda p: True,
-            "net_peerCount": lambda p: "0x0",
+            "net_peerCount": self.net_peerCount,
             "eth_chainId": lambda p: self._arity(p, 0, 0, "eth_chainId") or hexq(self.chain_id),
             "eth_syncing": lambda p: False,
             "eth_accounts": lambda p: [],
@@ -202,6 +202,12 @@ class RpcHandler:
     @staticmethod
     def _arity(params: list[Any], lo: int, hi: int, method: str) -> None:
         P.params_list(params, lo, hi, method)
+
+    def net_peerCount(self, p: list[Any]) -> str:
+        """The peers connected now (the same count ``/healthz`` reports); 0 for a single node."""
+        P.params_list(p, 0, 0, "net_peerCount")
+        consensus = self.node.consensus
+        return hexq(0 if consensus is None else consensus.status().peers)
 
     # -- block resolution ---------------------------------------------------------------------
     def _header(self, tag: Any, where: str) -> BlockHeaderAPI:
