@@ -239,6 +239,13 @@ class RpcHandler:
         except ResourceNotFound:
             return None
 
+    def _timestamp(self, block_hash: bytes) -> int:
+        """The timestamp of a committed block (of a transaction record just read)."""
+        header = self.node.core.header_by_hash(block_hash)
+        if header is None:
+            raise InternalError(f"block {_hex(block_hash)} of a committed transaction is missing")
+        return int(header.timestamp)
+
     def _state(self, header: BlockHeaderAPI) -> Any:
         return self.node.core.reader().get_vm(header).state
 
@@ -357,7 +364,7 @@ class RpcHandler:
         return format_transaction(
             block.transactions[index], chain_id=self.chain_id, block_hash=block.hash,
             block_number=block.number, index=index,
-            base_fee=block.header.base_fee_per_gas)
+            base_fee=block.header.base_fee_per_gas, block_timestamp=block.header.timestamp)
 
     def eth_getTransactionByBlockNumberAndIndex(self, p: list[Any]) -> JsonObj | None:
         block = self._block_from(p, "eth_getTransactionByBlockNumberAndIndex", False, 1)
@@ -379,12 +386,16 @@ class RpcHandler:
         headers = [self.node.core.header_by_number(n)
                    for n in range(oldest, newest.block_number + 1)]
         percentiles = p[2] if len(p) > 2 and isinstance(p[2], list) else None
-        return {
+        out: JsonObj = {
             "oldestBlock": hexq(oldest),
             "baseFeePerGas": ["0x0"] * (len(headers) + 1),
             "gasUsedRatio": [h.gas_used / h.gas_limit if h else 0.0 for h in headers],
-            "reward": [["0x0"] * len(percentiles) for _ in headers] if percentiles else None,
         }
+        # The spec's ``reward`` is optional and, when present, an array (never null); as
+        # geth, it is left out when no percentiles were asked for. Fees are zero here.
+        if percentiles:
+            out["reward"] = [["0x0"] * len(percentiles) for _ in headers]
+        return out
 
     # -- transactions --------------------------------------------------------------------------
     def eth_sendRawTransaction(self, p: list[Any]) -> str:
@@ -402,7 +413,7 @@ class RpcHandler:
         if rec is not None:
             return format_transaction(rec.tx, chain_id=self.chain_id, block_hash=rec.block_hash,
                                       block_number=rec.block_number, index=rec.index,
-                                      base_fee=0)
+                                      base_fee=0, block_timestamp=self._timestamp(rec.block_hash))
         pending = self.node.mempool.get(tx_hash)
         if pending is None:
             return None
@@ -418,7 +429,8 @@ class RpcHandler:
             rec.receipt, tx=rec.tx, block_hash=rec.block_hash, block_number=rec.block_number,
             index=rec.index, cumulative_gas_before=rec.cumulative_gas_before,
             log_index_start=rec.log_index_start,
-            effective_gas_price=_effective_gas_price(rec.tx, 0))
+            effective_gas_price=_effective_gas_price(rec.tx, 0),
+            block_timestamp=self._timestamp(rec.block_hash))
 
     def eth_getBlockReceipts(self, p: list[Any]) -> list[JsonObj] | None:
         P.params_list(p, 1, 1, "eth_getBlockReceipts")
@@ -433,7 +445,8 @@ class RpcHandler:
             out.append(format_receipt(
                 receipt, tx=tx, block_hash=block.hash, block_number=block.number, index=i,
                 cumulative_gas_before=gas_before, log_index_start=log_start,
-                effective_gas_price=_effective_gas_price(tx, header.base_fee_per_gas or 0)))
+                effective_gas_price=_effective_gas_price(tx, header.base_fee_per_gas or 0),
+                block_timestamp=header.timestamp))
             gas_before = receipt.gas_used
             log_start += len(receipt.logs)
         return out
@@ -530,7 +543,8 @@ class RpcHandler:
                 for entry in receipt.logs:
                     if log_matches(entry, addresses, spec.topics):
                         out.append(format_log(entry, block_hash=block.hash, block_number=number,
-                                              tx_hash=tx.hash, tx_index=i, log_index=log_index))
+                                              tx_hash=tx.hash, tx_index=i, log_index=log_index,
+                                              block_timestamp=header.timestamp))
                         if len(out) > self.limits.max_logs:
                             raise LimitExceeded(
                                 f"query returns more than {self.limits.max_logs} logs; narrow "
@@ -638,7 +652,8 @@ class RpcHandler:
             for entry in receipt.logs:
                 if log_matches(entry, addresses, spec.topics):
                     out.append(format_log(entry, block_hash=block.hash, block_number=block.number,
-                                          tx_hash=tx.hash, tx_index=i, log_index=log_index))
+                                          tx_hash=tx.hash, tx_index=i, log_index=log_index,
+                                          block_timestamp=block.header.timestamp))
                 log_index += 1
         return out
 
