@@ -94,7 +94,7 @@ class RpcHandler:
             "web3_sha3": self.web3_sha3,
             "net_version": lambda p: self._arity(p, 0, 0, "net_version") or str(self.chain_id),
             "net_listening": lambda p: True,
-            "net_peerCount": lambda p: "0x0",
+            "net_peerCount": self.net_peerCount,
             "eth_chainId": lambda p: self._arity(p, 0, 0, "eth_chainId") or hexq(self.chain_id),
             "eth_syncing": lambda p: False,
             "eth_accounts": lambda p: [],
@@ -204,6 +204,12 @@ class RpcHandler:
     def _arity(params: list[Any], lo: int, hi: int, method: str) -> None:
         P.params_list(params, lo, hi, method)
 
+    def net_peerCount(self, p: list[Any]) -> str:
+        """The peers connected now (the same count ``/healthz`` reports); 0 for a single node."""
+        P.params_list(p, 0, 0, "net_peerCount")
+        consensus = self.node.consensus
+        return hexq(0 if consensus is None else consensus.status().peers)
+
     # -- block resolution ---------------------------------------------------------------------
     def _header(self, tag: Any, where: str) -> BlockHeaderAPI:
         """The header a block tag / number / EIP-1898 object names; ResourceNotFound if none."""
@@ -233,6 +239,13 @@ class RpcHandler:
             return self._header(tag, where)
         except ResourceNotFound:
             return None
+
+    def _timestamp(self, block_hash: bytes) -> int:
+        """The timestamp of a committed block (of a transaction record just read)."""
+        header = self.node.core.header_by_hash(block_hash)
+        if header is None:
+            raise InternalError(f"block {_hex(block_hash)} of a committed transaction is missing")
+        return int(header.timestamp)
 
     def _state(self, header: BlockHeaderAPI) -> Any:
         return self.node.core.reader().get_vm(header).state
@@ -352,7 +365,7 @@ class RpcHandler:
         return format_transaction(
             block.transactions[index], chain_id=self.chain_id, block_hash=block.hash,
             block_number=block.number, index=index,
-            base_fee=block.header.base_fee_per_gas)
+            base_fee=block.header.base_fee_per_gas, block_timestamp=block.header.timestamp)
 
     def eth_getTransactionByBlockNumberAndIndex(self, p: list[Any]) -> JsonObj | None:
         block = self._block_from(p, "eth_getTransactionByBlockNumberAndIndex", False, 1)
@@ -374,12 +387,16 @@ class RpcHandler:
         headers = [self.node.core.header_by_number(n)
                    for n in range(oldest, newest.block_number + 1)]
         percentiles = p[2] if len(p) > 2 and isinstance(p[2], list) else None
-        return {
+        out: JsonObj = {
             "oldestBlock": hexq(oldest),
             "baseFeePerGas": ["0x0"] * (len(headers) + 1),
             "gasUsedRatio": [h.gas_used / h.gas_limit if h else 0.0 for h in headers],
-            "reward": [["0x0"] * len(percentiles) for _ in headers] if percentiles else None,
         }
+        # The spec's ``reward`` is optional and, when present, an array (never null); as
+        # geth, it is left out when no percentiles were asked for. Fees are zero here.
+        if percentiles:
+            out["reward"] = [["0x0"] * len(percentiles) for _ in headers]
+        return out
 
     # -- transactions --------------------------------------------------------------------------
     def eth_sendRawTransaction(self, p: list[Any]) -> str:
@@ -397,7 +414,7 @@ class RpcHandler:
         if rec is not None:
             return format_transaction(rec.tx, chain_id=self.chain_id, block_hash=rec.block_hash,
                                       block_number=rec.block_number, index=rec.index,
-                                      base_fee=0)
+                                      base_fee=0, block_timestamp=self._timestamp(rec.block_hash))
         pending = self.node.mempool.get(tx_hash)
         if pending is None:
             return None
@@ -413,7 +430,8 @@ class RpcHandler:
             rec.receipt, tx=rec.tx, block_hash=rec.block_hash, block_number=rec.block_number,
             index=rec.index, cumulative_gas_before=rec.cumulative_gas_before,
             log_index_start=rec.log_index_start,
-            effective_gas_price=_effective_gas_price(rec.tx, 0))
+            effective_gas_price=_effective_gas_price(rec.tx, 0),
+            block_timestamp=self._timestamp(rec.block_hash))
 
     def eth_getBlockReceipts(self, p: list[Any]) -> list[JsonObj] | None:
         P.params_list(p, 1, 1, "eth_getBlockReceipts")
@@ -428,7 +446,8 @@ class RpcHandler:
             out.append(format_receipt(
                 receipt, tx=tx, block_hash=block.hash, block_number=block.number, index=i,
                 cumulative_gas_before=gas_before, log_index_start=log_start,
-                effective_gas_price=_effective_gas_price(tx, header.base_fee_per_gas or 0)))
+                effective_gas_price=_effective_gas_price(tx, header.base_fee_per_gas or 0),
+                block_timestamp=header.timestamp))
             gas_before = receipt.gas_used
             log_start += len(receipt.logs)
         return out
@@ -525,7 +544,8 @@ class RpcHandler:
                 for entry in receipt.logs:
                     if log_matches(entry, addresses, spec.topics):
                         out.append(format_log(entry, block_hash=block.hash, block_number=number,
-                                              tx_hash=tx.hash, tx_index=i, log_index=log_index))
+                                              tx_hash=tx.hash, tx_index=i, log_index=log_index,
+                                              block_timestamp=header.timestamp))
                         if len(out) > self.limits.max_logs:
                             raise LimitExceeded(
                                 f"query returns more than {self.limits.max_logs} logs; narrow "
@@ -633,7 +653,8 @@ class RpcHandler:
             for entry in receipt.logs:
                 if log_matches(entry, addresses, spec.topics):
                     out.append(format_log(entry, block_hash=block.hash, block_number=block.number,
-                                          tx_hash=tx.hash, tx_index=i, log_index=log_index))
+                                          tx_hash=tx.hash, tx_index=i, log_index=log_index,
+                                          block_timestamp=block.header.timestamp))
                 log_index += 1
         return out
 

@@ -6,7 +6,9 @@ Conventions (identical to geth's ``internal/ethapi`` marshalling):
 * byte strings are DATA strings from :func:`hexd` (``"0x"`` + lowercase hex);
 * addresses are lowercase 0x-hex (geth never checksums in JSON-RPC results);
 * hashes, topics and storage keys are always 32 bytes (left-padded);
-* "not yet mined" positional fields (``blockHash`` etc.) are ``None``.
+* "not yet mined" positional fields (``blockHash`` etc.) are ``None``;
+* a mined transaction or log carries its block's ``blockTimestamp`` (geth >= 1.16; required
+  in transaction objects by the Ethereum JSON-RPC spec since 2026, optional in logs).
 
 Every function here is pure: it only reads its arguments and returns fresh
 ``dict``/``list``/``str``/``None`` values that ``json.dumps`` accepts.
@@ -182,11 +184,13 @@ def format_transaction(
     block_number: int | None = None,
     index: int | None = None,
     base_fee: int | None = None,
+    block_timestamp: int | None = None,
 ) -> dict[str, Any]:
     """Format a signed transaction as geth's ``RPCTransaction``.
 
-    ``block_hash``/``block_number``/``index`` are ``None`` for pending
-    transactions and are emitted as ``null``.  ``base_fee`` is the including
+    ``block_hash``/``block_number``/``block_timestamp``/``index`` are ``None`` for
+    pending transactions and are emitted as ``null``; a mined transaction (``block_hash``
+    given) needs all four, else ValueError.  ``base_fee`` is the including
     block's base fee; it determines ``gasPrice`` for EIP-1559 types (see
     :func:`effective_gas_price`).
 
@@ -200,9 +204,12 @@ def format_transaction(
     """
     kind = tx_type(tx)
     mined = block_hash is not None
+    if mined and (block_number is None or block_timestamp is None or index is None):
+        raise ValueError("a mined transaction needs block_number, block_timestamp and index")
     out: dict[str, Any] = {
         "blockHash": hexd(block_hash) if block_hash is not None else None,
         "blockNumber": hexq(block_number) if block_number is not None else None,
+        "blockTimestamp": hexq(block_timestamp) if block_timestamp is not None else None,
         "from": _address(tx.sender),
         "gas": hexq(tx.gas),
         "gasPrice": hexq(effective_gas_price(tx, base_fee if mined else None)),
@@ -294,6 +301,7 @@ def format_receipt(
     cumulative_gas_before: int,
     log_index_start: int,
     effective_gas_price: int,
+    block_timestamp: int,
     blob_gas_price: int | None = None,
 ) -> dict[str, Any]:
     """Format a py-evm receipt as geth's receipt JSON.
@@ -336,6 +344,7 @@ def format_receipt(
                 tx_hash=tx_hash,
                 tx_index=index,
                 log_index=log_index_start + i,
+                block_timestamp=block_timestamp,
             )
             for i, log in enumerate(receipt.logs)
         ],
@@ -475,6 +484,7 @@ def format_block(block: BlockAPI, *, full_transactions: bool, chain_id: int) -> 
                 block_number=header.block_number,
                 index=i,
                 base_fee=base_fee,
+                block_timestamp=header.timestamp,
             )
             for i, tx in enumerate(block.transactions)
         ]

@@ -243,14 +243,19 @@ def block_number_or_tag(value: Any, where: str) -> int | str:
 
 
 def block_tag(value: Any, where: str) -> BlockId:
-    """Parse a block parameter: tag, hex block number, or EIP-1898 object.
+    """Parse a block parameter: tag, hex block number, block hash, or EIP-1898 object.
 
     Returns a ``str`` (member of :data:`BLOCK_TAGS`), an ``int`` block number,
-    or a :class:`BlockRef` for the object forms ``{"blockNumber": q}`` and
-    ``{"blockHash": h, "requireCanonical": b}``.  A tag inside an object
+    or a :class:`BlockRef` for a plain 32-byte block hash (the spec's
+    ``BlockNumberOrTagOrHash``) and for the object forms ``{"blockNumber": q}``
+    and ``{"blockHash": h, "requireCanonical": b}``.  A tag inside an object
     (``{"blockNumber": "latest"}``) is returned as the bare tag string since
-    the two are equivalent.  Unknown object keys are rejected.
+    the two are equivalent.  Unknown object keys are rejected.  A 0x string of
+    exactly 64 hex digits is a hash, never a number: no block number needs
+    more than 16 (uint64).
     """
+    if isinstance(value, str) and len(value) == 66 and value[:2] == "0x":
+        return BlockRef(hash=hash32(value, where))
     if not isinstance(value, dict):
         return block_number_or_tag(value, where)
     allowed = {"blockNumber", "blockHash", "requireCanonical"}

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from yilian.contracts.errors import YilianError
+
 __all__ = [
     "ALPHABET",
     "LENGTH",
@@ -66,7 +68,7 @@ _BYTES32: Final = 32
 _ORG_WEIGHTS: Final = (3, 7, 9, 10, 5, 8, 4, 2)
 
 
-class CreditCodeError(ValueError):
+class CreditCodeError(YilianError, ValueError):
     """A string (or 32-byte value) is not a valid unified social credit code.
 
     ``code`` is the offending input (bytes inputs are shown as ``0x`` hex), ``reason``

@@ -61,6 +61,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from yilian.contracts.errors import YilianError
+
 __all__ = [
     "FORMAT_VERSION",
     "MAX_BUNDLE_SIZE",
@@ -130,7 +132,7 @@ _SM2_B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
 # ---------------------------------------------------------------------------------------
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(YilianError, ValueError):
     """Invalid envelope input: unknown suite, wrongly sized key, malformed bundle, ..."""
 
 

@@ -63,6 +63,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from yilian.contracts import credit_code as _cc
+from yilian.contracts.errors import YilianError
 
 __all__ = [
     "DEFAULT_OWNER",
@@ -138,7 +139,7 @@ class FieldError:
         return f"{self.field or '(record)'}: {self.message}"
 
 
-class RecordInvalid(ValueError):
+class RecordInvalid(YilianError, ValueError):
     """A record does not conform to the data standard.
 
     ``errors`` lists every bad field (never empty); ``rtype`` is the record type the
@@ -161,7 +162,7 @@ class RecordInvalid(ValueError):
         return tuple(e.field for e in self.errors)
 
 
-class CanonicalError(ValueError):
+class CanonicalError(YilianError, ValueError):
     """Bytes given to :func:`parse_canonical` are not a canonical record encoding."""
 
 

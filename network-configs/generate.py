@@ -32,6 +32,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
 
 from yilian.contracts import envelope
 from yilian.contracts.addresses import (
@@ -212,7 +213,7 @@ def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str 
             "enc_key_file": ENC_KEY_FILE if plan.validator else "",
             "validator": plan.validator,
             "peers": peers,
-            "proposer": "0x" + suite_impl.node_id(keys[plan.name]).hex(),
+            "proposer": to_checksum_address(suite_impl.node_id(keys[plan.name])),
         }
         _write_json(home / "config.json", config)
         _write_json(home / "genesis.json", genesis)

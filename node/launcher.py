@@ -3,17 +3,24 @@
 ``DIR/network.json`` is the source of truth for a local network: each node's home, RPC
 and WebSocket URLs and process id, and the development accounts. ``up`` on an existing
 DIR restarts the nodes that are not running and keeps their data.
+
+``up`` waits until each node it started answers ``/healthz`` *as itself*: before a start it
+writes a fresh random id to the node's home (:data:`START_ID_FILE`), the node reports that
+id and its pid in ``/healthz``, and an answer with another id or pid (another network's
+node, or any other server on the port) fails ``up`` with a port-clash message.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +30,7 @@ from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_
 from yilian.network_configs.local import RECORD_STORE_ADDRESS, dev_accounts, local_genesis
 
 NETWORK_FILE = "network.json"
+START_ID_FILE = "start_id"  # in a node's home: the id of its latest start by ``up``
 
 
 class LauncherError(Exception):
@@ -78,8 +86,8 @@ def _health(rpc_url: str, timeout: float = 1.0) -> dict[str, Any] | None:
     base = rpc_url.rsplit("/rpc", 1)[0]
     try:
         with urllib.request.urlopen(base + "/healthz", timeout=timeout) as resp:
-            data: dict[str, Any] = json.loads(resp.read())
-            return data
+            data = json.loads(resp.read())
+            return data if isinstance(data, dict) else {}  # {}: something, not a node
     except (OSError, ValueError):
         return None
 
@@ -192,6 +200,7 @@ def up(data_dir: Path, nodes: int = 1, base_port: int = 8545,
     for entry in network["nodes"]:
         if _alive(entry.get("pid"), entry["home"]):
             continue
+        (Path(entry["home"]) / START_ID_FILE).write_text(secrets.token_hex(16) + "\n")
         entry["pid"] = _spawn(entry)
         started.append(entry)
     _write_network(data_dir, network)
@@ -203,10 +212,22 @@ def up(data_dir: Path, nodes: int = 1, base_port: int = 8545,
     return network
 
 
+def _start_id(entry: dict[str, Any]) -> str | None:
+    path = Path(entry["home"]) / START_ID_FILE
+    return path.read_text().strip() if path.exists() else None
+
+
 def _wait_healthy(entries: list[dict[str, Any]], timeout: float) -> None:
+    """Wait until each started node answers ``/healthz`` with its own pid and start id."""
     deadline = time.monotonic() + timeout
     for entry in entries:
-        while _health(entry["rpc"]) is None:
+        start_id = _start_id(entry)
+        while True:
+            health = _health(entry["rpc"])
+            if health is not None:
+                if health.get("pid") == entry["pid"] and health.get("startId") == start_id:
+                    break
+                raise LauncherError(_port_clash(entry, health))
             if not _alive(entry["pid"], entry["home"]):
                 tail = Path(entry["log"]).read_text(errors="replace")[-2000:]
                 raise LauncherError(f"{entry['name']} exited during start-up; its log "
@@ -215,6 +236,17 @@ def _wait_healthy(entries: list[dict[str, Any]], timeout: float) -> None:
                 raise LauncherError(f"{entry['name']} did not answer on {entry['rpc']} within "
                                     f"{timeout:.0f}s; see {entry['log']}")
             time.sleep(0.1)
+
+
+def _port_clash(entry: dict[str, Any], health: dict[str, Any]) -> str:
+    port = urllib.parse.urlsplit(entry["rpc"]).port
+    who = ", ".join(f"{k} {health[k]!r}" for k in ("name", "chainId", "pid") if k in health)
+    who = who or "not a yilian node"
+    return (f"port clash: port {port} is answered by another process ({who}), not by "
+            f"{entry['name']} just started (pid {entry['pid']}), so "
+            f"{entry['name']} cannot listen there. Stop the process on port {port} (e.g. "
+            f"`yilian down --data-dir` of the network it belongs to), or start this network "
+            f"on free ports: a new --data-dir with a different --base-port.")
 
 
 def down(data_dir: Path, timeout: float = 20.0) -> list[str]:

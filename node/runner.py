@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from yilian.node.config import load_config
+from yilian.node.launcher import START_ID_FILE
 from yilian.node.service import Node
 
 
@@ -47,6 +48,10 @@ def run_node(home: Path) -> None:
     )
     node = Node(config, home)
     app = create_app(node)
+    # ``/healthz`` answers this id and our pid, so ``yilian up`` can tell its node from
+    # another process answering on the same port (see launcher._wait_healthy).
+    start_id = home / START_ID_FILE
+    app.state.start_id = start_id.read_text().strip() if start_id.exists() else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from typing import Any
 from yilian.contracts.addresses import MEMBERS_ADDRESS, ROLES_BY_NAME
 from yilian.contracts.credit_code import to_bytes32
 from yilian.sdk.client import Client
+from yilian.sdk.errors import InvalidArgument
 
 
 class Admin:
@@ -27,7 +28,7 @@ class Admin:
         """Register a member (``role``: center, financial, enterprise, auditor, admin) with
         its first account and its encryption public key."""
         if role not in ROLES_BY_NAME:
-            raise ValueError(f"unknown role {role!r}; use one of {sorted(ROLES_BY_NAME)}")
+            raise InvalidArgument(f"unknown role {role!r}; use one of {sorted(ROLES_BY_NAME)}")
         return self._commit("add_member", to_bytes32(code), ROLES_BY_NAME[role], name,
                             enc_key, endpoint, account)
 

@@ -24,35 +24,73 @@ from eth_utils import to_checksum_address
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.rpc_login import sign_login
 from yilian.contracts.signed_request import sign_request
-from yilian.sdk.errors import CustodianUnavailable, NotCommitted, Refused, YilianError
+from yilian.sdk.errors import CustodianUnavailable, NotANode, NotCommitted, Refused, YilianError
 
 TX_GAS = 2_000_000
 # Answers after which the same signed transaction is sent again: it is kept by the node
 # (or was never admitted), so resending it cannot make the change twice.
 RESEND_REASONS = frozenset({"no_quorum", "no_commit", "too_many_waiting", "commit_timeout"})
+# What a user may paste instead of the node's base URL: its JSON-RPC, WebSocket, health or
+# docs URL (all served at the base URL's root).
+_NODE_PATHS = ("/rpc", "/ws", "/healthz", "/docs", "/redoc")
+
+
+def node_base_url(url: str) -> str:
+    """The node's base URL (``http://host:port``) from a base URL or one of the node's own
+    URLs (``.../rpc``, ``ws://.../ws``, ...). NotANode if ``url`` is no http(s)/ws(s) URL."""
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("http", "https") or not parts.netloc:
+        raise NotANode(f"{url!r} is not a node URL; give the node's base URL, e.g. "
+                       "http://127.0.0.1:8545 (its JSON-RPC URL .../rpc works too)")
+    path = parts.path.rstrip("/")
+    for suffix in _NODE_PATHS:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    return urllib.parse.urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
 class Client:
     """One caller (a chain key, optionally an encryption key) talking to one node.
 
-    ``api_url`` is the node's base URL, e.g. ``http://127.0.0.1:8545``.
+    ``api_url`` is the node's base URL, e.g. ``http://127.0.0.1:8545``, or its JSON-RPC
+    URL (``http://127.0.0.1:8545/rpc``); NotANode if it does not answer as a yilian node.
     """
 
     def __init__(self, api_url: str, private_key: str | bytes, *,
                  enc_private_key: str | bytes | None = None, timeout: float = 90.0) -> None:
-        self.api_url = api_url.rstrip("/")
+        self.api_url = node_base_url(api_url)
         self._account = Account.from_key(private_key)
         self.enc_private_key = (bytes.fromhex(enc_private_key[2:])
                                 if isinstance(enc_private_key, str) else enc_private_key)
         self.timeout = timeout
         self._session = requests.Session()
-        health = self._session.get(f"{self.api_url}/healthz", timeout=timeout).json()
+        health = self._identify(api_url)
         self.chain_id: int = int(health["chainId"])
         self.suite: str = str(health["suite"])
         self.rpc_token: str | None = None  # set by login_rpc (or the first 401 from /rpc)
         self._rpc_token_expires = 0.0
         # The node this client's signed requests are for (None: the node signs nothing).
         self.audience: str | None = health.get("audience")
+
+    def _identify(self, given: str) -> dict[str, Any]:
+        """The node's ``/healthz`` (chain id, suite, audience); NotANode when the URL
+        answers, but not as a yilian node (transport failures stay ``requests`` errors)."""
+        url = f"{self.api_url}/healthz"
+        resp = self._session.get(url, timeout=self.timeout)
+        try:
+            health = resp.json()
+            int(health["chainId"])
+            str(health["suite"])
+        except (ValueError, TypeError, KeyError):
+            raise NotANode(
+                f"{given!r} is not a yilian node: GET {url} answered HTTP {resp.status_code} "
+                "without a chain id; give the node's base URL, e.g. http://127.0.0.1:8545 "
+                "(the `api` of the node in network.json; its `rpc` URL works too)") from None
+        if not isinstance(health, dict):
+            raise NotANode(f"{given!r} is not a yilian node: GET {url} answered no object")
+        return health
 
     @property
     def address(self) -> str:

@@ -10,6 +10,7 @@ from yilian.contracts.addresses import GRANTS_ADDRESS
 from yilian.contracts.credit_code import to_bytes32
 from yilian.contracts.standard import RecordType
 from yilian.sdk.client import Client
+from yilian.sdk.errors import InvalidArgument
 
 
 def types_mask(types: Iterable[RecordType | int | str]) -> int:
@@ -42,7 +43,7 @@ class Enterprise:
         :class:`~yilian.sdk.errors.NotCommitted` carries the signed transaction: pass it
         to :meth:`resend` later instead of calling ``grant`` again."""
         if (expires_at is None) == (valid_for_s is None):
-            raise ValueError("give exactly one of expires_at and valid_for_s")
+            raise InvalidArgument("give exactly one of expires_at and valid_for_s")
         expiry = expires_at if expires_at is not None else int(time.time()) + int(
             valid_for_s or 0)
         rid = bytes.fromhex(record_id[2:]) if record_id else b"\x00" * 32

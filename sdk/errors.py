@@ -1,18 +1,49 @@
-"""The SDK's exceptions: one base, and a subclass per thing a caller handles differently."""
+"""The SDK's exceptions: one base, and a subclass per thing a caller handles differently.
+
+Everything yilian refuses is a :class:`YilianError`: the node's refusals (:class:`Refused`),
+the SDK's own checks, and the errors of the shared code the SDK runs locally (data
+standard :class:`RecordInvalid`, credit codes :class:`CreditCodeError`, envelopes
+:class:`TamperedError` / :class:`UnwrapError`), which take the same base from
+:mod:`yilian.contracts.errors`. Transport failures stay ``requests`` exceptions.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from yilian.contracts.envelope import TamperedError
-from yilian.contracts.standard import RecordInvalid
+from yilian.contracts.credit_code import CreditCodeError
+from yilian.contracts.envelope import EnvelopeError, TamperedError, UnwrapError
+from yilian.contracts.errors import YilianError
+from yilian.contracts.standard import CanonicalError, RecordInvalid
 
-__all__ = ["CustodianUnavailable", "NotCommitted", "RecordInvalid", "Refused", "TamperedError",
-           "YilianError"]
+__all__ = [
+    "CanonicalError",
+    "CreditCodeError",
+    "CustodianUnavailable",
+    "EnvelopeError",
+    "InvalidArgument",
+    "NotANode",
+    "NotCommitted",
+    "RecordInvalid",
+    "Refused",
+    "TamperedError",
+    "UnwrapError",
+    "WrongEncryptionKey",
+    "YilianError",
+]
 
 
-class YilianError(Exception):
-    """Base of the SDK's own errors (transport failures stay ``requests`` exceptions)."""
+class InvalidArgument(YilianError, ValueError):
+    """An SDK call was given an argument it cannot use; the message says which and why."""
+
+
+class NotANode(YilianError):
+    """The URL given to :class:`~yilian.sdk.client.Client` does not answer as a yilian node."""
+
+
+class WrongEncryptionKey(YilianError):
+    """The caller's encryption key is not the one its member registered, so no data key
+    wrapped for the member could be opened with it (checked before a read is spent)."""
 
 
 class Refused(YilianError):

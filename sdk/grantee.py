@@ -20,7 +20,7 @@ from yilian.contracts import envelope, standard
 from yilian.contracts.credit_code import to_bytes32
 from yilian.sdk import sm2 as sdk_sm2
 from yilian.sdk.client import Client
-from yilian.sdk.errors import Refused, TamperedError, YilianError
+from yilian.sdk.errors import Refused, TamperedError, WrongEncryptionKey, YilianError
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,11 @@ class Grantee:
         is down, and TamperedError when the data was altered.
 
         A network failure or a 5xx answer is retried (``retries`` times) under the same
-        read id, so a retry never spends a second read of the grant.
+        read id, so a retry never spends a second read of the grant. Before any read is
+        spent, the local encryption key is checked against the member's registered one
+        (WrongEncryptionKey), since the data key is wrapped for the registered key only.
         """
+        self.check_enc_key()
         doc = self.version_doc(record_id, version)
         body = {"grant_id": grant_id, "version": int(doc["version"]),
                 "request_id": "0x" + os.urandom(32).hex()}
@@ -123,7 +126,7 @@ class Grantee:
         doc = self.version_doc(record_id, version)
         bundle = envelope.decode_wrapped_keys(bytes.fromhex(doc["wrapped_keys"][2:]))
         mine = bundle.get(bytes.fromhex(doc["owner_id"][2:]))
-        me = self.client.get(f"/v1/members/by-account/{self.client.address}")
+        me = self.check_enc_key()
         if mine is None or me["id"] != doc["owner"]:
             raise YilianError(f"{self.client.address} is not an account of the record's owner "
                               f"{doc['owner']}; read it under a grant instead")
@@ -132,6 +135,26 @@ class Grantee:
         rtype, data, plaintext = verify_and_open(self.client.suite, doc, data_key)
         return ReadResult(record_id, int(doc["version"]), rtype, str(doc["subject"]), data,
                           plaintext, None, None)
+
+    def check_enc_key(self) -> dict[str, Any]:
+        """The caller's member (``GET /v1/members/by-account/...``), after checking that the
+        local encryption private key belongs to the member's registered public key.
+
+        Raises WrongEncryptionKey naming both keys otherwise: a key service wraps data keys
+        for the registered key, so a read with another key would be spent and then fail
+        to unwrap.
+        """
+        me = dict(self.client.get(f"/v1/members/by-account/{self.client.address}"))
+        registered = str(me.get("enc_key", "")).lower()
+        local = "0x" + envelope.enc_public_key(self.client.suite, self._enc_private(),
+                                               sm2=self._sm2).hex()
+        if local != registered:
+            raise WrongEncryptionKey(
+                f"the encryption key given to this Client (public key {local}) is not the one "
+                f"member {me.get('id')} ({me.get('name')}) registered ({registered}); pass "
+                "the member's registered encryption private key as enc_private_key (or have "
+                "the admin register the new key first). No read was spent.")
+        return me
 
     def _enc_private(self) -> bytes:
         assert self.client.enc_private_key is not None

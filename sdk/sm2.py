@@ -42,6 +42,8 @@ from typing import TypeAlias
 from gmssl import sm2 as _gm_sm2
 from gmssl import sm3 as _gm_sm3
 
+from yilian.contracts.errors import YilianError
+
 __all__ = [
     "CIPHERTEXT_OVERHEAD",
     "PRIVATE_KEY_SIZE",
@@ -77,7 +79,7 @@ _CURVE = _gm_sm2.CryptSM2(private_key="", public_key="", mode=1)
 _G_HEX = f"{GX:064x}{GY:064x}"
 
 
-class Sm2Error(ValueError):
+class Sm2Error(YilianError, ValueError):
     """Invalid SM2 key or ciphertext, or a failed decryption check."""
 
 

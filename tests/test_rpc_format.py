@@ -91,6 +91,7 @@ class World:
             block_number=header.block_number,
             index=i,
             base_fee=header.base_fee_per_gas,
+            block_timestamp=header.timestamp,
         )
 
     def receipt_json(self, i: int) -> dict[str, Any]:
@@ -106,6 +107,7 @@ class World:
             cumulative_gas_before=self.receipts[i - 1].gas_used if i else 0,
             log_index_start=sum(len(r.logs) for r in self.receipts[:i]),
             effective_gas_price=F.effective_gas_price(tx, header.base_fee_per_gas),
+            block_timestamp=header.timestamp,
         )
 
 
@@ -292,10 +294,10 @@ def test_transactions_round_trip_through_web3(world: World) -> None:
         assert int.from_bytes(out["r"], "big") == signed.r
         assert int.from_bytes(out["s"], "big") == signed.s
         assert out["v"] == signed.v
-        # the JSON keys are exactly geth's per type
+        # the JSON keys are exactly geth's (>= 1.16) per type
         base = {
-            "blockHash", "blockNumber", "from", "gas", "gasPrice", "hash", "input",
-            "nonce", "to", "transactionIndex", "value", "type", "v", "r", "s",
+            "blockHash", "blockNumber", "blockTimestamp", "from", "gas", "gasPrice", "hash",
+            "input", "nonce", "to", "transactionIndex", "value", "type", "v", "r", "s",
         }  # fmt: skip
         typed = {"accessList", "chainId", "yParity"}
         fees = {"maxFeePerGas", "maxPriorityFeePerGas"}
@@ -361,7 +363,8 @@ def test_blob_transaction_format() -> None:
     raw = bytes(Account.sign_transaction(request, signer.key).raw_transaction)
     tx = PragueVM.get_transaction_builder().decode(raw)
     raw_json = F.format_transaction(
-        tx, chain_id=CHAIN_ID, block_hash=b"\x01" * 32, block_number=9, index=0, base_fee=4
+        tx, chain_id=CHAIN_ID, block_hash=b"\x01" * 32, block_number=9, index=0, base_fee=4,
+        block_timestamp=7,
     )
     assert raw_json["maxFeePerBlobGas"] == "0x5" and raw_json["gasPrice"] == "0x5"
     assert raw_json["blobVersionedHashes"] == ["0x01" + "00" * 31]

@@ -10,10 +10,11 @@ cannot commit then.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from yilian.api.deps import NodeDep
@@ -23,7 +24,7 @@ from yilian.node.service import Node
 router = APIRouter(tags=["health"])
 
 
-def _health(node: Node) -> dict[str, Any]:
+def _health(node: Node, request: Request) -> dict[str, Any]:
     head = node.core.head()
     chain = node.liveness.check()
     status = ("stalled" if chain.stalled else
@@ -32,6 +33,9 @@ def _health(node: Node) -> dict[str, Any]:
         "status": status,
         "chain": chain.json(),
         "name": node.config.name,
+        # who answers: ``yilian up`` checks both against the process it started
+        "pid": os.getpid(),
+        "startId": getattr(request.app.state, "start_id", None),
         "chainId": node.genesis.chain_id,
         "suite": node.genesis.suite,
         "center": None if node.key_service is None else node.key_service.account.checksum,
@@ -47,15 +51,15 @@ def _health(node: Node) -> dict[str, Any]:
 
 
 @router.get("/healthz", summary="Liveness, head and chain progress of this node")
-async def healthz(node: NodeDep) -> dict[str, Any]:
-    return _health(node)
+async def healthz(node: NodeDep, request: Request) -> dict[str, Any]:
+    return _health(node, request)
 
 
 @router.get("/readyz", summary="Ready to commit writes: 503 while the chain is stalled",
             responses={503: {"description": "the chain is stalled (no quorum, or no commit "
                              "while transactions wait); the body says why"}})
-async def readyz(node: NodeDep) -> JSONResponse:
-    health = _health(node)
+async def readyz(node: NodeDep, request: Request) -> JSONResponse:
+    health = _health(node, request)
     return JSONResponse(health, status_code=503 if health["chain"]["stalled"] else 200)
 
 
