@@ -5,7 +5,7 @@ FastAPI derives the document from the routes; two things it cannot see are added
 * the one error shape every ``/v1`` refusal has, ``{"error": {"reason", "message", ...}}``
   (:class:`ErrorResponse`, see :mod:`yilian.api.auth`), declared for each status in
   :data:`ERROR_RESPONSES` on every ``/v1`` route (``create_app`` passes it to the routers);
-* the four request-signature headers (:mod:`yilian.contracts.signed_request`), read by
+* the five request-signature headers (:mod:`yilian.contracts.signed_request`), read by
   :func:`~yilian.api.auth.signed_caller` from the raw request, declared as required header
   parameters on every operation that depends on it. The operations without them commit a
   transaction the caller signed (the transaction is the authorisation).
@@ -26,9 +26,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from yilian.api.auth import signed_caller
+from yilian.api.auth import signed_caller, signed_caller_for_route
 from yilian.contracts.signed_request import (
     ACCOUNT_HEADER,
+    AUDIENCE_HEADER,
     EXPIRES_HEADER,
     NONCE_HEADER,
     SIGNATURE_HEADER,
@@ -74,11 +75,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 SIGNATURE_HEADERS: dict[str, str] = {
     ACCOUNT_HEADER: "The signing account (0x address) of a member.",
+    AUDIENCE_HEADER: "The node the request is for (its `audience` in /healthz; for a key "
+                     "request, the record's custodian center), so it cannot be replayed at "
+                     "another node.",
     NONCE_HEADER: "32 lowercase hex digits (128 random bits), new for every request.",
     EXPIRES_HEADER: "Unix seconds after which the signature is refused.",
     SIGNATURE_HEADER: "0x, 65 bytes: EIP-191 signature over method, path, body hash, nonce, "
                       "expiry and chain id (yilian.contracts.signed_request; the SDK signs).",
 }
+
+
+_SIGNED = frozenset({signed_caller, signed_caller_for_route})
 
 
 def _dependencies(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
@@ -91,7 +98,8 @@ def signed_operations(routers: Iterable[APIRouter]) -> set[tuple[str, str]]:
     """``(path, method)`` of every operation of ``routers`` whose caller must sign."""
     out: set[tuple[str, str]] = set()
     for route in (r for router in routers for r in router.routes):
-        if isinstance(route, APIRoute) and signed_caller in _dependencies(route.dependant):
+        if isinstance(route, APIRoute) and _SIGNED.intersection(
+                _dependencies(route.dependant)):
             out.update((route.path_format, m.lower()) for m in route.methods or ())
     return out
 

@@ -37,8 +37,10 @@ import anyio.to_thread
 from eth.abc import SignedTransactionAPI
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from yilian.api.auth import ApiError
+from yilian.api.openapi import ErrorResponse
 from yilian.contracts.abi import AbiError
 from yilian.node.center_account import TxFailed, final_record, wait_committed
 from yilian.node.chain import TxRecord
@@ -257,11 +259,24 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
             return Pending(tx_hash, "pending", "commit_timeout", str(exc))
 
 
+class PendingPublic(BaseModel):
+    """A transaction accepted but not committed yet (HTTP 202)."""
+
+    status: str = Field(description="`pending` (will execute) or `queued` (a nonce gap)")
+    tx_hash: str = Field(description="0x hash of the kept transaction; resend it to poll")
+    reason: str = Field(description="why the call did not wait: known, nonce_gap, "
+                        "commit_timeout")
+    message: str
+
+
 PENDING_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"description": "accepted, not committed yet: `status` is `pending` or `queued` "
-          "(a nonce gap), `tx_hash` names it; resend the same signed transaction to poll"},
-    429: {"description": "this caller already has too many calls waiting (`tx_hash`: the "
+    202: {"model": PendingPublic,
+          "description": "accepted, not committed yet: `status` is `pending` or `queued` (a "
+          "nonce gap), `tx_hash` names it; resend the same signed transaction to poll"},
+    429: {"model": ErrorResponse,
+          "description": "this caller already has too many calls waiting (`tx_hash`: the "
           "transaction is kept)"},
-    503: {"description": "`no_quorum`/`no_commit`: the chain is stalled (the transaction "
-          "is kept, see `tx_hash`), or `too_many_waiting` on this node"},
+    503: {"model": ErrorResponse,
+          "description": "`no_quorum`/`no_commit`: the chain is stalled (the transaction is "
+          "kept, see `tx_hash`), or `too_many_waiting` on this node"},
 }
