@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from yilian.api.auth import ApiError, NonceStore, api_error_handler
+from yilian.api.auth import NonceStore
 from yilian.api.body_guard import BodyGuard
+from yilian.api.errors import install_error_handlers
 from yilian.api.routes import grants, health, members, receipts, records, rpc, ws
+from yilian.api.routes.ws import ConnectionLimiter
 from yilian.api.rpc import RpcHandler
 from yilian.node.service import Node
 
@@ -22,11 +24,12 @@ def create_app(node: Node) -> FastAPI:
     app.state.node = node
     app.state.rpc = RpcHandler(node)
     app.state.nonces = NonceStore(node)
+    app.state.ws_limiter = ConnectionLimiter(node.config.rpc)
     app.include_router(rpc.router)
     app.include_router(ws.router)
     app.include_router(health.router)
     for domain_router in (records.router, grants.router, receipts.router, members.router):
         app.include_router(domain_router)
-    app.add_exception_handler(ApiError, api_error_handler)
+    install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=node.config.rpc.max_request_bytes)
     return app

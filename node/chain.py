@@ -34,6 +34,7 @@ from eth_hash.auto import keccak
 from eth_typing import BlockNumber
 from eth_utils import ValidationError
 
+from yilian.node.execution_budget import Deadline, limit_state
 from yilian.node.genesis import Genesis, YilianVM, chain_class
 from yilian.node.storage import INDEX, META, PendingWrites, Store
 
@@ -291,16 +292,24 @@ class ChainCore:
 
     # -- execution without committing ----------------------------------------------------
     def call(self, tx: SignedTransactionAPI, at: BlockHeaderAPI,
-             gas_cap: int) -> ComputationAPI:
-        """Run ``tx`` on the state after block ``at`` and return the computation (no writes)."""
+             gas_cap: int, deadline: Deadline | None = None) -> ComputationAPI:
+        """Run ``tx`` on the state after block ``at`` and return the computation (no writes).
+
+        With a ``deadline``, execution raises DeadlineExceeded once it passes."""
         chain = self.reader()
         vm = chain.get_vm(at.copy(gas_limit=max(gas_cap, at.gas_limit)))
         with vm.in_costless_state() as state:
+            if deadline is not None:
+                limit_state(state, deadline)
             return state.costless_execute_transaction(tx)
 
-    def estimate_gas(self, tx: SignedTransactionAPI, at: BlockHeaderAPI, gas_cap: int) -> int:
+    def estimate_gas(self, tx: SignedTransactionAPI, at: BlockHeaderAPI, gas_cap: int,
+                     deadline: Deadline | None = None) -> int:
         chain = self.reader()
-        return chain.estimate_gas(tx, at.copy(gas_limit=gas_cap))
+        with chain.get_vm(at.copy(gas_limit=gas_cap)).in_costless_state() as state:
+            if deadline is not None:
+                limit_state(state, deadline)
+            return chain.gas_estimator(state, tx)
 
 
 def encoded_size(obj: object) -> int:

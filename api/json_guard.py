@@ -1,0 +1,101 @@
+"""Strict, bounded JSON parsing for every request body and WebSocket frame.
+
+Invariants (every entry point, ``/rpc``, ``/ws`` frames and ``/v1`` bodies, parses
+through :func:`loads_strict`):
+
+* Work is linear in the input. The nesting depth is checked before ``json.loads`` runs
+  (py-evm raises the interpreter's recursion limit to 100000, so ``json.loads`` of a few
+  hundred KB of ``[`` overflows the C stack and kills the process). The check is a
+  left-to-right scan whose every regex attempt succeeds where it starts: a string token
+  runs to its closing quote or to the end of the input (an unterminated string is still
+  one token), quantifiers are possessive, so the engine never backtracks and never
+  retries a later start inside a string it already read. (The earlier pattern
+  ``"(?:[^"\\]|\\.)*"`` failed on an unterminated string and was retried from each
+  escaped quote inside it: quadratic time, 12 s of held GIL for 64 KB.)
+* Only RFC 8259 JSON is accepted: ``NaN``, ``Infinity``, ``-Infinity`` and numbers that
+  overflow a float (``1e400``) are refused, as is text that is not UTF-8.
+* Every refusal is a :class:`JsonRejected` whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from itertools import accumulate
+from typing import Any
+
+MAX_JSON_DEPTH = 64
+
+# One token: a string (to its closing quote, or to the end of an unterminated input; a
+# lone trailing backslash included) or a run of brackets. Possessive everywhere.
+_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]++', re.DOTALL)
+_DELTA = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
+_QUOTE = 0x22
+
+
+class JsonRejected(ValueError):
+    """The input is not acceptable JSON; ``reason`` is a stable tag, the message says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def tokens(data: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each string and bracket-run token, left to right, never overlapping.
+
+    Exposed for the property test that bounds the scan's work per byte."""
+    for m in _TOKEN.finditer(data):
+        yield m.start(), m.end()
+
+
+def json_too_deep(body: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when arrays/objects nest deeper than ``limit`` (brackets in strings don't count).
+
+    Unclosed brackets count as open: ``json.loads`` recurses into them before it fails.
+    One pass, linear in ``len(body)``: the regex engine does the per-byte work; Python
+    steps once per token and once per bracket (at C speed via ``accumulate``).
+    """
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    for m in _TOKEN.finditer(data):
+        run = m.group()
+        if run[0] == _QUOTE:
+            continue
+        for level in accumulate(map(_DELTA.__getitem__, run), initial=depth):
+            if level > limit:
+                return True
+        depth = level
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JsonRejected("bad_json", f"{name} is not JSON (RFC 8259 has no NaN or Infinity); "
+                       "send finite numbers")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise JsonRejected("bad_json", f"the number {text[:40]} is too large for a float")
+    return value
+
+
+def loads_strict(body: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse RFC 8259 JSON after the linear depth check; JsonRejected otherwise."""
+    if json_too_deep(body, max_depth):
+        raise JsonRejected("too_deep", f"JSON nested deeper than {max_depth} levels")
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except JsonRejected:
+        raise
+    except UnicodeDecodeError as exc:
+        raise JsonRejected("bad_json", f"the body is not UTF-8 text ({exc.reason} at byte "
+                           f"{exc.start})") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer over 4300 digits
+        raise JsonRejected("bad_json", f"the body is not valid JSON ({exc})") from None
