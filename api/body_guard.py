@@ -4,8 +4,8 @@ py-evm raises the interpreter's recursion limit, so ``json.loads`` of deeply nes
 overflows the C stack and kills the process, and FastAPI's own parser accepts ``NaN``
 (see :mod:`yilian.api.json_guard`). FastAPI parses a body before any dependency runs, so
 the check must come first: this middleware reads the whole body (refusing more than
-``max_bytes`` with 413), parses a non-empty body strictly (400 ``bad_json``: too deep,
-not UTF-8, not JSON, NaN/Infinity), then hands the same bytes on.
+``max_bytes`` with 413), parses a non-empty POST/PUT/PATCH body strictly (400
+``bad_json``: too deep, not UTF-8, not JSON, NaN/Infinity), then hands the same bytes on.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from yilian.api.json_guard import JsonRejected, loads_strict
 
 PREFIX = "/v1/"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # a GET's body is never parsed
 
 
 class BodyGuard:
@@ -45,7 +46,7 @@ class BodyGuard:
             chunks.append(chunk)
             more = bool(message.get("more_body"))
         body = b"".join(chunks)
-        if body.strip():
+        if scope.get("method") in BODY_METHODS and body.strip():
             try:
                 loads_strict(body)
             except JsonRejected as exc:

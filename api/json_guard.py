@@ -32,6 +32,7 @@ MAX_JSON_DEPTH = 64
 _TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]++', re.DOTALL)
 _DELTA = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
 _QUOTE = 0x22
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class JsonRejected(ValueError):
@@ -85,13 +86,38 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """True when a string (key or value) in ``value`` holds an unpaired surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def loads_strict(body: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse RFC 8259 JSON after the linear depth check; JsonRejected otherwise."""
+    """Parse RFC 8259 JSON after the linear depth check; JsonRejected otherwise.
+
+    Strings must be Unicode text (I-JSON, RFC 7493): an escaped lone surrogate
+    (``"\\ud800"``) is refused, so no handler ever meets a str it cannot encode."""
     if json_too_deep(body, max_depth):
         raise JsonRejected("too_deep", f"JSON nested deeper than {max_depth} levels")
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(value):
+            raise JsonRejected("bad_json", "a string holds an unpaired UTF-16 surrogate "
+                               "escape (\\ud800-\\udfff); send Unicode text")
+        return value
     except JsonRejected:
         raise
     except UnicodeDecodeError as exc:

@@ -74,7 +74,7 @@ def eth_call(node: Node, args: P.CallArgs, header: BlockHeaderAPI, budget: WorkB
         raise ServerError(f"call is invalid: {exc}") from None
     except VMError as exc:  # raised before the message runs (e.g. intrinsic gas)
         raise execution_error(exc, b"") from None
-    budget.spend_gas(computation.get_gas_used())
+    budget.spend_gas(gas - computation.get_gas_remaining())  # intrinsic gas included
     if computation.is_error:
         raise execution_error(computation.error, computation.output)
     return bytes(computation.output)
