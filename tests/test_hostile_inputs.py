@@ -421,3 +421,48 @@ def test_the_regex_bomb_is_answered_at_once_everywhere_while_health_answers(
     assert answers["ws"]["error"]["code"] == -32700
     assert_rest_error(answers["v1"], range(400, 401))
     assert health and max(health) < 10, health
+
+
+# -- finding 3 "Must hold": a real node process ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_64_kib_regex_bomb_is_answered_while_health_stays_fast(network: Any) -> None:
+    """The adversarial body of finding 3 at 64 KiB, to a real node process on /rpc, /v1 and
+    /ws, while another client polls /healthz. Bounds are generous (the report gives the
+    measured numbers: milliseconds); before the fix each body froze the process ~12 s."""
+    from websockets.sync.client import connect
+
+    bomb = b"[" * 65 + b'"' + b'\\"' * ((64 * 1024 - 66) // 2)
+    assert len(bomb) <= 64 * 1024
+    base = network.rpc.rsplit("/", 1)[0]
+    health: list[float] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(timeout=30) as c:
+            while not stop.is_set():
+                t = time.monotonic()
+                assert c.get(base + "/healthz").status_code == 200
+                health.append(time.monotonic() - t)
+                time.sleep(0.02)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    took: dict[str, float] = {}
+    with httpx.Client(timeout=30) as c:
+        for name, url in (("rpc", network.rpc), ("v1", base + "/v1/records")):
+            t = time.monotonic()
+            resp = c.post(url, content=bomb, headers={"Content-Type": "application/json"})
+            took[name] = time.monotonic() - t
+            assert resp.status_code in (200, 400), resp.text
+    with connect(network.ws, max_size=None, open_timeout=30) as ws:
+        t = time.monotonic()
+        ws.send(bomb.decode())
+        assert json.loads(ws.recv(timeout=30))["error"]["code"] == -32700
+        took["ws"] = time.monotonic() - t
+    stop.set()
+    poller.join(30)
+    print(f"answered in {took}; /healthz max {max(health):.3f} s over {len(health)} polls")
+    assert max(took.values()) < 5, took
+    assert health and max(health) < 5, max(health)
