@@ -25,7 +25,7 @@ class RpcLimits:
     holds the node: see docs/chain-core.md "Bounded work" for the reasoning."""
 
     max_request_bytes: int = 5 * 1024 * 1024  # HTTP body or WebSocket message
-    max_batch: int = 100  # requests in one JSON-RPC batch
+    max_batch: int = 1000  # requests in one JSON-RPC batch (geth's default)
     gas_cap: int = 50_000_000  # gas of one eth_call / eth_estimateGas (geth's default)
     call_timeout_ms: int = 5_000  # wall time of one eth_call / eth_estimateGas (geth's)
     batch_gas: int = 100_000_000  # gas of all eth_call/eth_estimateGas in one batch

@@ -121,11 +121,10 @@ class Env:
                 signed: bool = True) -> httpx.Response:
         headers = {"Content-Type": "application/json"}
         if signed and path.startswith("/v1"):
+            url = httpx.URL(path)  # the path as the server decodes it, and the query
+            signed_path = url.path + (f"?{url.query.decode()}" if url.query else "")
             headers.update(sign_request(self.key, chain_id=self.node.genesis.chain_id,
-                                        method=method, path=httpx.URL(path).path + (
-                                            "?" + httpx.URL(path).query.decode()
-                                            if httpx.URL(path).query else ""),
-                                        body=body).as_dict())
+                                        method=method, path=signed_path, body=body).as_dict())
         return self.http.request(method, path, content=body or None, headers=headers)
 
 
