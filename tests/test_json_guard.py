@@ -2,11 +2,11 @@
 
 Properties: the depth verdict equals a plain character-by-character reference on any
 input (valid JSON, truncated JSON, arbitrary bracket/quote/backslash soup), and the work
-is bounded per byte: the scan is a sequence of non-overlapping tokens, every byte outside
-a token is one the regex rejects on its first character (no candidate start ever fails
-after reading further), and Python steps once per token plus once per bracket. The old
-string regex fails exactly that bound on the finding's body (it rescanned from every
-escaped quote: quadratic).
+is bounded per byte: the string pass is a sequence of non-overlapping matches and no quote
+lies outside one (so no attempt ever failed after reading further: each byte is read by
+one match or rejected on sight), and the later passes read only what the earlier ones
+kept, so at most three reads per byte in all. The old string regex fails exactly that
+bound on the finding's body (it rescanned from every escaped quote: quadratic).
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from yilian.api.json_guard import (
-    _TOKEN,
+    _STRING,
     MAX_JSON_DEPTH,
     JsonRejected,
+    bracket_stream,
     json_too_deep,
     loads_strict,
-    tokens,
+    strings,
 )
-
-CANDIDATES = frozenset(b'"[]{}')
 
 
 def reference_depth(data: bytes) -> int:
@@ -54,22 +53,20 @@ def reference_depth(data: bytes) -> int:
     return best
 
 
-def work(data: bytes) -> tuple[int, int]:
-    """(bytes the regex reads beyond a first-character reject, Python steps) of one scan.
+def work(data: bytes) -> int:
+    """Bytes the scan reads: the string pass, then the bracket pass, then the depth pass.
 
-    Asserts the structure the bound rests on: tokens in order, never overlapping, and no
-    byte that could start a token lies outside one (so no attempt ever failed late)."""
-    read = steps = 0
-    last = 0
-    for start, end in tokens(data):
+    Asserts the structure the bound rests on: string matches in order, never overlapping,
+    and no quote outside them (an attempt at a quote never fails)."""
+    read = last = 0
+    for start, end in strings(data):
         assert last <= start < end <= len(data)
-        gap = data[last:start]
-        assert not CANDIDATES & set(gap), f"a token start at {last}..{start} failed late"
+        assert b'"' not in data[last:start], f"a string start in {last}..{start} failed late"
         read += end - start
-        steps += 1 if data[start] == 0x22 else 1 + (end - start)
         last = end
-    assert not CANDIDATES & set(data[last:])
-    return read, steps
+    assert b'"' not in data[last:]
+    without_strings = len(data) - read
+    return len(data) + without_strings + len(bracket_stream(data))
 
 
 _soup = st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b'\\"', b"\\\\", b"a",
@@ -108,15 +105,13 @@ _adversarial = st.tuples(
 @settings(max_examples=200, deadline=None)
 @given(data=st.one_of(_adversarial, _soup))
 def test_work_per_byte_is_bounded_on_adversarial_inputs(data: bytes) -> None:
-    read, steps = work(data)
-    assert read <= len(data)  # each byte read by at most one token (plus first-char rejects)
-    assert steps <= len(data) + 1
+    assert work(data) <= 3 * len(data)
     assert json_too_deep(data) == (reference_depth(data) > MAX_JSON_DEPTH)
 
 
 def test_the_findings_body_is_scanned_once() -> None:
     data = b"[" * 65 + b'"' + b'\\"' * 50_000
-    assert work(data) == (len(data), 1 + 65 + 1)  # one bracket run, one string token
+    assert work(data) == len(data) + 65 + 65  # one string to the end; 65 brackets left
     assert json_too_deep(data)
 
 
@@ -127,7 +122,7 @@ def test_the_old_string_pattern_rescans_the_findings_body() -> None:
     data = b"[" * 65 + b'"' + b'\\"' * 200
     failed_late = [p for p in range(len(data)) if data[p] == 0x22 and not old.match(data, p)]
     assert len(failed_late) == 201  # each read to the end: ~n^2/2 bytes in all
-    assert all(_TOKEN.match(data, p) for p in failed_late)  # the new token always matches
+    assert all(_STRING.match(data, p) for p in failed_late)  # the new pattern always matches
 
 
 @pytest.mark.parametrize("body", [
