@@ -50,7 +50,7 @@ LIMIT = 32 * 1024  # the test node's max_request_bytes: "just over/under" stays 
 BAD_CODE = "914403001922038217"  # a credit code with a wrong check character
 RID = "0x" + "11" * 32  # a record id no record has
 JSON_RPC_PATHS = ("/rpc", "/")
-FUZZ = settings(max_examples=60, deadline=None,
+FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 
@@ -77,7 +77,7 @@ TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999", b"9" * 5000,
           b'"\\ud800"', b'"\\udfff\\ud800"', b"nul", b"tru", b"[", b"}"]
 SEGMENTS = ["", " ", "0x", "0x" + "zz" * 32, "-1", "1.0", "1e400", "NaN", "Infinity", "true",
             "null", "١٢", "１２", "9" * 5000, "%00", "%ED%A0%80", "%FF", "\U0001f600", "..",
-            "a%2Fb", RID, "0x" + "11" * 31, "914403001922038217", "0" * 18, "0x" + "00" * 20,
+            "a%2Fb", RID, "0x" + "11" * 31, "914403001922038217", "0" * 17 + "1", "0x" + "00" * 20,
             str(2**256), "+1", " 1", "1_000"]
 FIXED_BODIES = [b"", b" ", b"\t\n", b"hello", b"\xff\xfe", b"\xed\xa0\x80", b"{'a': 1}",
                 b"{", b"[1,]", b"\xef\xbb\xbf{}", b"null", b"true", b"1", b'"s"', b"[]",
@@ -264,7 +264,8 @@ def test_hostile_paths_and_queries_on_every_get_route(env: Env, data: st.DataObj
     path = data.draw(st.sampled_from(routes), label="route")
     value = data.draw(st.one_of(st.sampled_from(SEGMENTS), st.text(min_size=1, max_size=30)),
                       label="value")
-    quoted = value if "%" in value else urllib.parse.quote(
+    raw = value in SEGMENTS and "%" in value  # deliberate raw escapes (%ED%A0%80: a surrogate)
+    quoted = value if raw else urllib.parse.quote(
         value.encode("utf-8", "surrogatepass"), safe="")
     target = _fill(path, quoted or "%20") if "{" in path else f"{path}?{QUERIES[path]}={quoted}"
     check(env, "GET", target, b"")
