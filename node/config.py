@@ -36,7 +36,7 @@ class RpcLimits:
     max_ws_connections_per_ip: int = 16  # open WebSocket connections from one address
     max_ws_subscriptions: int = 100  # per connection
     max_ws_queue: int = 1_000  # messages waiting to be sent, per connection
-    max_ws_queue_bytes: int = 4 * 1024 * 1024  # bytes waiting to be sent, per connection
+    max_ws_queue_bytes: int = 1024 * 1024  # bytes waiting to be sent, per connection
 
 
 @dataclass(frozen=True)
