@@ -11,10 +11,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from yilian.api.auth import ApiError, NonceStore, api_error_handler
+from yilian.api.auth import NonceStore
 from yilian.api.body_guard import BodyGuard
+from yilian.api.errors import install_error_handlers
 from yilian.api.openapi import ERROR_RESPONSES, install_openapi
 from yilian.api.routes import grants, health, members, receipts, records, rpc, rpc_tokens, ws
+from yilian.api.routes.ws import ConnectionLimiter
 from yilian.api.rpc import RpcHandler
 from yilian.api.rpc_auth import Challenges, RpcAuth, load_token_key
 from yilian.api.waiting import WaitBudget
@@ -36,6 +38,7 @@ def create_app(node: Node) -> FastAPI:
     app.state.rpc = RpcHandler(node)
     app.state.nonces = NonceStore(node)
     app.state.waits = WaitBudget()
+    app.state.ws_limiter = ConnectionLimiter(node.config.rpc)
     app.include_router(rpc.router)
     app.include_router(ws.router)
     app.include_router(health.router)
@@ -47,7 +50,7 @@ def create_app(node: Node) -> FastAPI:
     for domain_router in domain_routers:
         app.include_router(domain_router, responses=ERROR_RESPONSES)
     install_openapi(app, domain_routers)
-    app.add_exception_handler(ApiError, api_error_handler)
+    install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=node.config.rpc.max_request_bytes)
     # Outermost: a caller without a token is refused before its body is read.
     app.add_middleware(RpcAuth, node=node, key=app.state.token_key)

@@ -12,11 +12,13 @@ the Members contract at the committed head.
 
 Every error of the REST API is ``{"error": {"reason": tag, "message": sentence, ...}}``
 with a matching HTTP status; ``reason`` tags are stable for programs, messages say what
-to do.
+to do. Errors raised by the framework (validation, routing) are mapped to the same shape
+in :mod:`yilian.api.errors`.
 """
 
 from __future__ import annotations
 
+import json
 import struct
 import threading
 import time
@@ -63,9 +65,19 @@ def error_body(reason: str, message: str, extra: dict[str, Any] | None = None
     return {"error": {"reason": reason, "message": message, **(extra or {})}}
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: renders any str, lone surrogates too
+    (an error message may echo the caller's input)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode("ascii")
+
+
 async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(error_body(exc.reason, exc.message, exc.extra), status_code=exc.status)
+    return AsciiJSONResponse(error_body(exc.reason, exc.message, exc.extra),
+                             status_code=exc.status)
 
 
 class NonceStore:

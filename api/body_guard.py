@@ -1,10 +1,11 @@
 """ASGI middleware guarding the ``/v1`` REST API's request bodies before any parsing.
 
 py-evm raises the interpreter's recursion limit, so ``json.loads`` of deeply nested JSON
-overflows the C stack and kills the process (see ``yilian.api.rpc.json_too_deep``).
-FastAPI parses a body before any dependency runs, so the check must come first: this
-middleware reads the whole body (refusing more than ``max_bytes`` with 413), refuses
-nesting deeper than the JSON-RPC limit with 400, then hands the same bytes on.
+overflows the C stack and kills the process, and FastAPI's own parser accepts ``NaN``
+(see :mod:`yilian.api.json_guard`). FastAPI parses a body before any dependency runs, so
+the check must come first: this middleware reads the whole body (refusing more than
+``max_bytes`` with 413), parses a non-empty POST/PUT/PATCH body strictly (400
+``bad_json``: too deep, not UTF-8, not JSON, NaN/Infinity), then hands the same bytes on.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yilian.api.rpc import MAX_JSON_DEPTH, json_too_deep
+from yilian.api.json_guard import JsonRejected, loads_strict
 
 PREFIX = "/v1/"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # a GET's body is never parsed
 
 
 class BodyGuard:
@@ -44,10 +46,12 @@ class BodyGuard:
             chunks.append(chunk)
             more = bool(message.get("more_body"))
         body = b"".join(chunks)
-        if json_too_deep(body):
-            await _reject(send, 400, "bad_request",
-                          f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-            return
+        if scope.get("method") in BODY_METHODS and body.strip():
+            try:
+                loads_strict(body)
+            except JsonRejected as exc:
+                await _reject(send, 400, "bad_json", f"request body refused: {exc.message}")
+                return
         sent = False
 
         async def replay() -> Message:

@@ -70,7 +70,7 @@ def parse_bytes32(value: str, what: str) -> bytes:
 
 
 class SignedTransaction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     raw_transaction: str = Field(pattern=r"^0x([0-9a-fA-F]{2})+$",
                                  description="a signed Ethereum transaction calling the "
                                  "domain contract (the SDK builds it)")

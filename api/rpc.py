@@ -12,9 +12,7 @@ nonces.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,26 +21,19 @@ from typing import Any
 
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
-from eth.exceptions import Revert, VMError
 from eth.rlp.accounts import Account
-from eth.vm.spoof import SpoofTransaction
 from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
-from eth_typing import Address
-from eth_utils import ValidationError
 from trie import HexaryTrie
 
 import yilian.api.rpc_params as P
+from yilian.api import rpc_calls, rpc_framing
 from yilian.api.rpc_errors import (
-    ExecutionReverted,
     InternalError,
     InvalidParams,
-    InvalidRequest,
     LimitExceeded,
     MethodNotFound,
-    ParseError,
     ResourceNotFound,
-    RpcError,
     ServerError,
 )
 from yilian.api.rpc_format import (
@@ -54,6 +45,7 @@ from yilian.api.rpc_format import (
     hexq,
     log_matches,
 )
+from yilian.api.rpc_framing import WorkBudget
 from yilian.api.rpc_permissions import guarded
 from yilian.node.mempool import Rejected
 from yilian.node.service import CommittedBlock, Node
@@ -124,8 +116,6 @@ class RpcHandler:
             "eth_getTransactionReceipt": self.eth_getTransactionReceipt,
             "eth_getBlockReceipts": self.eth_getBlockReceipts,
             "eth_sendRawTransaction": self.eth_sendRawTransaction,
-            "eth_call": self.eth_call,
-            "eth_estimateGas": self.eth_estimateGas,
             "eth_getLogs": self.eth_getLogs,
             "eth_newFilter": self.eth_newFilter,
             "eth_newBlockFilter": self.eth_newBlockFilter,
@@ -134,62 +124,28 @@ class RpcHandler:
             "eth_uninstallFilter": self.eth_uninstallFilter,
             "yilian_getCommitCertificate": self.yilian_getCommitCertificate,
         }
+        # Methods that execute code: they spend the request's WorkBudget.
+        self._budgeted: dict[str, Callable[[list[Any], WorkBudget], Any]] = {
+            "eth_call": self.eth_call,
+            "eth_estimateGas": self.eth_estimateGas,
+        }
 
-    # -- framing -----------------------------------------------------------------------------
+    # -- framing (yilian.api.rpc_framing) ------------------------------------------------------
     def handle_bytes(self, body: bytes) -> Any:
         """Handle one HTTP body; returns the JSON value to send, or None for no content."""
-        if json_too_deep(body):
-            return _error_response(None, ParseError(
-                f"parse error: JSON nested deeper than {MAX_JSON_DEPTH} levels"))
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error_response(None, ParseError(f"parse error: body is not valid JSON ({exc})"))
-        return self.handle_payload(payload)
+        payload, refused = rpc_framing.parse_body(body)
+        return refused if refused is not None else self.handle_payload(payload)
 
     def handle_payload(self, payload: Any) -> Any:
-        if isinstance(payload, list):
-            if not payload:
-                return _error_response(None, InvalidRequest("invalid request: empty batch"))
-            if len(payload) > self.limits.max_batch:
-                return _error_response(None, LimitExceeded(
-                    f"batch of {len(payload)} requests exceeds the limit of "
-                    f"{self.limits.max_batch}; split it"))
-            out = [r for r in (self.handle_one(item) for item in payload) if r is not None]
-            return out or None
-        return self.handle_one(payload)
+        return rpc_framing.handle_payload(payload, self.limits, self.call)
 
-    def handle_one(self, req: Any) -> JsonObj | None:
-        if not isinstance(req, dict):
-            return _error_response(None, InvalidRequest(
-                "invalid request: expected a JSON-RPC request object"))
-        has_id = "id" in req
-        req_id = req.get("id")
-        if (req_id is not None and not isinstance(req_id, (str, int, float))) or isinstance(
-                req_id, bool):
-            return _error_response(None, InvalidRequest(
-                "invalid request: id must be a string, number or null"))
-        method = req.get("method")
-        if req.get("jsonrpc") != "2.0" or not isinstance(method, str):
-            return _error_response(req_id, InvalidRequest(
-                'invalid request: need {"jsonrpc": "2.0", "method": <string>, ...}'))
-        try:
-            result = self.call(method, req.get("params"))
-        except RpcError as exc:
-            return _error_response(req_id, exc) if has_id else None
-        except Exception as exc:  # a bug, never a crash
-            log.exception("internal error in %s", method)
-            if not has_id:
-                return None
-            return _error_response(req_id, InternalError(
-                f"internal error while handling {method}: {type(exc).__name__}"))
-        if not has_id:
-            return None
-        return {"jsonrpc": "2.0", "id": req_id, "result": result}
+    def method_names(self) -> list[str]:
+        return sorted([*self._methods, *self._budgeted])
 
-    def call(self, method: str, params: Any) -> Any:
+    def call(self, method: str, params: Any, budget: WorkBudget | None = None) -> Any:
         fn = self._methods.get(method)
-        if fn is None:
+        budgeted = self._budgeted.get(method)
+        if fn is None and budgeted is None:
             if method in ("eth_subscribe", "eth_unsubscribe"):
                 raise MethodNotFound(method, data="subscriptions need a WebSocket: connect "
                                      "to /ws")
@@ -198,6 +154,10 @@ class RpcHandler:
             params = []
         if not isinstance(params, list):
             raise InvalidParams(f"invalid params: {method} takes a JSON array of parameters")
+        if budgeted is not None:
+            run = budgeted
+            fn = lambda p: run(p, budget or WorkBudget.start(self.limits))  # noqa: E731
+        assert fn is not None
         return guarded(self.node, method, params, fn)  # the caller's token: rpc_permissions
 
     @staticmethod
@@ -452,45 +412,18 @@ class RpcHandler:
             log_start += len(receipt.logs)
         return out
 
-    # -- execution -----------------------------------------------------------------------------
-    def _call_tx(self, args: P.CallArgs, header: BlockHeaderAPI, gas: int
-                 ) -> SignedTransactionAPI:
-        sender = args.from_ or b"\x00" * 20
-        state = self._state(header)
-        nonce = state.get_nonce(sender)
-        vm_class = self.node.core.vm_class
-        unsigned = vm_class.create_unsigned_transaction(
-            nonce=nonce, gas_price=0, gas=gas, to=Address(args.to or b""), value=args.value or 0,
-            data=args.data or b"")
-        return SpoofTransaction(unsigned, from_=sender)  # type: ignore[return-value]
-
-    def eth_call(self, p: list[Any]) -> str:
+    # -- execution (yilian.api.rpc_calls) ------------------------------------------------------
+    def eth_call(self, p: list[Any], budget: WorkBudget) -> str:
         P.params_list(p, 1, 3, "eth_call")
         args = P.call_object(p[0], "params[0]")
         header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
-        gas = min(args.gas or self.limits.gas_cap, self.limits.gas_cap)
-        tx = self._call_tx(args, header, gas)
-        try:
-            computation = self.node.core.call(tx, header, self.limits.gas_cap)
-        except ValidationError as exc:
-            raise ServerError(f"call is invalid: {exc}") from exc
-        if computation.is_error:
-            raise _execution_error(computation.error, computation.output)
-        return _hex(computation.output)
+        return _hex(rpc_calls.eth_call(self.node, args, header, budget))
 
-    def eth_estimateGas(self, p: list[Any]) -> str:
+    def eth_estimateGas(self, p: list[Any], budget: WorkBudget) -> str:
         P.params_list(p, 1, 2, "eth_estimateGas")
         args = P.call_object(p[0], "params[0]")
         header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
-        cap = min(args.gas or self.limits.gas_cap, self.limits.gas_cap,
-                  self.node.genesis.gas_target)
-        tx = self._call_tx(args, header, cap)
-        try:
-            return hexq(self.node.core.estimate_gas(tx, header, cap))
-        except ValidationError as exc:
-            raise ServerError(f"cannot estimate gas: {exc}") from exc
-        except VMError as exc:
-            raise _execution_error(exc, b"") from exc
+        return hexq(rpc_calls.eth_estimate_gas(self.node, args, header, budget))
 
     # -- logs ----------------------------------------------------------------------------------
     def _range(self, spec: P.LogFilter) -> tuple[int, int] | None:
@@ -676,46 +609,3 @@ def _bloom_may_match(bloom: int, addresses: set[bytes], topics: Any) -> bool:
         if options and not any(t in f for t in options):
             return False
     return True
-
-
-def _execution_error(error: Exception, output: bytes) -> RpcError:
-    if isinstance(error, Revert):
-        data = bytes(output or (error.args[0] if error.args and isinstance(error.args[0], bytes)
-                                else b""))
-        return ExecutionReverted(data)
-    return ServerError(f"execution failed: {type(error).__name__} {error}".strip())
-
-
-MAX_JSON_DEPTH = 64
-
-
-def json_too_deep(body: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when arrays/objects nest deeper than ``limit``.
-
-    py-evm raises the interpreter's recursion limit to 100000, so ``json.loads`` of a few
-    hundred KB of ``[`` recurses until the C stack overflows and the process dies; check
-    the depth before parsing. Brackets inside strings do not count.
-    """
-    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False
-    # Drop string literals, then keep only brackets: both run at C speed, and the Python
-    # loop below sees a few characters per JSON-RPC request.
-    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    depth = 0
-    for byte in brackets:
-        if byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
-
-
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def _error_response(req_id: Any, exc: RpcError) -> JsonObj:
-    return {"jsonrpc": "2.0", "id": req_id, "error": exc.to_json()}

@@ -45,7 +45,7 @@ from eth_utils import ValidationError
 
 from yilian.node import execution_limits
 from yilian.node.admission import Rejected, validate_transaction
-from yilian.node.execution_limits import OutOfTime
+from yilian.node.execution_limits import Deadline, OutOfTime
 from yilian.node.genesis import Genesis, YilianVM, chain_class
 from yilian.node.storage import INDEX, META, PendingWrites, Store
 
@@ -381,16 +381,21 @@ class ChainCore:
 
     # -- execution without committing ----------------------------------------------------
     def call(self, tx: SignedTransactionAPI, at: BlockHeaderAPI,
-             gas_cap: int) -> ComputationAPI:
-        """Run ``tx`` on the state after block ``at`` and return the computation (no writes)."""
+             gas_cap: int, deadline: Deadline | None = None) -> ComputationAPI:
+        """Run ``tx`` on the state after block ``at`` and return the computation (no writes).
+
+        With a ``deadline``, execution raises OutOfTime once it passes."""
         chain = self.reader()
         vm = chain.get_vm(at.copy(gas_limit=max(gas_cap, at.gas_limit)))
-        with vm.in_costless_state() as state:
+        with vm.in_costless_state() as state, execution_limits.deadline(deadline):
             return state.costless_execute_transaction(tx)
 
-    def estimate_gas(self, tx: SignedTransactionAPI, at: BlockHeaderAPI, gas_cap: int) -> int:
+    def estimate_gas(self, tx: SignedTransactionAPI, at: BlockHeaderAPI, gas_cap: int,
+                     deadline: Deadline | None = None) -> int:
         chain = self.reader()
-        return chain.estimate_gas(tx, at.copy(gas_limit=gas_cap))
+        with (chain.get_vm(at.copy(gas_limit=gas_cap)).in_costless_state() as state,
+              execution_limits.deadline(deadline)):
+            return chain.gas_estimator(state, tx)
 
 
 def encoded_size(obj: object) -> int:

@@ -20,12 +20,23 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RpcLimits:
-    max_request_bytes: int = 5 * 1024 * 1024
-    max_batch: int = 1000
-    gas_cap: int = 50_000_000
+    """What one client may make this node do (JSON-RPC, WebSocket, REST); every field is a
+    positive integer in ``config.json``'s ``rpc`` object. Chosen so that no single client
+    holds the node: see docs/chain-core.md "Bounded work" for the reasoning."""
+
+    max_request_bytes: int = 5 * 1024 * 1024  # HTTP body or WebSocket message
+    max_batch: int = 1000  # requests in one JSON-RPC batch (geth's default)
+    gas_cap: int = 50_000_000  # gas of one eth_call / eth_estimateGas (geth's default)
+    call_timeout_ms: int = 5_000  # wall time of one eth_call / eth_estimateGas (geth's)
+    batch_gas: int = 100_000_000  # gas of all eth_call/eth_estimateGas in one batch
+    batch_timeout_ms: int = 10_000  # wall time of one request or batch
     max_log_blocks: int = 10_000
     max_logs: int = 10_000
-    max_ws_subscriptions: int = 100
+    max_ws_connections: int = 128  # open WebSocket connections, all clients
+    max_ws_connections_per_ip: int = 16  # open WebSocket connections from one address
+    max_ws_subscriptions: int = 100  # per connection
+    max_ws_queue: int = 1_000  # messages waiting to be sent, per connection
+    max_ws_queue_bytes: int = 1024 * 1024  # bytes waiting to be sent, per connection
 
 
 @dataclass(frozen=True)

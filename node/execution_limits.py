@@ -21,6 +21,9 @@ brings every one to at least the interpreter's worst rate measured by
 ``bench/evm_speed.py``; the gas caps then bound time for them too. This is a rule of this
 chain (documented in docs/chain-core.md), like the zero base fee.
 
+``eth_call`` and ``eth_estimateGas`` use the same deadline (``ChainCore.call`` and
+``estimate_gas`` take a :class:`Deadline`), with the limit in the message.
+
 Invariants: with no limit set (the default, and in every thread that sets none) execution
 is Prague's, except the precompile prices above; the limits are per thread (context
 variables), so ``eth_call`` in an API thread never sees the builder's deadline.
@@ -32,6 +35,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, cast
 
 from eth.abc import ComputationAPI, OpcodeAPI
@@ -39,7 +43,23 @@ from eth.vm import opcode_values as op
 from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.forks.prague.state import PragueState
 
-_deadline: ContextVar[float | None] = ContextVar("yilian_deadline", default=None)
+
+@dataclass(frozen=True)
+class Deadline:
+    """A point in ``time.monotonic()`` time, and the limit it was set from (for messages)."""
+
+    at: float
+    limit_s: float | None = None
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds, seconds)
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.at
+
+
+_deadline: ContextVar[Deadline | None] = ContextVar("yilian_deadline", default=None)
 _gas_cap: ContextVar[int | None] = ContextVar("yilian_block_gas_cap", default=None)
 
 _CHECKED = (op.JUMP, op.JUMPI, op.CALL, op.CALLCODE, op.DELEGATECALL, op.STATICCALL,
@@ -47,7 +67,12 @@ _CHECKED = (op.JUMP, op.JUMPI, op.CALL, op.CALLCODE, op.DELEGATECALL, op.STATICC
 
 
 class OutOfTime(Exception):
-    """The builder's deadline passed while a transaction was executing."""
+    """The deadline passed while a transaction (or an ``eth_call``) was executing."""
+
+    def __init__(self, limit: Deadline) -> None:
+        self.limit_s = limit.limit_s
+        super().__init__("execution ran past its time limit" + (
+            "" if limit.limit_s is None else f" of {limit.limit_s:g} s"))
 
 
 class OverGasCap(Exception):
@@ -55,9 +80,10 @@ class OverGasCap(Exception):
 
 
 @contextmanager
-def deadline(at: float | None) -> Iterator[None]:
-    """Abort execution in this thread once ``time.monotonic()`` passes ``at`` (None: never)."""
-    token = _deadline.set(at)
+def deadline(at: float | Deadline | None) -> Iterator[None]:
+    """Abort execution in this thread once ``time.monotonic()`` passes ``at`` (None: never)
+    with :class:`OutOfTime`."""
+    token = _deadline.set(Deadline(at) if isinstance(at, float | int) else at)
     try:
         yield
     finally:
@@ -89,9 +115,9 @@ class _DeadlineChecked:
         self.gas_cost = inner.gas_cost
 
     def __call__(self, computation: ComputationAPI) -> Any:
-        at = _deadline.get()
-        if at is not None and time.monotonic() > at:
-            raise OutOfTime("the block's time budget ran out during this transaction")
+        limit = _deadline.get()
+        if limit is not None and time.monotonic() > limit.at:
+            raise OutOfTime(limit)
         return self.__wrapped__(computation=computation)
 
 

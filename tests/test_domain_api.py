@@ -25,7 +25,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from yilian.api.app import create_app
-from yilian.api.rpc import MAX_JSON_DEPTH
+from yilian.api.json_guard import MAX_JSON_DEPTH
 from yilian.contracts import envelope, standard
 from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS, ROLE_CENTER
 from yilian.contracts.addresses import ROLE_ENTERPRISE as ENTERPRISE_ROLE
@@ -477,7 +477,7 @@ def test_deeply_nested_json_is_refused_and_the_node_survives(env: Env) -> None:
     for body in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
         resp = env.http.post("/v1/records", content=body.encode(),
                              headers={"Content-Type": "application/json"})
-        err = assert_refused(resp, 400, "bad_request")
+        err = assert_refused(resp, 400, "bad_json")
         assert str(MAX_JSON_DEPTH) in err["message"]
     # the process is alive and serves the next (signed) request
     assert env.http.get("/healthz").status_code == 200

@@ -538,7 +538,7 @@ def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             hashes.append(node.submit(sign_transfer(KEYS[i], 1, tx_type=i)))
         produce_all(node)
         with make_client(node, raise_server_exceptions=False) as client:
-            methods = sorted(client.app.state.rpc._methods)  # type: ignore[attr-defined]
+            methods = client.app.state.rpc.method_names()  # type: ignore[attr-defined]
             yield FuzzEnv(node=node, client=client, methods=methods,
                           tx_hashes=["0x" + h.hex() for h in hashes],
                           block_hash="0x" + bytes(node.core.head().hash).hex())
@@ -585,6 +585,17 @@ def _request(methods: list[str]) -> st.SearchStrategy[Any]:
     )
 
 
+def _non_finite(value: Any) -> bool:
+    """True when ``value`` holds NaN or +-Infinity (json.dumps writes them as non-JSON)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
 def _check_answer(env: dict[str, Any], body: bytes, payload: Any = None,
                   parsed: bool = False) -> None:
     client: TestClient = env["client"]
@@ -592,6 +603,10 @@ def _check_answer(env: dict[str, Any], body: bytes, payload: Any = None,
     before = snapshot(node)
     r = client.post("/rpc", content=body, headers={"content-type": "application/json"})
     assert r.status_code in (200, 204, 413), (r.status_code, r.text[:300])
+    if parsed and _non_finite(payload):  # NaN/Infinity are not JSON: refused as a whole
+        assert r.status_code == 200 and r.json()["error"]["code"] == -32700, r.text
+        assert r.json()["id"] is None
+        return
     if r.status_code == 204:
         assert r.content == b""
         if parsed:
@@ -641,7 +656,7 @@ def test_fuzz_arbitrary_json_requests(fuzz_env: dict[str, Any], data: st.DataObj
 def _method_names() -> list[str]:
     """The methods the handler serves (its table only touches the node when called)."""
     stub = SimpleNamespace(config=SimpleNamespace(rpc=None), genesis=SimpleNamespace(chain_id=1))
-    return sorted(RpcHandler(stub)._methods)  # type: ignore[arg-type]
+    return RpcHandler(stub).method_names()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("method", _method_names())

@@ -40,7 +40,7 @@ MAX_FORWARD_ANSWER = 1 << 20
 
 
 class RecordCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     type: str | int = Field(description="record type: basic, qualification, performance, "
                             "personnel, credit, supervision, project (or 1..7)")
     subject: str = Field(description="the entity's unified social credit code")
@@ -64,7 +64,7 @@ class PublishedPublic(BaseModel):
 
 
 class KeyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     grant_id: int = Field(ge=0, le=UINT256_MAX,
                           description="the grant the read is made under (0 for the "
                           "owner reading its own record)")
@@ -130,7 +130,7 @@ async def publish(body: RecordCreate, node: NodeDep, caller: CallerDep, slots: W
 
 
 class RecordRemove(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     version: int | None = Field(default=None, ge=1, le=UINT32_MAX,
                                 description="the tombstone's version "
                                 "(latest + 1); give it to make a retry idempotent")
