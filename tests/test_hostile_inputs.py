@@ -40,6 +40,7 @@ from yilian.contracts.signed_request import sign_request
 from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.generate import center_code, dev_members
 from yilian.network_configs.local import dev_accounts, local_genesis
+from yilian.node.audience import request_audience
 from yilian.node.config import parse_config
 from yilian.node.crypto.suites import save_private_key
 from yilian.node.service import Node
@@ -65,11 +66,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/grants"): {"raw_transaction": "0x" + "00" * 8},
     ("POST", "/v1/grants/{grant_id}/revoke"): {"raw_transaction": "0x" + "00" * 8},
     ("POST", "/v1/members"): {"raw_transaction": "0x" + "00" * 8},
+    ("POST", "/v1/auth/challenge"): {"account": "0x" + "00" * 20},
+    ("POST", "/v1/auth/token"): {"account": "0x" + "00" * 20, "nonce": "0" * 32,
+                                 "signature": "0x" + "00" * 65, "ttl_s": 60},
     ("POST", "/rpc"): {"jsonrpc": "2.0", "id": 1, "method": "eth_nope", "params": []},
     ("POST", "/"): {"jsonrpc": "2.0", "id": 1, "method": "eth_nope", "params": []},
 }
 QUERIES = {"/v1/records": "subject", "/v1/grants": "subject", "/v1/receipts": "subject"}
-NO_INPUT = ("/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+NO_INPUT = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
+            "/docs/oauth2-redirect", "/redoc", "/static-offline-docs/swagger-ui.css")
 
 WRONG_VALUES: list[Any] = [True, False, None, 1.5, -1, 2**300, "１２", "١", "", "\u0000",
                            [], [1], {}, {"a": [None]}, "1", "true", "0x", "\U0001f600" * 50]
@@ -91,6 +96,8 @@ def _walk(routes: Any) -> Iterator[tuple[str, str]]:
             yield from _walk(r.original_router.routes)
         elif r.__class__.__name__.endswith("WebSocketRoute"):
             yield "WS", r.path
+        elif r.__class__.__name__ == "Mount":  # the docs' static assets (test_api_docs)
+            yield "GET", r.path + "/swagger-ui.css"
         else:
             for method in sorted(set(r.methods) - {"HEAD"}):
                 yield method, r.path
@@ -124,6 +131,7 @@ class Env:
             url = httpx.URL(path)  # the path as the server decodes it, and the query
             signed_path = url.path + (f"?{url.query.decode()}" if url.query else "")
             headers.update(sign_request(self.key, chain_id=self.node.genesis.chain_id,
+                                        audience=request_audience(self.node),
                                         method=method, path=signed_path, body=body).as_dict())
         return self.http.request(method, path, content=body or None, headers=headers)
 

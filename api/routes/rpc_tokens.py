@@ -25,12 +25,12 @@ ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 
 class ChallengeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     account: str = Field(pattern=ADDRESS, description="the member account that will sign")
 
 
 class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     account: str = Field(pattern=ADDRESS)
     nonce: str = Field(pattern=r"^[0-9a-f]{32}$", description="from /v1/auth/challenge")
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$",
