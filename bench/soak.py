@@ -376,7 +376,7 @@ def summary(soak: Soak, nodes: int) -> str:
     end = soak.rss_samples[-1][0] if soak.rss_samples else 0.0
     half = [(t, r) for t, r in soak.rss_samples if t >= end / 2]
     for k in range(nodes):
-        points = [(t, r[k]) for t, r in half if r[k] is not None]
+        points = [(t, v) for t, r in half if (v := r[k]) is not None]
         first = next((r[k] for _, r in soak.rss_samples if r[k] is not None), None)
         last = points[-1][1] if points else None
         lines.append(f"node {k + 1}: RSS {first or math.nan:.1f} -> {last or math.nan:.1f} MB, "
@@ -412,7 +412,8 @@ def run(args: argparse.Namespace) -> int:
         soak = asyncio.run(run_load(args, network))
         print(summary(soak, len(network["nodes"])), flush=True)
         if args.tracemalloc:
-            print(diagnostics.compare_snapshots(snapshots, top=args.top), flush=True)
+            print(diagnostics.compare_snapshots(snapshots, top=args.top, key=args.group),
+                  flush=True)
         failed = sum(i.failed for i in soak.intervals)
         return 1 if failed else 0
     finally:
@@ -454,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracemalloc", type=_positive(float), metavar="SECONDS",
                    help="every node writes a tracemalloc snapshot this often; the top growing "
                    "allocation sites are printed at the end (slows the nodes)")
-    p.add_argument("--frames", type=_positive(int), default=1,
+    p.add_argument("--frames", type=_positive(int), default=25,
                    help="with --tracemalloc: frames kept per allocation")
     p.add_argument("--trace-node", metavar="NAME",
                    help="with --tracemalloc: only this node traces (e.g. center-1); tracing "
@@ -463,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --tracemalloc: where to write the snapshots (default: in the "
                    "network's temporary directory; pass one with --keep-data or to keep them)")
     p.add_argument("--top", type=_positive(int), default=15, help="sites listed per node")
+    p.add_argument("--group", choices=("own", "lineno", "traceback", "filename"),
+                   default="own", help="how to group allocations when comparing snapshots: "
+                   "own = by the innermost frame in yilian's code (use --frames 25)")
     p.add_argument("--compare", metavar="DIR", type=Path,
                    help="only print the top growing sites of the snapshots in DIR, then exit")
     p.add_argument("--keep-data", action="store_true", help="keep the network directory")
@@ -478,7 +482,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.compare is not None:
-        print(diagnostics.compare_snapshots(args.compare, top=args.top))
+        print(diagnostics.compare_snapshots(args.compare, top=args.top, key=args.group))
         return 0
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

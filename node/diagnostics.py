@@ -119,11 +119,50 @@ def snapshot_series(directory: Path) -> dict[str, list[Path]]:
     return dict(series)
 
 
+def _own_frame(trace: tracemalloc.Trace) -> str:
+    """The innermost frame of ``trace`` in this project's code (not a library's), or the
+    outermost frame kept when none is."""
+    for frame in trace.traceback:  # most recent call first
+        if _OWN in frame.filename and "site-packages" not in frame.filename:
+            return f"{frame.filename}:{frame.lineno}"
+    frame = trace.traceback[-1]
+    return f"(library) {frame.filename}:{frame.lineno}"
+
+
+_OWN = str(Path(__file__).resolve().parent.parent)
+
+
+def _by_own_frame(snapshot: tracemalloc.Snapshot) -> dict[str, tuple[int, int]]:
+    sites: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for trace in snapshot.traces:
+        site = sites[_own_frame(trace)]
+        site[0] += trace.size
+        site[1] += 1
+    return {k: (v[0], v[1]) for k, v in sites.items()}
+
+
 def top_growth(first: Path, last: Path, *, top: int = 15, key: str = "lineno") -> list[str]:
-    """Lines naming the ``top`` allocation sites that grew most from ``first`` to ``last``."""
+    """Lines naming the ``top`` allocation sites that grew most from ``first`` to ``last``.
+
+    ``key`` is a tracemalloc grouping (``lineno``, ``filename``, ``traceback``) or ``own``:
+    by the innermost frame in this project's code (which structure holds it; needs
+    snapshots taken with enough frames to reach that code, e.g. 25).
+    """
     old = tracemalloc.Snapshot.load(str(first))
     new = tracemalloc.Snapshot.load(str(last))
-    lines = []
+    lines = [f"traced {sum(t.size for t in old.traces) / 2**20:.1f} -> "
+             f"{sum(t.size for t in new.traces) / 2**20:.1f} MiB"]
+    if key == "own":
+        before, after = _by_own_frame(old), _by_own_frame(new)
+        growth = sorted(((size - before.get(site, (0, 0))[0],
+                          count - before.get(site, (0, 0))[1], size, site)
+                         for site, (size, count) in after.items()), reverse=True)
+        for size_diff, count_diff, size, site in growth[:top]:
+            if size_diff <= 0:
+                break
+            lines.append(f"{size_diff / 1024:+10.1f} KiB {count_diff:+8d} blocks "
+                         f"(now {size / 1024:9.1f} KiB)  {site}")
+        return lines
     for stat in new.compare_to(old, key)[:top]:
         if stat.size_diff <= 0:
             break
@@ -135,7 +174,7 @@ def top_growth(first: Path, last: Path, *, top: int = 15, key: str = "lineno") -
     return lines
 
 
-def compare_snapshots(directory: Path, *, top: int = 15, key: str = "lineno") -> str:
+def compare_snapshots(directory: Path, *, top: int = 15, key: str = "own") -> str:
     """A report of the top growing sites per node between its first and last snapshot."""
     out = []
     for who, paths in sorted(snapshot_series(directory).items()):
