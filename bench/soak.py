@@ -484,6 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compare is not None:
         print(diagnostics.compare_snapshots(args.compare, top=args.top, key=args.group))
         return 0
+    # A background job (`nohup ... &`) starts with SIGINT ignored; asyncio.run cancels the
+    # load on SIGINT only when its handler is the default one.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return run(args)
@@ -495,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":
