@@ -64,6 +64,7 @@ SINK = "0x" + keccak(b"yilian soak sink").hex()[-40:]  # receives the value tran
 TRANSFER_GAS = 21_000
 MAX_SEND_ATTEMPTS = 40  # x RETRY_DELAY: ~10 s of retrying a refusal that clears by itself
 RETRY_DELAY = 0.25
+MAX_BLOCKS_PER_POLL = 50
 
 
 # -- process figures ---------------------------------------------------------------------
@@ -242,30 +243,33 @@ async def send_one(soak: Soak, rpc: Rpc, pending: dict[str, float], raw: str,
 async def watch_node(soak: Soak, rpc: Rpc, pending: dict[str, float], start: int,
                      stop: asyncio.Event, poll: float) -> None:
     """Mark the transactions sent to this node committed as its blocks show them; check
-    their receipts."""
+    their receipts. One poll: eth_blockNumber, then one batch of the new blocks (at most
+    ``MAX_BLOCKS_PER_POLL``) and one batch of our receipts in them."""
     seen = start
     while not stop.is_set():
         try:
             head = int(await rpc.call("eth_blockNumber"), 16)
-            for number in range(seen + 1, head + 1):
-                block = await rpc.call("eth_getBlockByNumber", [hex(number), False])
+            numbers = list(range(seen + 1, min(head, seen + MAX_BLOCKS_PER_POLL) + 1))
+            blocks = await rpc.batch([("eth_getBlockByNumber", [hex(n), False])
+                                      for n in numbers]) if numbers else []
+            at = soak.now()
+            ours = [h for block in blocks if block for h in block["transactions"]
+                    if h in pending]
+            receipts = await rpc.batch([("eth_getTransactionReceipt", [h])
+                                        for h in ours]) if ours else []
+            for h, receipt in zip(ours, receipts, strict=True):
+                sent = pending.pop(h, None)
+                if sent is None:
+                    continue
+                if not receipt or receipt.get("status") != "0x1":
+                    soak.fail(f"{h}: receipt {receipt!r:.200}")
+                    continue
+                soak.current.committed += 1
+                soak.current.latencies.append(at - sent)
+            for n, block in zip(numbers, blocks, strict=True):
                 if not block:
                     break  # not served yet: next poll
-                at = soak.now()
-                ours = [h for h in block["transactions"] if h in pending]
-                if ours:
-                    receipts = await rpc.batch([("eth_getTransactionReceipt", [h])
-                                                for h in ours])
-                    for h, receipt in zip(ours, receipts, strict=True):
-                        sent = pending.pop(h, None)
-                        if sent is None:
-                            continue
-                        if not receipt or receipt.get("status") != "0x1":
-                            soak.fail(f"{h}: receipt {receipt!r:.200}")
-                            continue
-                        soak.current.committed += 1
-                        soak.current.latencies.append(at - sent)
-                seen = number
+                seen = n
         except (RpcFailure, httpx.HTTPError) as exc:
             log(f"poll of {rpc.url}: {exc}")
         await asyncio.sleep(poll)
@@ -295,6 +299,7 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
         raise BenchError(f"{len(senders)} accounts cannot cover {len(urls)} nodes")
     rpcs = [Rpc(u, connections=8, timeout=args.http_timeout) for u in urls]
     sign = SIGNERS[args.kind]
+    tasks: set[asyncio.Task[None]] = set()  # sends and watchers, cancelled if interrupted
     try:
         # Each account always sends to the same node, so its nonces reach it in order.
         by_node = [[s for k, s in enumerate(senders) if k % len(urls) == j]
@@ -310,6 +315,7 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
         watchers = [asyncio.create_task(watch_node(soak, rpc, pending, start, stop,
                                                    args.poll_interval))
                     for rpc, pending in zip(rpcs, soak.pending, strict=True)]
+        tasks.update(watchers)
         sends: set[asyncio.Task[None]] = set()
         total = int(args.minutes * 60 * args.rate)
         print(header(len(urls)), flush=True)
@@ -338,6 +344,8 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
                                                 tx_hash))
             sends.add(task)
             task.add_done_callback(sends.discard)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
         if sends:
             await asyncio.gather(*sends)
         deadline = time.monotonic() + args.drain_timeout
@@ -353,6 +361,9 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
         print(format_interval(soak.close_interval(), len(soak.intervals)), flush=True)
         return soak
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for rpc in rpcs:
             await rpc.close()
 
