@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import eth.db.trie
 import rlp
 from eth.abc import (
     BlockAPI,
@@ -33,6 +34,7 @@ from eth.exceptions import HeaderNotFound
 from eth_hash.auto import keccak
 from eth_typing import BlockNumber
 from eth_utils import ValidationError
+from trie import HexaryTrie
 
 from yilian.node.genesis import Genesis, YilianVM, chain_class
 from yilian.node.storage import INDEX, META, PendingWrites, Store
@@ -90,6 +92,23 @@ class BuiltBlock:
 
 def _be8(n: int) -> bytes:
     return struct.pack(">Q", n)
+
+
+def release_evm_caches() -> None:
+    """Empty py-evm's memo caches that only serve the block being built or imported.
+
+    They are ``functools.lru_cache`` s shared by the whole process, and two of them are keyed
+    by an instance that is never used again once its block is committed or its request
+    answered (a block's pruning ``HexaryTrie``, a request's ``ChainDB``): up to 4,096 trie
+    nodes and 32 blocks' decoded transactions stay reachable, with the tries, journals and
+    databases behind them. The third holds the encoded transactions, receipts and trie nodes
+    of the last 128 blocks' roots (a 2,000-transaction block is megabytes). Emptied after
+    each commit, they hold at most one block interval's worth.
+    """
+    HexaryTrie._cached_create_node_to_db_mapping.cache_clear()
+    ChainDB._get_block_transactions.cache_clear()
+    ChainDB._get_block_withdrawals.cache_clear()
+    eth.db.trie._make_trie_root_and_nodes.cache_clear()
 
 
 class ChainCore:
@@ -283,6 +302,7 @@ class ChainCore:
             for log in receipt.logs:
                 writes[INDEX + _LOG_ADDR + bytes(log.address) + number] = b""
         self.store.commit(built.overlay, writes)
+        release_evm_caches()
         # Committed blocks are immutable: serve recent ones without re-reading every
         # transaction from the trie (eth_getBlockByNumber on a 2000-tx block takes ~0.2 s).
         self._recent_blocks[block.hash] = block

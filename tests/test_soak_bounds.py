@@ -7,9 +7,15 @@ effect on a running network (flat RSS and latency).
 
 from __future__ import annotations
 
+import gc
 import os
+from pathlib import Path
 
+from eth.db.chain import ChainDB
+from eth.db.trie import _make_trie_root_and_nodes
+from helpers import KEYS, make_node, produce_all, sign_transfer
 from test_mempool import make_pool
+from trie import HexaryTrie
 
 
 def test_pending_nonce_queries_do_not_grow_the_nonce_cache() -> None:
@@ -21,3 +27,29 @@ def test_pending_nonce_queries_do_not_grow_the_nonce_cache() -> None:
         chain.nonces[address] = 7
         assert pool.pending_nonce(address) == 7
     assert len(pool._next_nonce) == 0
+
+
+def _live(kind: type) -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, kind))
+
+
+def test_committed_blocks_leave_no_evm_memo_behind(tmp_path: Path) -> None:
+    # py-evm memoises trie nodes per pruning trie, block transactions per ChainDB and trie
+    # roots per block in process-wide lru_caches: keyed by objects of past blocks and
+    # requests, they kept thousands of entries (and those objects) alive.
+    node = make_node(tmp_path)
+    try:
+        for n in range(30):
+            for k in range(4):
+                node.submit(sign_transfer(KEYS[k], n))
+            committed = produce_all(node)
+            assert committed is not None and len(committed.block.transactions) == 4
+            node.core.block_by_header(node.core.header_by_number(max(1, n - 20)))  # old block
+        assert _make_trie_root_and_nodes.cache_info().currsize <= 4
+        assert HexaryTrie._cached_create_node_to_db_mapping.cache_info().currsize == 0
+        assert ChainDB._get_block_transactions.cache_info().currsize <= 1
+        assert _live(HexaryTrie) <= 8
+        assert _live(ChainDB) <= 4
+    finally:
+        node.stop()
