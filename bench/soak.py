@@ -171,6 +171,7 @@ class Soak:
     failures: list[str] = field(default_factory=list)
     last_cpu: list[float | None] = field(default_factory=list)
     transport_retries: int = 0
+    retries: dict[str, int] = field(default_factory=dict)  # refusals retried, by reason
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -235,6 +236,7 @@ async def send_one(soak: Soak, rpc: Rpc, pending: dict[str, float], raw: str,
             pending.pop(tx_hash, None)
             soak.fail(f"{tx_hash} refused by {rpc.url}: {error}")
             return
+        soak.retries[reason] = soak.retries.get(reason, 0) + 1
         await asyncio.sleep(RETRY_DELAY)
     pending.pop(tx_hash, None)
     soak.fail(f"{tx_hash}: still refused by {rpc.url} after {MAX_SEND_ATTEMPTS} attempts")
@@ -403,6 +405,9 @@ def summary(soak: Soak, nodes: int) -> str:
                      f"{b.p99 / a.p99 if a.p99 else math.nan:.2f}")
         lines.append(f"CPU per tx first interval {a.cpu_ms_per_tx:.2f} ms, last "
                      f"{b.cpu_ms_per_tx:.2f} ms")
+    if soak.retries:
+        lines.append("sends retried after a refusal that clears by itself: " + ", ".join(
+            f"{reason} {n}" for reason, n in sorted(soak.retries.items())))
     if soak.transport_retries:
         lines.append(f"sends retried after a transport error: {soak.transport_retries}")
     if soak.failures:
@@ -445,6 +450,13 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _frames(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be 0..100, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m yilian.bench.soak", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -457,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per reported interval")
     p.add_argument("--sample", type=_positive(float), default=10.0,
                    help="seconds between RSS samples (for the slope)")
-    p.add_argument("--poll-interval", type=_positive(float), default=0.1,
+    p.add_argument("--poll-interval", type=_positive(float), default=0.25,
                    help="seconds between eth_blockNumber polls of each node")
     p.add_argument("--drain-timeout", type=_positive(float), default=60.0,
                    help="after the last send, wait this long for outstanding receipts")
@@ -466,8 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracemalloc", type=_positive(float), metavar="SECONDS",
                    help="every node writes a tracemalloc snapshot this often; the top growing "
                    "allocation sites are printed at the end (slows the nodes)")
-    p.add_argument("--frames", type=_positive(int), default=25,
-                   help="with --tracemalloc: frames kept per allocation")
+    p.add_argument("--frames", type=_frames, default=25,
+                   help="with --tracemalloc: frames kept per allocation; 0: trace nothing, "
+                   "only count live objects per type (cheap enough for every node)")
     p.add_argument("--trace-node", metavar="NAME",
                    help="with --tracemalloc: only this node traces (e.g. center-1); tracing "
                    "every node of a busy machine can slow rounds past their timeouts")

@@ -6,15 +6,21 @@ default) and writes a snapshot every ``seconds`` into ``<dir>`` as
 ``<node name>-<pid>-<seq>.tracemalloc`` (``seq`` zero-padded, so names sort by time). With a
 node name only that node traces (the others of a local network share the environment).
 Tracing slows every allocation several times and adds memory per traced block: use it to
-find growth, not to measure speed (a slowed validator can make BFT rounds time out).
+find growth, not to measure speed (a slowed validator can make BFT rounds time out). With
+``frames`` 0 nothing is traced: each snapshot is only a census of live objects per type
+(``<...>.census.json``, one pass over the garbage collector's objects), cheap enough for a
+node under load; a census is written next to every tracemalloc snapshot too.
 
 :func:`compare_snapshots` (``python -m yilian.bench.soak --compare <dir>``) prints, per
 node, the allocation sites whose live memory grew the most between its first and its last
-snapshot (the first one is taken after a warm-up, so start-up allocations do not count).
+snapshot (the first one is taken after a warm-up, so start-up allocations do not count),
+and the object types whose live count grew the most.
 """
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
 import os
 import threading
@@ -25,6 +31,7 @@ from pathlib import Path
 
 ENV_VAR = "YILIAN_TRACEMALLOC"
 SUFFIX = ".tracemalloc"
+CENSUS_SUFFIX = ".census.json"
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +61,8 @@ def parse_plan(value: str) -> SnapshotPlan:
     except ValueError as exc:
         raise DiagnosticsError(f"{ENV_VAR}={value!r}: seconds must be a number and frames "
                                f"an integer") from exc
-    if not every > 0 or not 1 <= frames <= 100:
-        raise DiagnosticsError(f"{ENV_VAR}={value!r}: seconds must be > 0 and frames 1..100")
+    if not every > 0 or not 0 <= frames <= 100:
+        raise DiagnosticsError(f"{ENV_VAR}={value!r}: seconds must be > 0 and frames 0..100")
     return SnapshotPlan(Path(parts[0]), every, frames, parts[3] or None if len(parts) == 4
                         else None)
 
@@ -73,7 +80,7 @@ class SnapshotWriter:
 
     def start(self) -> None:
         self.plan.directory.mkdir(parents=True, exist_ok=True)
-        if not tracemalloc.is_tracing():
+        if self.plan.frames and not tracemalloc.is_tracing():
             tracemalloc.start(self.plan.frames)
         self._thread.start()
 
@@ -81,11 +88,16 @@ class SnapshotWriter:
         self._stop.set()
 
     def write_one(self) -> Path:
-        path = self.plan.directory / f"{self.prefix}{self.count:05d}{SUFFIX}"
+        base = self.plan.directory / f"{self.prefix}{self.count:05d}"
+        self.count += 1
+        census = base.with_name(base.name + CENSUS_SUFFIX)
+        census.write_text(json.dumps(object_census(), sort_keys=True))
+        if not tracemalloc.is_tracing():
+            return census
+        path = base.with_name(base.name + SUFFIX)
         snapshot = tracemalloc.take_snapshot().filter_traces(
             [tracemalloc.Filter(False, tracemalloc.__file__)])
         snapshot.dump(str(path))
-        self.count += 1
         return path
 
     def _run(self) -> None:
@@ -111,12 +123,30 @@ def start_from_env(name: str) -> SnapshotWriter | None:
     return writer
 
 
-def snapshot_series(directory: Path) -> dict[str, list[Path]]:
+def object_census() -> dict[str, int]:
+    """Live objects tracked by the garbage collector, counted per type (module.name)."""
+    counts: dict[str, int] = defaultdict(int)
+    for obj in gc.get_objects():
+        kind = type(obj)
+        counts[f"{kind.__module__}.{kind.__qualname__}"] += 1
+    return dict(counts)
+
+
+def snapshot_series(directory: Path, suffix: str = SUFFIX) -> dict[str, list[Path]]:
     """The snapshot files in ``directory``, per ``<name>-<pid>`` in time order."""
     series: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(directory.glob(f"*{SUFFIX}")):
-        series[path.name[: -len(SUFFIX)].rsplit("-", 1)[0]].append(path)
+    for path in sorted(directory.glob(f"*{suffix}")):
+        series[path.name[: -len(suffix)].rsplit("-", 1)[0]].append(path)
     return dict(series)
+
+
+def census_growth(first: Path, last: Path, *, top: int = 15) -> list[str]:
+    """Lines naming the ``top`` object types whose live count grew most."""
+    old, new = json.loads(first.read_text()), json.loads(last.read_text())
+    growth = sorted(((n - old.get(k, 0), n, k) for k, n in new.items()), reverse=True)
+    lines = [f"objects {sum(old.values())} -> {sum(new.values())}"]
+    lines += [f"{diff:+10d} objects (now {n:9d})  {k}" for diff, n, k in growth[:top] if diff > 0]
+    return lines
 
 
 def _own_frame(trace: tracemalloc.Trace) -> str:
@@ -183,4 +213,8 @@ def compare_snapshots(directory: Path, *, top: int = 15, key: str = "own") -> st
             continue
         out.append(f"{who}: growth from {paths[0].name} to {paths[-1].name}")
         out += ["  " + line for line in top_growth(paths[0], paths[-1], top=top, key=key)]
-    return "\n".join(out) if out else f"no {SUFFIX} files in {directory}"
+    for who, paths in sorted(snapshot_series(directory, CENSUS_SUFFIX).items()):
+        if len(paths) >= 2:
+            out.append(f"{who}: object types from {paths[0].name} to {paths[-1].name}")
+            out += ["  " + line for line in census_growth(paths[0], paths[-1], top=top)]
+    return "\n".join(out) if out else f"no {SUFFIX} or {CENSUS_SUFFIX} files in {directory}"
