@@ -133,6 +133,7 @@ class Interval:
     """What happened between two reports (``end`` seconds since the first send)."""
 
     end: float
+    drain: bool = False  # after the last send: only waiting for the last receipts
     sent: int = 0
     committed: int = 0
     failed: int = 0
@@ -282,7 +283,7 @@ def format_interval(i: Interval, index: int) -> str:
     total = sum(r for r in i.rss if r is not None)
     return (f"{index:3d} {i.end / 60:6.2f} {i.sent:6d} {i.committed:6d} {i.failed:4d} "
             f"{i.p50:6.3f} {i.p99:6.3f} {(i.cpu_total or math.nan):7.1f} "
-            f"{i.cpu_ms_per_tx:7.2f}  {total:7.1f} | {rss}")
+            f"{i.cpu_ms_per_tx:7.2f}  {total:7.1f} | {rss}{'  (drain)' if i.drain else ''}")
 
 
 def header(nodes: int) -> str:
@@ -360,6 +361,7 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
                 soak.fail(f"{tx_hash}: no receipt within {args.drain_timeout:.0f} s after the "
                           "last send")
             pending.clear()
+        soak.current.drain = True
         print(format_interval(soak.close_interval(), len(soak.intervals)), flush=True)
         return soak
     finally:
@@ -374,7 +376,7 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
 
 
 def summary(soak: Soak, nodes: int) -> str:
-    ivs = [i for i in soak.intervals if i.committed]
+    ivs = [i for i in soak.intervals if i.committed and not i.drain]
     lines = ["", header(nodes)]
     lines += [format_interval(i, k + 1) for k, i in enumerate(soak.intervals)]
     sent = sum(i.sent for i in soak.intervals)
@@ -400,7 +402,7 @@ def summary(soak: Soak, nodes: int) -> str:
                  f"MB/min ({len(totals)} samples from {end / 120:.1f} to {end / 60:.1f} min)")
     if ivs:
         a, b = ivs[0], ivs[-1]
-        lines.append(f"latency first interval p50 {a.p50:.3f} s p99 {a.p99:.3f} s; last "
+        lines.append(f"latency first interval p50 {a.p50:.3f} s p99 {a.p99:.3f} s; last full "
                      f"interval p50 {b.p50:.3f} s p99 {b.p99:.3f} s; p99 last/first "
                      f"{b.p99 / a.p99 if a.p99 else math.nan:.2f}")
         lines.append(f"CPU per tx first interval {a.cpu_ms_per_tx:.2f} ms, last "
