@@ -42,6 +42,10 @@ from yilian.node.storage import INDEX, META, PendingWrites, Store
 _GENESIS_KEY = b"genesis"
 _LOG_ADDR = b"la"  # INDEX + la + address(20) + number(8) -> b""
 _TX = b"tx"  # INDEX + tx + hash(32) -> rlp(TxRecord fields)
+# Recently committed blocks kept decoded for readers: at most this many blocks and, since a
+# block may hold thousands of transactions (a few KB each decoded), this many transactions.
+RECENT_BLOCKS = 32
+RECENT_BLOCK_TXS = 4096
 
 
 class ChainError(Exception):
@@ -120,6 +124,7 @@ class ChainCore:
         self.chain_class = chain_class(genesis.chain_id)
         self.vm_class = YilianVM
         self._recent_blocks: dict[bytes, BlockAPI] = {}
+        self._recent_txs = 0  # transactions in _recent_blocks
         self._ensure_genesis()
 
     # -- setup ---------------------------------------------------------------------------
@@ -306,8 +311,11 @@ class ChainCore:
         # Committed blocks are immutable: serve recent ones without re-reading every
         # transaction from the trie (eth_getBlockByNumber on a 2000-tx block takes ~0.2 s).
         self._recent_blocks[block.hash] = block
-        while len(self._recent_blocks) > 32:
-            self._recent_blocks.pop(next(iter(self._recent_blocks)))
+        self._recent_txs += len(block.transactions)
+        while len(self._recent_blocks) > 1 and (len(self._recent_blocks) > RECENT_BLOCKS
+                                                or self._recent_txs > RECENT_BLOCK_TXS):
+            oldest = self._recent_blocks.pop(next(iter(self._recent_blocks)))
+            self._recent_txs -= len(oldest.transactions)
 
     # -- execution without committing ----------------------------------------------------
     def call(self, tx: SignedTransactionAPI, at: BlockHeaderAPI,

@@ -11,11 +11,14 @@ import gc
 import os
 from pathlib import Path
 
+import pytest
 from eth.db.chain import ChainDB
 from eth.db.trie import _make_trie_root_and_nodes
 from helpers import KEYS, make_node, produce_all, sign_transfer
 from test_mempool import make_pool
 from trie import HexaryTrie
+
+from yilian.node import chain
 
 
 def test_pending_nonce_queries_do_not_grow_the_nonce_cache() -> None:
@@ -51,5 +54,25 @@ def test_committed_blocks_leave_no_evm_memo_behind(tmp_path: Path) -> None:
         assert ChainDB._get_block_transactions.cache_info().currsize <= 1
         assert _live(HexaryTrie) <= 8
         assert _live(ChainDB) <= 4
+    finally:
+        node.stop()
+
+
+def test_recent_blocks_are_bounded_by_transactions_too(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Decoded recent blocks are served from memory; 32 blocks of 2,000 transactions each
+    # would be hundreds of MB, so the cache also stops at RECENT_BLOCK_TXS transactions.
+    monkeypatch.setattr(chain, "RECENT_BLOCK_TXS", 10, raising=False)
+    node = make_node(tmp_path)
+    try:
+        for n in range(6):
+            for k in range(4):
+                node.submit(sign_transfer(KEYS[k], n))
+            produce_all(node)
+        cached = list(node.core._recent_blocks.values())
+        assert [b.number for b in cached] == [5, 6]  # the newest that fit in 10 txs
+        assert sum(len(b.transactions) for b in cached) == node.core._recent_txs == 8
+        header = node.core.header_by_number(2)
+        assert header is not None and len(node.core.block_by_header(header).transactions) == 4
     finally:
         node.stop()
