@@ -39,11 +39,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from eth_account import Account
+from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth_hash.auto import keccak
+from eth_keys import keys
+from eth_typing import Address
 
 from yilian.bench.load import (
     RETRY_REASONS,
@@ -59,6 +61,7 @@ from yilian.bench.load import (
     stop_network,
 )
 from yilian.node import diagnostics, launcher
+from yilian.node.genesis import YilianVM
 
 SINK = "0x" + keccak(b"yilian soak sink").hex()[-40:]  # receives the value transfers
 TRANSFER_GAS = 21_000
@@ -107,13 +110,18 @@ def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
 
 
 def sign_transfer(sender: Sender, nonce: int, chain_id: int) -> tuple[str, str]:
-    """A zero-fee type-2 transfer of 1 wei to ``SINK``: (raw hex, hash hex)."""
-    signed = Account.sign_transaction({
-        "type": 2, "chainId": chain_id, "nonce": nonce, "to": bytes.fromhex(SINK[2:]),
-        "value": 1, "gas": TRANSFER_GAS, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
-        "data": b"", "accessList": [],
-    }, sender.private_key)
-    return "0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex()
+    """A zero-fee type-2 transfer of 1 wei to ``SINK``: (raw hex, hash hex).
+
+    Signed with the node's own transaction builder: a third of eth_account's CPU time,
+    which matters when the load generator shares the machine with the nodes.
+    """
+    builder = cast(type[PragueTransactionBuilder], YilianVM.get_transaction_builder())
+    unsigned = builder.new_unsigned_dynamic_fee_transaction(
+        chain_id=chain_id, nonce=nonce, max_priority_fee_per_gas=0, max_fee_per_gas=0,
+        gas=TRANSFER_GAS, to=Address(bytes.fromhex(SINK[2:])), value=1, data=b"",
+        access_list=())
+    signed = unsigned.as_signed_transaction(keys.PrivateKey(bytes.fromhex(sender.private_key[2:])))
+    return "0x" + signed.encode().hex(), "0x" + bytes(signed.hash).hex()
 
 
 def sign_put(sender: Sender, nonce: int, chain_id: int) -> tuple[str, str]:
@@ -349,6 +357,7 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
             task.add_done_callback(sends.discard)
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+            await asyncio.sleep(0)  # behind schedule too, let the sends and polls run
         if sends:
             await asyncio.gather(*sends)
         deadline = time.monotonic() + args.drain_timeout
