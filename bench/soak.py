@@ -358,6 +358,10 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             await asyncio.sleep(0)  # behind schedule too, let the sends and polls run
+        end = args.minutes * 60
+        while (now := soak.now()) < end:  # the last sending interval ends on time
+            await asyncio.sleep(end - now)
+        print(format_interval(soak.close_interval(), len(soak.intervals)), flush=True)
         if sends:
             await asyncio.gather(*sends)
         deadline = time.monotonic() + args.drain_timeout
