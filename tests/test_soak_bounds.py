@@ -7,6 +7,7 @@ effect on a running network (flat RSS and latency).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from pathlib import Path
@@ -16,9 +17,13 @@ from eth.db.chain import ChainDB
 from eth.db.trie import _make_trie_root_and_nodes
 from helpers import KEYS, make_node, produce_all, sign_transfer
 from test_mempool import make_pool
+from test_p2p_transport import APP, close_all, ed25519_identity, start_mesh
+from test_p2p_transport import Node as P2pNode
 from trie import HexaryTrie
 
 from yilian.node import chain
+
+MIB = 1024 * 1024
 
 
 def test_pending_nonce_queries_do_not_grow_the_nonce_cache() -> None:
@@ -76,3 +81,25 @@ def test_recent_blocks_are_bounded_by_transactions_too(tmp_path: Path,
         assert header is not None and len(node.core.block_by_header(header).transactions) == 4
     finally:
         node.stop()
+
+
+def test_p2p_send_queue_is_bounded_in_bytes() -> None:
+    # A peer that does not read made us hold up to send_queue_size frames (the driver
+    # uses 4,096 of up to 64 MiB each); the queue now also stops at send_queue_bytes.
+    async def scenario() -> tuple[list[bool], int]:
+        a, b = (P2pNode(i, [ident_a.public_key, ident_b.public_key], overflow="drop",
+                        send_queue_size=1000, send_queue_bytes=4 * MIB)
+                for i in (ident_a, ident_b))
+        await start_mesh([a, b])
+        try:
+            # No await in between: the writer cannot drain, as with a peer not reading.
+            sent = [a.mgr.send(b.key, APP, b"x" * MIB) for _ in range(40)]
+            conn = a.mgr._conns[b.key]
+            return sent, conn.queued_bytes
+        finally:
+            await close_all([a, b])
+
+    ident_a, ident_b = ed25519_identity(), ed25519_identity()
+    sent, queued = asyncio.run(scenario())
+    assert sent[:3] == [True, True, True] and sent.count(True) <= 4
+    assert queued <= 4 * MIB
