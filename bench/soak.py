@@ -10,16 +10,20 @@ the nodes' CPU seconds (``utime + stime`` of ``/proc/<pid>/stat``) and CPU milli
 committed transaction, and the send-to-receipt latency p50/p99 of the transactions committed
 in that interval. At the end it prints a table, the slope of the nodes' RSS (MB/min, least
 squares over the second half of the run, per node and in total) and the latency p99 of the
-first vs the last interval with their ratio.
+first vs the last full interval with their ratio (the drain after the last send, waiting for
+the last receipts, is reported as its own interval and left out of that comparison).
 
 Definitions: send time is when the ``eth_sendRawTransaction`` request started; receipt
 time is when the poller of the node the transaction was sent to (``eth_blockNumber`` every
 ``--poll-interval``, then the new blocks, then ``eth_getTransactionReceipt`` of ours in
 them) first saw it committed; latency = receipt time - send time.
 
-``--tracemalloc SECONDS`` makes every node write a tracemalloc snapshot that often
-(``YILIAN_TRACEMALLOC``, see ``yilian.node.diagnostics``) and prints the top growing
-allocation sites at the end; ``--compare DIR`` prints them for snapshots written earlier.
+``--tracemalloc SECONDS`` makes the nodes (or the ``--trace-node``) write a tracemalloc
+snapshot that often (``YILIAN_TRACEMALLOC``, see ``yilian.node.diagnostics``; ``--frames 0``:
+only a census of live objects per type) and prints the top growing allocation sites and
+object types at the end; ``--compare DIR`` prints them for snapshots written earlier. The
+load generator shares the machine with the nodes: CPU seconds per committed transaction are
+steadier than wall-clock figures when other processes compete for the CPUs.
 Exit status: 0 when every transaction committed with status 1, 1 otherwise, 130 when
 interrupted.
 """

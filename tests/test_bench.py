@@ -307,3 +307,29 @@ def test_soak_bench_runs_on_4_validators(capsys: pytest.CaptureFixture[str]) -> 
     assert "all nodes: slope over the second half" in out and "p99 last/first" in out
     assert "ms per committed tx" in out
     assert "center-2-" in out and "traced " in out and "center-1-" not in out
+
+
+def test_tracemalloc_plan_parses_and_names_the_bad_part(tmp_path: Path) -> None:
+    from yilian.node import diagnostics as d
+
+    assert d.parse_plan(f"{tmp_path},60") == d.SnapshotPlan(tmp_path, 60.0, 1, None)
+    assert d.parse_plan(f"{tmp_path},0.5,0,center-2") == d.SnapshotPlan(tmp_path, 0.5, 0,
+                                                                          "center-2")
+    for bad in ("", f"{tmp_path}", ",60", f"{tmp_path},x", f"{tmp_path},0",
+                f"{tmp_path},60,101", f"{tmp_path},60,1,a,b"):
+        with pytest.raises(d.DiagnosticsError, match="YILIAN_TRACEMALLOC"):
+            d.parse_plan(bad)
+
+
+def test_object_census_snapshots_compare(tmp_path: Path) -> None:
+    from yilian.node import diagnostics as d
+
+    writer = d.SnapshotWriter(d.SnapshotPlan(tmp_path, 3600.0, 0), "center-9")
+    writer.plan.directory.mkdir(exist_ok=True)
+    first = writer.write_one()
+    kept = [d.SnapshotPlan(tmp_path, float(i)) for i in range(5000)]  # grows by 5000
+    second = writer.write_one()
+    assert first.name.endswith("-00000.census.json") and second.name.endswith("-00001.census.json")
+    report = d.compare_snapshots(tmp_path)
+    assert "center-9-" in report and "yilian.node.diagnostics.SnapshotPlan" in report
+    assert len(kept) == 5000
