@@ -77,11 +77,12 @@ MAX_BLOCKS_PER_POLL = 50
 # -- process figures ---------------------------------------------------------------------
 
 
-def rss_mb(pid: int) -> float | None:
-    """Resident memory of ``pid`` in MB (VmRSS of /proc/<pid>/status), None if gone."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """Resident memory of ``pid`` in MB (``field`` of /proc/<pid>/status: VmRSS, or its
+    RssAnon part, the heap, or RssFile, mapped files), None if gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         return None
@@ -181,6 +182,7 @@ class Soak:
     current: Interval = field(default_factory=lambda: Interval(end=0.0))
     intervals: list[Interval] = field(default_factory=list)
     rss_samples: list[tuple[float, list[float | None]]] = field(default_factory=list)
+    anon_samples: list[tuple[float, list[float | None]]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     last_cpu: list[float | None] = field(default_factory=list)
     transport_retries: int = 0
@@ -201,6 +203,7 @@ class Soak:
     def sample(self) -> list[float | None]:
         rss = [rss_mb(pid) for pid in self.pids]
         self.rss_samples.append((self.now(), rss))
+        self.anon_samples.append((self.now(), [rss_mb(pid, "RssAnon") for pid in self.pids]))
         return rss
 
     def close_interval(self) -> Interval:
@@ -405,18 +408,10 @@ def summary(soak: Soak, nodes: int) -> str:
                  f"{'-' if cpu_total is None else f'{cpu_total:.1f} s'}"
                  + (f" = {1000 * cpu_total / committed:.2f} ms per committed tx"
                     if cpu_total is not None and committed else ""))
-    end = soak.rss_samples[-1][0] if soak.rss_samples else 0.0
-    half = [(t, r) for t, r in soak.rss_samples if t >= end / 2]
-    for k in range(nodes):
-        points = [(t, v) for t, r in half if (v := r[k]) is not None]
-        first = next((r[k] for _, r in soak.rss_samples if r[k] is not None), None)
-        last = points[-1][1] if points else None
-        lines.append(f"node {k + 1}: RSS {first or math.nan:.1f} -> {last or math.nan:.1f} MB, "
-                     f"slope over the second half {slope_per_minute(points):+.2f} MB/min")
-    totals = [(t, sum(v for v in r if v is not None)) for t, r in half
-              if all(v is not None for v in r)]
-    lines.append(f"all nodes: slope over the second half {slope_per_minute(totals):+.2f} "
-                 f"MB/min ({len(totals)} samples from {end / 120:.1f} to {end / 60:.1f} min)")
+    lines += _memory_lines(soak.rss_samples, nodes, "RSS")
+    # RssAnon: the heap alone, without mapped files (libraries, LevelDB's mmapped tables,
+    # which grow with the database and are page cache the kernel can reclaim).
+    lines += _memory_lines(soak.anon_samples, nodes, "anonymous RSS (heap)")
     if ivs:
         a, b = ivs[0], ivs[-1]
         lines.append(f"latency first interval p50 {a.p50:.3f} s p99 {a.p99:.3f} s; last full "
@@ -432,6 +427,26 @@ def summary(soak: Soak, nodes: int) -> str:
     if soak.failures:
         lines.append("failures (first ones): " + "; ".join(soak.failures[:5]))
     return "\n".join(lines)
+
+
+def _memory_lines(samples: Sequence[tuple[float, list[float | None]]], nodes: int,
+                  what: str) -> list[str]:
+    """Per node: first and last sample, least-squares slope over the second half."""
+    end = samples[-1][0] if samples else 0.0
+    half = [(t, r) for t, r in samples if t >= end / 2]
+    lines = []
+    for k in range(nodes):
+        points = [(t, v) for t, r in half if (v := r[k]) is not None]
+        first = next((r[k] for _, r in samples if r[k] is not None), None)
+        last = points[-1][1] if points else None
+        lines.append(f"node {k + 1}: {what} {first or math.nan:.1f} -> {last or math.nan:.1f} "
+                     f"MB, slope over the second half {slope_per_minute(points):+.2f} MB/min")
+    totals = [(t, sum(v for v in r if v is not None)) for t, r in half
+              if all(v is not None for v in r)]
+    lines.append(f"all nodes: {what} slope over the second half "
+                 f"{slope_per_minute(totals):+.2f} MB/min ({len(totals)} samples from "
+                 f"{end / 120:.1f} to {end / 60:.1f} min)")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -304,7 +304,8 @@ def test_soak_bench_runs_on_4_validators(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert code == 0, out
     assert "failed 0" in out and "committed 120" in out
-    assert "all nodes: slope over the second half" in out and "p99 last/first" in out
+    assert "all nodes: RSS slope over the second half" in out and "p99 last/first" in out
+    assert "anonymous RSS (heap) slope" in out
     assert "ms per committed tx" in out
     assert "center-2-" in out and "traced " in out and "center-1-" not in out
 
