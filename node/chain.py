@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import eth.db.trie
 import rlp
 from eth.abc import (
     BlockAPI,
@@ -42,6 +43,7 @@ from eth.exceptions import HeaderNotFound
 from eth_hash.auto import keccak
 from eth_typing import BlockNumber
 from eth_utils import ValidationError
+from trie import HexaryTrie
 
 from yilian.node import execution_limits
 from yilian.node.admission import Rejected, validate_transaction
@@ -54,6 +56,10 @@ log = logging.getLogger("yilian.chain")
 _GENESIS_KEY = b"genesis"
 _LOG_ADDR = b"la"  # INDEX + la + address(20) + number(8) -> b""
 _TX = b"tx"  # INDEX + tx + hash(32) -> rlp(TxRecord fields)
+# Recently committed blocks kept decoded for readers: at most this many blocks and, since a
+# block may hold thousands of transactions (a few KB each decoded), this many transactions.
+RECENT_BLOCKS = 32
+RECENT_BLOCK_TXS = 4096
 
 
 class ChainError(Exception):
@@ -133,6 +139,23 @@ def _be8(n: int) -> bytes:
     return struct.pack(">Q", n)
 
 
+def release_evm_caches() -> None:
+    """Empty py-evm's memo caches that only serve the block being built or imported.
+
+    They are ``functools.lru_cache`` s shared by the whole process, and two of them are keyed
+    by an instance that is never used again once its block is committed or its request
+    answered (a block's pruning ``HexaryTrie``, a request's ``ChainDB``): up to 4,096 trie
+    nodes and 32 blocks' decoded transactions stay reachable, with the tries, journals and
+    databases behind them. The third holds the encoded transactions, receipts and trie nodes
+    of the last 128 blocks' roots (a 2,000-transaction block is megabytes). Emptied after
+    each commit, they hold at most one block interval's worth.
+    """
+    HexaryTrie._cached_create_node_to_db_mapping.cache_clear()
+    ChainDB._get_block_transactions.cache_clear()
+    ChainDB._get_block_withdrawals.cache_clear()
+    eth.db.trie._make_trie_root_and_nodes.cache_clear()
+
+
 class ChainCore:
     """Owns the EVM chain in a :class:`Store`; one writer (the block producer), many readers."""
 
@@ -142,6 +165,7 @@ class ChainCore:
         self.chain_class = chain_class(genesis.chain_id)
         self.vm_class = YilianVM
         self._recent_blocks: dict[bytes, BlockAPI] = {}
+        self._recent_txs = 0  # transactions in _recent_blocks
         self._ensure_genesis()
 
     # -- setup ---------------------------------------------------------------------------
@@ -373,11 +397,15 @@ class ChainCore:
             for log in receipt.logs:
                 writes[INDEX + _LOG_ADDR + bytes(log.address) + number] = b""
         self.store.commit(built.overlay, writes)
+        release_evm_caches()
         # Committed blocks are immutable: serve recent ones without re-reading every
         # transaction from the trie (eth_getBlockByNumber on a 2000-tx block takes ~0.2 s).
         self._recent_blocks[block.hash] = block
-        while len(self._recent_blocks) > 32:
-            self._recent_blocks.pop(next(iter(self._recent_blocks)))
+        self._recent_txs += len(block.transactions)
+        while len(self._recent_blocks) > 1 and (len(self._recent_blocks) > RECENT_BLOCKS
+                                                or self._recent_txs > RECENT_BLOCK_TXS):
+            oldest = self._recent_blocks.pop(next(iter(self._recent_blocks)))
+            self._recent_txs -= len(oldest.transactions)
 
     # -- execution without committing ----------------------------------------------------
     def call(self, tx: SignedTransactionAPI, at: BlockHeaderAPI,

@@ -78,10 +78,15 @@ class Mempool:
             return self._by_sender[loc[0]][loc[1]].tx
 
     def pending_nonce(self, sender: bytes) -> int:
-        """The nonce a new transaction from ``sender`` should use ("pending" block tag)."""
+        """The nonce a new transaction from ``sender`` should use ("pending" block tag).
+
+        Answers for any address (``eth_getTransactionCount``), so an address with nothing
+        pending is looked up without being cached: queries must not grow the cache.
+        """
         with self._lock:
-            nonce = self._committed_nonce(sender)
             queued = self._by_sender.get(sender, {})
+            cached = self._next_nonce.get(sender)
+            nonce = cached if cached is not None else self._account(sender).nonce
             while nonce in queued:
                 nonce += 1
             return nonce

@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from yilian.node.config import load_config
+from yilian.node.diagnostics import start_from_env as start_diagnostics
 from yilian.node.launcher import START_ID_FILE
 from yilian.node.service import Node
 
@@ -46,6 +47,7 @@ def run_node(home: Path) -> None:
         level=config.log_level.upper(),
         format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s",
     )
+    start_diagnostics(config.name)  # YILIAN_TRACEMALLOC: periodic memory snapshots
     node = Node(config, home)
     app = create_app(node)
     # ``/healthz`` answers this id and our pid, so ``yilian up`` can tell its node from

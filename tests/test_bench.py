@@ -252,3 +252,85 @@ def test_records_benchmark_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -
     assert code == 0, out
     assert "published records/s:" in out and "grant-checked reads/s:" in out
     assert "errors 0" in out and "errors 1" not in out
+
+
+# -- python -m yilian.bench.soak ---------------------------------------------------------------
+
+
+def test_soak_slope_is_least_squares_per_minute() -> None:
+    from yilian.bench import soak
+
+    points = [(t, 100 + 0.5 * t / 60 + (0.2 if t % 20 else -0.2)) for t in range(0, 600, 10)]
+    assert soak.slope_per_minute(points) == pytest.approx(0.5, abs=0.01)
+    assert soak.slope_per_minute([(0.0, 5.0), (60.0, 5.0)]) == 0.0
+    assert math.isnan(soak.slope_per_minute([(0.0, 5.0)]))
+
+
+def test_soak_reads_rss_and_cpu_of_a_process() -> None:
+    import os
+
+    from yilian.bench import soak
+
+    rss, cpu = soak.rss_mb(os.getpid()), soak.cpu_seconds(os.getpid())
+    assert rss is not None and rss > 1 and cpu is not None and cpu > 0
+    assert soak.rss_mb(2**22 + 1) is None and soak.cpu_seconds(2**22 + 1) is None
+
+
+def test_soak_transfer_is_a_zero_fee_type_2_value_transfer() -> None:
+    from yilian.bench import soak
+    from yilian.node.genesis import YilianVM
+
+    account = dev_accounts(1)[0]
+    raw, tx_hash = soak.sign_transfer(load.Sender(account.address, account.private_key), 3,
+                                      LOCAL_CHAIN_ID)
+    tx = YilianVM.get_transaction_builder().decode(bytes.fromhex(raw[2:]))
+    assert "0x" + bytes(tx.hash).hex() == tx_hash
+    assert (tx.nonce, tx.value, tx.gas, tx.data, tx.max_fee_per_gas) == (
+        3, 1, soak.TRANSFER_GAS, b"", 0)
+    assert "0x" + bytes(tx.to).hex() == soak.SINK and tx.sender.hex() == \
+        account.address[2:].lower()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_soak_bench_runs_on_4_validators(capsys: pytest.CaptureFixture[str]) -> None:
+    """A tiny soak with tracemalloc on one node: every tx commits, the report has its
+    figures and the snapshot comparison (no speed or memory assertion)."""
+    from yilian.bench import soak
+
+    code = soak.main(["--minutes", "0.5", "--rate", "4", "--nodes", "4", "--interval", "10",
+                      "--sample", "2", "--tracemalloc", "8", "--frames", "5",
+                      "--trace-node", "center-2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "failed 0" in out and "committed 120" in out
+    assert "all nodes: RSS slope over the second half" in out and "p99 last/first" in out
+    assert "anonymous RSS (heap) slope" in out
+    assert "ms per committed tx" in out
+    assert "center-2-" in out and "traced " in out and "center-1-" not in out
+
+
+def test_tracemalloc_plan_parses_and_names_the_bad_part(tmp_path: Path) -> None:
+    from yilian.node import diagnostics as d
+
+    assert d.parse_plan(f"{tmp_path},60") == d.SnapshotPlan(tmp_path, 60.0, 1, None)
+    assert d.parse_plan(f"{tmp_path},0.5,0,center-2") == d.SnapshotPlan(tmp_path, 0.5, 0,
+                                                                          "center-2")
+    for bad in ("", f"{tmp_path}", ",60", f"{tmp_path},x", f"{tmp_path},0",
+                f"{tmp_path},60,101", f"{tmp_path},60,1,a,b"):
+        with pytest.raises(d.DiagnosticsError, match="YILIAN_TRACEMALLOC"):
+            d.parse_plan(bad)
+
+
+def test_object_census_snapshots_compare(tmp_path: Path) -> None:
+    from yilian.node import diagnostics as d
+
+    writer = d.SnapshotWriter(d.SnapshotPlan(tmp_path, 3600.0, 0), "center-9")
+    writer.plan.directory.mkdir(exist_ok=True)
+    first = writer.write_one()
+    kept = [d.SnapshotPlan(tmp_path, float(i)) for i in range(5000)]  # grows by 5000
+    second = writer.write_one()
+    assert first.name.endswith("-00000.census.json") and second.name.endswith("-00001.census.json")
+    report = d.compare_snapshots(tmp_path)
+    assert "center-9-" in report and "yilian.node.diagnostics.SnapshotPlan" in report
+    assert len(kept) == 5000

@@ -77,6 +77,7 @@ OnMessage = Callable[[bytes, int, Any], Awaitable[None] | None]
 OnPeer = Callable[[bytes], Awaitable[None] | None]
 
 _PING_PAYLOAD = pack_message(MSG_PING, None)
+DEFAULT_SEND_QUEUE_BYTES = 64 * 1024 * 1024
 
 
 def _short(key: bytes) -> str:
@@ -110,11 +111,28 @@ class _Connection:
         self.outbound = result.outbound
         self.initiator_key = own_key if result.outbound else result.peer_public_key
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
+        self.queued_bytes = 0  # payload bytes in ``queue``
         self.closed = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.since = asyncio.get_running_loop().time()
         self.dropped = False
         self.overflow_drops = 0
+
+    def offer(self, payload: bytes, max_bytes: int) -> bool:
+        """Queue ``payload`` unless that would pass the queue's message count or
+        ``max_bytes`` (a single larger message still goes when nothing is queued)."""
+        if self.queue.full() or (self.queued_bytes
+                                 and self.queued_bytes + len(payload) > max_bytes):
+            return False
+        self.queue.put_nowait(payload)
+        self.queued_bytes += len(payload)
+        return True
+
+    def take(self) -> bytes:
+        """The oldest queued payload (the queue must not be empty)."""
+        payload = self.queue.get_nowait()
+        self.queued_bytes -= len(payload)
+        return payload
 
     def info(self) -> PeerInfo:
         w = self.channel.writer
@@ -151,6 +169,8 @@ class PeerManager:
             bounds (default: bin/str up to ``max_frame_bytes``, arrays/maps up
             to 100 000 entries).  Every member must use the same values.
         send_queue_size: per-connection bounded queue of outgoing messages.
+        send_queue_bytes: and its bound in payload bytes (a peer that does not read must
+            not make us hold ``send_queue_size`` frames of up to ``max_frame_bytes``).
         overflow: on a full queue, ``"close"`` the connection (default; the
             dialler reconnects) or ``"drop"`` the new message; logged either way.
         backoff_initial / backoff_max: redial delay, doubled per failure, capped.
@@ -180,6 +200,7 @@ class PeerManager:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         limits: DecodeLimits | None = None,
         send_queue_size: int = 1024,
+        send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
         overflow: Literal["close", "drop"] = "close",
         backoff_initial: float = 0.25,
         backoff_max: float = 30.0,
@@ -213,6 +234,7 @@ class PeerManager:
         self._listen_host = listen_host
         self._listen_port = listen_port
         self._queue_size = send_queue_size
+        self._queue_bytes = send_queue_bytes
         self._overflow = overflow
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -348,16 +370,14 @@ class PeerManager:
         return sum(self._enqueue(conn, payload) for conn in list(self._conns.values()))
 
     def _enqueue(self, conn: _Connection, payload: bytes) -> bool:
-        try:
-            conn.queue.put_nowait(payload)
+        if conn.offer(payload, self._queue_bytes):
             return True
-        except asyncio.QueueFull:
-            pass
         if self._overflow == "close":
             log.warning(
-                "p2p send queue to %s overflowed (%d messages); closing connection",
+                "p2p send queue to %s overflowed (%d messages, %d bytes); closing connection",
                 _short(conn.peer),
-                self._queue_size,
+                conn.queue.qsize(),
+                conn.queued_bytes,
             )
             self._drop(conn, "send queue overflow", graceful=False)
         else:
@@ -481,9 +501,7 @@ class PeerManager:
             for t in old.tasks:
                 t.cancel()
             while not old.queue.empty():
-                item = old.queue.get_nowait()
-                if not conn.queue.full():
-                    conn.queue.put_nowait(item)
+                conn.offer(old.take(), self._queue_bytes)
             old.channel.close()
             old.closed.set()
         self._conns[conn.peer] = conn
@@ -560,6 +578,7 @@ class PeerManager:
                 try:
                     async with asyncio.timeout(self._ping_interval):
                         payload = await conn.queue.get()
+                    conn.queued_bytes -= len(payload)
                 except TimeoutError:
                     payload = _PING_PAYLOAD
                 await conn.channel.send_payload(payload)

@@ -1,0 +1,563 @@
+"""Soak benchmark: memory, CPU and latency of a local consortium under a steady, modest load.
+
+``python -m yilian.bench.soak --minutes 30 --rate 40 --nodes 4`` starts a fresh local
+network of ``--nodes`` validators (``bench.load.start_network``), sends signed transactions
+at a fixed rate (value transfers by default, ``--kind put`` for ``RecordStore.put``), spread
+round-robin over the nodes (each development account always sends to the same node, so its
+nonces arrive in order), and waits for every receipt. Every ``--interval`` seconds it prints
+one line per interval: each node's resident memory (``VmRSS`` of ``/proc/<pid>/status``),
+the nodes' CPU seconds (``utime + stime`` of ``/proc/<pid>/stat``) and CPU milliseconds per
+committed transaction, and the send-to-receipt latency p50/p99 of the transactions committed
+in that interval. At the end it prints a table, the slope of the nodes' RSS (MB/min, least
+squares over the second half of the run, per node and in total) and the latency p99 of the
+first vs the last full interval with their ratio (the drain after the last send, waiting for
+the last receipts, is reported as its own interval and left out of that comparison).
+
+Definitions: send time is when the ``eth_sendRawTransaction`` request started; receipt
+time is when the poller of the node the transaction was sent to (``eth_blockNumber`` every
+``--poll-interval``, then the new blocks, then ``eth_getTransactionReceipt`` of ours in
+them) first saw it committed; latency = receipt time - send time.
+
+``--tracemalloc SECONDS`` makes the nodes (or the ``--trace-node``) write a tracemalloc
+snapshot that often (``YILIAN_TRACEMALLOC``, see ``yilian.node.diagnostics``; ``--frames 0``:
+only a census of live objects per type) and prints the top growing allocation sites and
+object types at the end; ``--compare DIR`` prints them for snapshots written earlier. The
+load generator shares the machine with the nodes: CPU seconds per committed transaction are
+steadier than wall-clock figures when other processes compete for the CPUs.
+Exit status: 0 when every transaction committed with status 1, 1 otherwise, 130 when
+interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, cast
+
+import httpx
+from eth.vm.forks.prague.transactions import PragueTransactionBuilder
+from eth_hash.auto import keccak
+from eth_keys import keys
+from eth_typing import Address
+
+from yilian.bench.load import (
+    RETRY_REASONS,
+    TRANSPORT_ATTEMPTS,
+    BenchError,
+    Rpc,
+    RpcFailure,
+    Sender,
+    log,
+    percentile,
+    presign,
+    start_network,
+    stop_network,
+)
+from yilian.node import diagnostics, launcher
+from yilian.node.genesis import YilianVM
+
+SINK = "0x" + keccak(b"yilian soak sink").hex()[-40:]  # receives the value transfers
+TRANSFER_GAS = 21_000
+MAX_SEND_ATTEMPTS = 40  # x RETRY_DELAY: ~10 s of retrying a refusal that clears by itself
+RETRY_DELAY = 0.25
+MAX_BLOCKS_PER_POLL = 50
+
+
+# -- process figures ---------------------------------------------------------------------
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """Resident memory of ``pid`` in MB (``field`` of /proc/<pid>/status: VmRSS, or its
+    RssAnon part, the heap, or RssFile, mapped files), None if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (utime + stime, all threads) used so far by ``pid``, None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value) points, in value per minute (nan if < 2)."""
+    if len(points) < 2:
+        return math.nan
+    n = len(points)
+    mx = sum(t for t, _ in points) / n
+    my = sum(v for _, v in points) / n
+    var = sum((t - mx) ** 2 for t, _ in points)
+    if var == 0:
+        return math.nan
+    return 60 * sum((t - mx) * (v - my) for t, v in points) / var
+
+
+# -- transactions ------------------------------------------------------------------------
+
+
+def sign_transfer(sender: Sender, nonce: int, chain_id: int) -> tuple[str, str]:
+    """A zero-fee type-2 transfer of 1 wei to ``SINK``: (raw hex, hash hex).
+
+    Signed with the node's own transaction builder: a third of eth_account's CPU time,
+    which matters when the load generator shares the machine with the nodes.
+    """
+    builder = cast(type[PragueTransactionBuilder], YilianVM.get_transaction_builder())
+    unsigned = builder.new_unsigned_dynamic_fee_transaction(
+        chain_id=chain_id, nonce=nonce, max_priority_fee_per_gas=0, max_fee_per_gas=0,
+        gas=TRANSFER_GAS, to=Address(bytes.fromhex(SINK[2:])), value=1, data=b"",
+        access_list=())
+    signed = unsigned.as_signed_transaction(keys.PrivateKey(bytes.fromhex(sender.private_key[2:])))
+    return "0x" + signed.encode().hex(), "0x" + bytes(signed.hash).hex()
+
+
+def sign_put(sender: Sender, nonce: int, chain_id: int) -> tuple[str, str]:
+    """A ``RecordStore.put`` of a fresh random key (bench.load's signer): (raw, hash)."""
+    tx = presign([sender], [nonce], 1, chain_id=chain_id, tag=os.urandom(16))[0]
+    return tx.raw_hex, tx.hash
+
+
+SIGNERS = {"transfer": sign_transfer, "put": sign_put}
+
+
+# -- measurement -------------------------------------------------------------------------
+
+
+@dataclass
+class Interval:
+    """What happened between two reports (``end`` seconds since the first send)."""
+
+    end: float
+    drain: bool = False  # after the last send: only waiting for the last receipts
+    sent: int = 0
+    committed: int = 0
+    failed: int = 0
+    latencies: list[float] = field(default_factory=list)
+    rss: list[float | None] = field(default_factory=list)  # MB per node at the end
+    cpu: list[float | None] = field(default_factory=list)  # CPU s per node in the interval
+
+    @property
+    def p50(self) -> float:
+        return percentile(sorted(self.latencies), 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(sorted(self.latencies), 99)
+
+    @property
+    def cpu_total(self) -> float | None:
+        return None if any(c is None for c in self.cpu) else sum(c or 0 for c in self.cpu)
+
+    @property
+    def cpu_ms_per_tx(self) -> float:
+        total = self.cpu_total
+        return math.nan if total is None or not self.committed else 1000 * total / self.committed
+
+
+@dataclass
+class Soak:
+    """The running measurement: pending transactions and the intervals so far."""
+
+    pids: list[int]
+    t0: float = field(default_factory=time.monotonic)
+    pending: list[dict[str, float]] = field(default_factory=list)  # per node: hash -> sent
+    current: Interval = field(default_factory=lambda: Interval(end=0.0))
+    intervals: list[Interval] = field(default_factory=list)
+    rss_samples: list[tuple[float, list[float | None]]] = field(default_factory=list)
+    anon_samples: list[tuple[float, list[float | None]]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    last_cpu: list[float | None] = field(default_factory=list)
+    transport_retries: int = 0
+    retries: dict[str, int] = field(default_factory=dict)  # refusals retried, by reason
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def outstanding(self) -> int:
+        return sum(len(p) for p in self.pending)
+
+    def fail(self, what: str) -> None:
+        self.current.failed += 1
+        if len(self.failures) < 20:
+            self.failures.append(what)
+            log(f"FAILED: {what}")
+
+    def sample(self) -> list[float | None]:
+        rss = [rss_mb(pid) for pid in self.pids]
+        self.rss_samples.append((self.now(), rss))
+        self.anon_samples.append((self.now(), [rss_mb(pid, "RssAnon") for pid in self.pids]))
+        return rss
+
+    def close_interval(self) -> Interval:
+        done = self.current
+        done.end = self.now()
+        done.rss = self.sample()
+        cpu_now = [cpu_seconds(pid) for pid in self.pids]
+        done.cpu = [None if a is None or b is None else a - b
+                    for a, b in zip(cpu_now, self.last_cpu, strict=True)]
+        self.last_cpu = cpu_now
+        self.intervals.append(done)
+        self.current = Interval(end=0.0)
+        return done
+
+
+# -- the load ----------------------------------------------------------------------------
+
+
+async def send_one(soak: Soak, rpc: Rpc, pending: dict[str, float], raw: str,
+                   tx_hash: str) -> None:
+    """Send one raw transaction; retry refusals that clear by themselves; count failures."""
+    pending[tx_hash] = soak.now()
+    soak.current.sent += 1
+    transport_errors = 0
+    for _ in range(MAX_SEND_ATTEMPTS):
+        try:
+            out = await rpc.post({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction",
+                                  "params": [raw]})
+        except (httpx.HTTPError, RpcFailure) as exc:
+            # A keep-alive connection the server closed as it was reused fails this way;
+            # resending the same signed transaction is safe (a second copy is "known").
+            transport_errors += 1
+            soak.transport_retries += 1
+            if transport_errors < TRANSPORT_ATTEMPTS:
+                continue
+            pending.pop(tx_hash, None)
+            soak.fail(f"{tx_hash} to {rpc.url}: {type(exc).__name__} {exc}")
+            return
+        error = out.get("error") if isinstance(out, dict) else {"message": repr(out)[:200]}
+        if not error:
+            return
+        reason = (error.get("data") or {}).get("reason") if isinstance(error, dict) else None
+        if reason == "known":
+            return
+        if reason not in RETRY_REASONS:
+            pending.pop(tx_hash, None)
+            soak.fail(f"{tx_hash} refused by {rpc.url}: {error}")
+            return
+        soak.retries[reason] = soak.retries.get(reason, 0) + 1
+        await asyncio.sleep(RETRY_DELAY)
+    pending.pop(tx_hash, None)
+    soak.fail(f"{tx_hash}: still refused by {rpc.url} after {MAX_SEND_ATTEMPTS} attempts")
+
+
+async def watch_node(soak: Soak, rpc: Rpc, pending: dict[str, float], start: int,
+                     stop: asyncio.Event, poll: float) -> None:
+    """Mark the transactions sent to this node committed as its blocks show them; check
+    their receipts. One poll: eth_blockNumber, then one batch of the new blocks (at most
+    ``MAX_BLOCKS_PER_POLL``) and one batch of our receipts in them."""
+    seen = start
+    while not stop.is_set():
+        try:
+            head = int(await rpc.call("eth_blockNumber"), 16)
+            numbers = list(range(seen + 1, min(head, seen + MAX_BLOCKS_PER_POLL) + 1))
+            blocks = await rpc.batch([("eth_getBlockByNumber", [hex(n), False])
+                                      for n in numbers]) if numbers else []
+            at = soak.now()
+            ours = [h for block in blocks if block for h in block["transactions"]
+                    if h in pending]
+            receipts = await rpc.batch([("eth_getTransactionReceipt", [h])
+                                        for h in ours]) if ours else []
+            for h, receipt in zip(ours, receipts, strict=True):
+                sent = pending.pop(h, None)
+                if sent is None:
+                    continue
+                if not receipt or receipt.get("status") != "0x1":
+                    soak.fail(f"{h}: receipt {receipt!r:.200}")
+                    continue
+                soak.current.committed += 1
+                soak.current.latencies.append(at - sent)
+            for n, block in zip(numbers, blocks, strict=True):
+                if not block:
+                    break  # not served yet: next poll
+                seen = n
+        except (RpcFailure, httpx.HTTPError) as exc:
+            log(f"poll of {rpc.url}: {exc}")
+        await asyncio.sleep(poll)
+
+
+def format_interval(i: Interval, index: int) -> str:
+    rss = " ".join("   -  " if r is None else f"{r:6.1f}" for r in i.rss)
+    total = sum(r for r in i.rss if r is not None)
+    return (f"{index:3d} {i.end / 60:6.2f} {i.sent:6d} {i.committed:6d} {i.failed:4d} "
+            f"{i.p50:6.3f} {i.p99:6.3f} {(i.cpu_total or math.nan):7.1f} "
+            f"{i.cpu_ms_per_tx:7.2f}  {total:7.1f} | {rss}{'  (drain)' if i.drain else ''}")
+
+
+def header(nodes: int) -> str:
+    names = " ".join(f"{'n' + str(k + 1):>6}" for k in range(nodes))
+    return ("  #    min   sent commit fail  p50 s  p99 s   cpu s  ms/tx  rss MB | "
+            f"{names}")
+
+
+async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
+    nodes = network["nodes"]
+    urls = [n["rpc"] for n in nodes]
+    pids = [int(n["pid"]) for n in nodes]
+    chain_id = int(network["chainId"])
+    senders = [Sender(a["address"], a["privateKey"]) for a in network["accounts"]]
+    if len(senders) < len(urls):
+        raise BenchError(f"{len(senders)} accounts cannot cover {len(urls)} nodes")
+    rpcs = [Rpc(u, connections=8, timeout=args.http_timeout) for u in urls]
+    sign = SIGNERS[args.kind]
+    tasks: set[asyncio.Task[None]] = set()  # sends and watchers, cancelled if interrupted
+    try:
+        # Each account always sends to the same node, so its nonces reach it in order.
+        by_node = [[s for k, s in enumerate(senders) if k % len(urls) == j]
+                   for j in range(len(urls))]
+        nonces = {s.address: int(await rpcs[k % len(urls)].call(
+            "eth_getTransactionCount", [s.address, "pending"]), 16)
+            for k, s in enumerate(senders)}
+        start = int(await rpcs[0].call("eth_blockNumber"), 16)
+        soak = Soak(pids=pids, pending=[{} for _ in urls])
+        soak.last_cpu = [cpu_seconds(pid) for pid in pids]
+        soak.sample()
+        stop = asyncio.Event()
+        watchers = [asyncio.create_task(watch_node(soak, rpc, pending, start, stop,
+                                                   args.poll_interval))
+                    for rpc, pending in zip(rpcs, soak.pending, strict=True)]
+        tasks.update(watchers)
+        sends: set[asyncio.Task[None]] = set()
+        total = int(args.minutes * 60 * args.rate)
+        print(header(len(urls)), flush=True)
+        next_report, next_sample = args.interval, args.sample
+        turn = [0] * len(urls)
+        for k in range(total):
+            due = k / args.rate
+            while True:
+                now = soak.now()
+                if now >= next_sample:
+                    soak.sample()
+                    next_sample += args.sample
+                if now >= next_report:
+                    print(format_interval(soak.close_interval(), len(soak.intervals)),
+                          flush=True)
+                    next_report += args.interval
+                if now >= due:
+                    break
+                await asyncio.sleep(min(due, next_sample, next_report) - now)
+            node = k % len(urls)
+            sender = by_node[node][turn[node] % len(by_node[node])]
+            turn[node] += 1
+            raw, tx_hash = sign(sender, nonces[sender.address], chain_id)
+            nonces[sender.address] += 1
+            task = asyncio.create_task(send_one(soak, rpcs[node], soak.pending[node], raw,
+                                                tx_hash))
+            sends.add(task)
+            task.add_done_callback(sends.discard)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            await asyncio.sleep(0)  # behind schedule too, let the sends and polls run
+        end = args.minutes * 60
+        while (now := soak.now()) < end:  # the last sending interval ends on time
+            await asyncio.sleep(end - now)
+        print(format_interval(soak.close_interval(), len(soak.intervals)), flush=True)
+        if sends:
+            await asyncio.gather(*sends)
+        deadline = time.monotonic() + args.drain_timeout
+        while soak.outstanding() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.gather(*watchers)
+        for pending in soak.pending:
+            for tx_hash in pending:
+                soak.fail(f"{tx_hash}: no receipt within {args.drain_timeout:.0f} s after the "
+                          "last send")
+            pending.clear()
+        soak.current.drain = True
+        print(format_interval(soak.close_interval(), len(soak.intervals)), flush=True)
+        return soak
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for rpc in rpcs:
+            await rpc.close()
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def summary(soak: Soak, nodes: int) -> str:
+    ivs = [i for i in soak.intervals if i.committed and not i.drain]
+    lines = ["", header(nodes)]
+    lines += [format_interval(i, k + 1) for k, i in enumerate(soak.intervals)]
+    sent = sum(i.sent for i in soak.intervals)
+    committed = sum(i.committed for i in soak.intervals)
+    failed = sum(i.failed for i in soak.intervals)
+    cpu = [i.cpu_total for i in soak.intervals]
+    cpu_total = None if any(c is None for c in cpu) else sum(c or 0 for c in cpu)
+    lines.append(f"sent {sent}, committed {committed}, failed {failed}; node CPU "
+                 f"{'-' if cpu_total is None else f'{cpu_total:.1f} s'}"
+                 + (f" = {1000 * cpu_total / committed:.2f} ms per committed tx"
+                    if cpu_total is not None and committed else ""))
+    lines += _memory_lines(soak.rss_samples, nodes, "RSS")
+    # RssAnon: the heap alone, without mapped files (libraries, LevelDB's mmapped tables,
+    # which grow with the database and are page cache the kernel can reclaim).
+    lines += _memory_lines(soak.anon_samples, nodes, "anonymous RSS (heap)")
+    if ivs:
+        a, b = ivs[0], ivs[-1]
+        lines.append(f"latency first interval p50 {a.p50:.3f} s p99 {a.p99:.3f} s; last full "
+                     f"interval p50 {b.p50:.3f} s p99 {b.p99:.3f} s; p99 last/first "
+                     f"{b.p99 / a.p99 if a.p99 else math.nan:.2f}")
+        lines.append(f"CPU per tx first interval {a.cpu_ms_per_tx:.2f} ms, last "
+                     f"{b.cpu_ms_per_tx:.2f} ms")
+    if soak.retries:
+        lines.append("sends retried after a refusal that clears by itself: " + ", ".join(
+            f"{reason} {n}" for reason, n in sorted(soak.retries.items())))
+    if soak.transport_retries:
+        lines.append(f"sends retried after a transport error: {soak.transport_retries}")
+    if soak.failures:
+        lines.append("failures (first ones): " + "; ".join(soak.failures[:5]))
+    return "\n".join(lines)
+
+
+def _memory_lines(samples: Sequence[tuple[float, list[float | None]]], nodes: int,
+                  what: str) -> list[str]:
+    """Per node: first and last sample, least-squares slope over the second half."""
+    end = samples[-1][0] if samples else 0.0
+    half = [(t, r) for t, r in samples if t >= end / 2]
+    lines = []
+    for k in range(nodes):
+        points = [(t, v) for t, r in half if (v := r[k]) is not None]
+        first = next((r[k] for _, r in samples if r[k] is not None), None)
+        last = points[-1][1] if points else None
+        lines.append(f"node {k + 1}: {what} {first or math.nan:.1f} -> {last or math.nan:.1f} "
+                     f"MB, slope over the second half {slope_per_minute(points):+.2f} MB/min")
+    totals = [(t, sum(v for v in r if v is not None)) for t, r in half
+              if all(v is not None for v in r)]
+    lines.append(f"all nodes: {what} slope over the second half "
+                 f"{slope_per_minute(totals):+.2f} MB/min ({len(totals)} samples from "
+                 f"{end / 120:.1f} to {end / 60:.1f} min)")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir = Path(tempfile.mkdtemp(prefix="yilian-soak-"))
+    snapshots = Path(args.snapshot_dir or data_dir / "tracemalloc")
+    if args.tracemalloc:
+        os.environ[diagnostics.ENV_VAR] = (f"{snapshots},{args.tracemalloc},{args.frames},"
+                                           f"{args.trace_node or ''}")
+    try:
+        log(f"starting {args.nodes} nodes in {data_dir}")
+        network = start_network(data_dir, nodes=args.nodes, timeout=args.start_timeout)
+        log(f"sending {args.rate:g} {args.kind} tx/s for {args.minutes:g} min")
+        soak = asyncio.run(run_load(args, network))
+        print(summary(soak, len(network["nodes"])), flush=True)
+        if args.tracemalloc:
+            print(diagnostics.compare_snapshots(snapshots, top=args.top, key=args.group),
+                  flush=True)
+        failed = sum(i.failed for i in soak.intervals)
+        return 1 if failed else 0
+    finally:
+        os.environ.pop(diagnostics.ENV_VAR, None)
+        stop_network(data_dir)
+        if args.keep_data:
+            log(f"kept {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def _frames(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be 0..100, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m yilian.bench.soak", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=_positive(float), default=30.0, help="how long to send")
+    p.add_argument("--rate", type=_positive(float), default=40.0, help="transactions per second")
+    p.add_argument("--nodes", type=_positive(int), default=4, help="validators (1: single)")
+    p.add_argument("--kind", choices=sorted(SIGNERS), default="transfer",
+                   help="value transfers or RecordStore.put calls")
+    p.add_argument("--interval", type=_positive(float), default=60.0,
+                   help="seconds per reported interval")
+    p.add_argument("--sample", type=_positive(float), default=10.0,
+                   help="seconds between RSS samples (for the slope)")
+    p.add_argument("--poll-interval", type=_positive(float), default=0.25,
+                   help="seconds between eth_blockNumber polls of each node")
+    p.add_argument("--drain-timeout", type=_positive(float), default=60.0,
+                   help="after the last send, wait this long for outstanding receipts")
+    p.add_argument("--http-timeout", type=_positive(float), default=30.0)
+    p.add_argument("--start-timeout", type=_positive(float), default=120.0)
+    p.add_argument("--tracemalloc", type=_positive(float), metavar="SECONDS",
+                   help="every node writes a tracemalloc snapshot this often; the top growing "
+                   "allocation sites are printed at the end (slows the nodes)")
+    p.add_argument("--frames", type=_frames, default=25,
+                   help="with --tracemalloc: frames kept per allocation; 0: trace nothing, "
+                   "only count live objects per type (cheap enough for every node)")
+    p.add_argument("--trace-node", metavar="NAME",
+                   help="with --tracemalloc: only this node traces (e.g. center-1); tracing "
+                   "every node of a busy machine can slow rounds past their timeouts")
+    p.add_argument("--snapshot-dir", metavar="DIR",
+                   help="with --tracemalloc: where to write the snapshots (default: in the "
+                   "network's temporary directory; pass one with --keep-data or to keep them)")
+    p.add_argument("--top", type=_positive(int), default=15, help="sites listed per node")
+    p.add_argument("--group", choices=("own", "lineno", "traceback", "filename"),
+                   default="own", help="how to group allocations when comparing snapshots: "
+                   "own = by the innermost frame in yilian's code (use --frames 25)")
+    p.add_argument("--compare", metavar="DIR", type=Path,
+                   help="only print the top growing sites of the snapshots in DIR, then exit")
+    p.add_argument("--keep-data", action="store_true", help="keep the network directory")
+    return p
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # As Ctrl-C: asyncio.run cancels the load, then raises KeyboardInterrupt, and run()
+    # stops the network on its way out.
+    signal.raise_signal(signal.SIGINT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.compare is not None:
+        print(diagnostics.compare_snapshots(args.compare, top=args.top, key=args.group))
+        return 0
+    # A background job (`nohup ... &`) starts with SIGINT ignored; asyncio.run cancels the
+    # load on SIGINT only when its handler is the default one.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    except (BenchError, launcher.LauncherError) as exc:
+        log(f"error: {exc}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
