@@ -209,7 +209,7 @@ CASES: dict[str, Callable[[World], list[list[Any]]]] = {
 
 def test_every_implemented_method_has_a_case(world: World) -> None:
     handler = RpcHandler(world.node)
-    implemented = set(handler._methods)
+    implemented = set(handler.method_names())
     assert implemented == set(CASES), (
         f"methods without a case: {sorted(implemented - set(CASES))}; "
         f"cases for methods not served: {sorted(set(CASES) - implemented)}")
