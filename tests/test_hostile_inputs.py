@@ -30,11 +30,11 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from helpers import make_node
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from yilian.api.app import create_app
-from yilian.contracts import envelope
+from yilian.contracts import credit_code, envelope
 from yilian.contracts.addresses import ROLE_CENTER
 from yilian.contracts.signed_request import sign_request
 from yilian.network_configs.domain import MemberSeed, domain_alloc
@@ -88,6 +88,18 @@ FIXED_BODIES = [b"", b" ", b"\t\n", b"hello", b"\xff\xfe", b"\xed\xa0\x80", b"{'
                 b"{", b"[1,]", b"\xef\xbb\xbf{}", b"null", b"true", b"1", b'"s"', b"[]",
                 b"[" * 65 + b"]" * 65, b"[" * 20_000, b'{"a":' * 70 + b"1" + b"}" * 70,
                 b"[" * 65 + b'"' + b'\\"' * 5000]
+
+
+def _member_account(env: Env, value: str) -> bool:
+    """``value`` is the 0x address of a registered member's account."""
+    text = value.strip()
+    if len(text) != 42 or not text.startswith("0x"):
+        return False
+    try:
+        account = bytes.fromhex(text[2:])
+    except ValueError:
+        return False
+    return any(env.node.domain.member_of(account))
 
 
 def _walk(routes: Any) -> Iterator[tuple[str, str]]:
@@ -272,6 +284,10 @@ def test_hostile_paths_and_queries_on_every_get_route(env: Env, data: st.DataObj
     path = data.draw(st.sampled_from(routes), label="route")
     value = data.draw(st.one_of(st.sampled_from(SEGMENTS), st.text(min_size=1, max_size=30)),
                       label="value")
+    # Hypothesis also draws string constants it finds in the code under test, such as the
+    # development members' credit codes: a valid code of a registered member is not hostile
+    # (it rightly answers 200), so such values are left out.
+    assume(not credit_code.is_valid(value.strip()) and not _member_account(env, value))
     raw = value in SEGMENTS and "%" in value  # deliberate raw escapes (%ED%A0%80: a surrogate)
     quoted = value if raw else urllib.parse.quote(
         value.encode("utf-8", "surrogatepass"), safe="")
