@@ -35,14 +35,12 @@ import heapq
 import logging
 import os
 import queue
-import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 from eth.abc import BlockAPI
 
 from yilian.consensus import (
@@ -81,8 +79,10 @@ from yilian.node import wire
 from yilian.node.block_sync import BlockSync
 from yilian.node.chain import BuiltBlock, ChainError
 from yilian.node.crypto.suites import Suite
+from yilian.node.evidence import evidence_record
 from yilian.node.faults import FAULT_ENV as FAULT_ENV  # re-exported for the tests
 from yilian.node.faults import FAULT_EXIT_CODE, crash_after_sign
+from yilian.node.height_pacing import Pacing, start_delay
 from yilian.node.p2p.handshake import Identity, NetworkId
 from yilian.node.p2p.peers import PeerAddress, PeerManager
 from yilian.node.privval import SigningGuard, SigningRefused, Step
@@ -92,7 +92,6 @@ from yilian.node.tx_gossip import TxOutbox, admit_remote_txs, tx_batches
 
 log = logging.getLogger("yilian.consensus")
 
-_EVIDENCE = b"ev"  # INDEX + ev + height(8) + validator -> msgpack([vote_a, vote_b])
 RESEND_INTERVAL = 1.0
 BUILD_BUDGET_FRACTION = 0.4  # of the round-0 propose timeout
 # A proposed block's transactions stay this far below what peers decode (header headroom).
@@ -105,10 +104,6 @@ def _guarded(fn: Callable[..., Any], *args: Any) -> None:
         fn(*args)
     except (ValueError, TypeError) as exc:
         log.error("message of type %s not sent: %s", args[-2] if len(args) > 1 else "?", exc)
-
-
-def _be8(n: int) -> bytes:
-    return struct.pack(">Q", n)
 
 
 @dataclass(frozen=True)
@@ -153,6 +148,9 @@ class ConsensusDriver:
         self._current_msgs: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self._pending_height: int | None = None
         self._last_block_at = time.monotonic()
+        self._height_started_at = float("-inf")  # when the current height started
+        params = node.genesis.params
+        self.pacing = Pacing(params.block_interval_ms / 1000, params.heartbeat_ms / 1000)
         self.sync = BlockSync(node.store, self.core, self._send, self._broadcast)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -262,6 +260,9 @@ class ConsensusDriver:
             wait = min(RESEND_INTERVAL, 0.2)
             if self._timers:
                 wait = min(wait, max(0.0, self._timers[0][0] - now))
+            start_in = self._start_wait()
+            if start_in is not None:
+                wait = min(wait, start_in)
             try:
                 kind, item = self._inbox.get(timeout=wait)
             except queue.Empty:
@@ -310,6 +311,7 @@ class ConsensusDriver:
     def _start_height(self, height: int) -> None:
         """Start ``height``; after a restart mid-height, with what we signed in it."""
         self._pending_height = None
+        self._height_started_at = time.monotonic()
         self._current_msgs.clear()
         inputs: tuple[ProposalReceived | VoteReceived, ...] = ()
         if self.address is not None:
@@ -326,14 +328,16 @@ class ConsensusDriver:
         for h in [h for h in self._held if h < height]:
             del self._held[h]
 
-    def _maybe_start_pending(self) -> None:
+    def _start_wait(self) -> float | None:
         h = self._pending_height
-        if h is None:
-            return
-        heartbeat = self.node.genesis.params.heartbeat_ms / 1000
-        if (self.node.mempool.has_ready.is_set() or h in self._held
-                or (heartbeat and time.monotonic() - self._last_block_at >= heartbeat)):
-            self._start_height(h)
+        return None if h is None else start_delay(
+            self.pacing, now=time.monotonic(), height_started_at=self._height_started_at,
+            last_commit_at=self._last_block_at, txs_ready=self.node.mempool.has_ready.is_set(),
+            peer_started=h in self._held)
+
+    def _maybe_start_pending(self) -> None:
+        if self._pending_height is not None and self._start_wait() == 0.0:
+            self._start_height(self._pending_height)
 
     # -- effects ---------------------------------------------------------------------------
     def _run_effect(self, effect: Effect) -> Input | None:
@@ -456,9 +460,7 @@ class ConsensusDriver:
         vote = ev.vote_a
         log.warning("equivocation by validator %s at height %d round %d",
                     vote.validator.hex(), vote.height, vote.round)
-        self.node.store.put(INDEX, _EVIDENCE + _be8(vote.height) + vote.validator,
-                            msgpack.packb([wire.encode_vote(ev.vote_a),
-                                           wire.encode_vote(ev.vote_b)]), sync=True)
+        self.node.store.put(INDEX, *evidence_record(ev), sync=True)
 
     def _fire_timers(self) -> None:
         now = time.monotonic()
