@@ -11,7 +11,9 @@ committed transaction, and the send-to-receipt latency p50/p99 of the transactio
 in that interval. At the end it prints a table, the slope of the nodes' RSS (MB/min, least
 squares over the second half of the run, per node and in total) and the latency p99 of the
 first vs the last full interval with their ratio (the drain after the last send, waiting for
-the last receipts, is reported as its own interval and left out of that comparison).
+the last receipts, is reported as its own interval and left out of that comparison), and
+the second half's trend of p50, p99 and CPU per transaction: mean, least-squares slope, and
+the drift that slope makes over the half as a share of the mean (flat: within noise of 0).
 
 Definitions: send time is when the ``eth_sendRawTransaction`` request started; receipt
 time is when the poller of the node the transaction was sent to (``eth_blockNumber`` every
@@ -419,6 +421,7 @@ def summary(soak: Soak, nodes: int) -> str:
                      f"{b.p99 / a.p99 if a.p99 else math.nan:.2f}")
         lines.append(f"CPU per tx first interval {a.cpu_ms_per_tx:.2f} ms, last "
                      f"{b.cpu_ms_per_tx:.2f} ms")
+        lines += _trend_lines(ivs)
     if soak.retries:
         lines.append("sends retried after a refusal that clears by itself: " + ", ".join(
             f"{reason} {n}" for reason, n in sorted(soak.retries.items())))
@@ -427,6 +430,27 @@ def summary(soak: Soak, nodes: int) -> str:
     if soak.failures:
         lines.append("failures (first ones): " + "; ".join(soak.failures[:5]))
     return "\n".join(lines)
+
+
+def _trend_lines(ivs: Sequence[Interval]) -> list[str]:
+    """Latency and CPU per transaction over the second half of the full intervals: mean,
+    least-squares slope, and the drift that slope makes over the half, relative to the mean
+    (the first minutes warm up: the database grows from empty into its first compactions)."""
+    half = [i for i in ivs if i.end > ivs[-1].end / 2]  # intervals that end in it
+    lines = []
+    for name, unit, get in (("latency p50", "s", lambda i: i.p50),
+                            ("latency p99", "s", lambda i: i.p99),
+                            ("CPU per tx", "ms", lambda i: i.cpu_ms_per_tx)):
+        points = [(i.end, v) for i in half if not math.isnan(v := get(i))]
+        if len(points) < 2:
+            continue
+        mean = sum(v for _, v in points) / len(points)
+        slope = slope_per_minute(points)
+        span = (points[-1][0] - points[0][0]) / 60
+        lines.append(f"second half ({len(points)} intervals): {name} mean {mean:.3f} {unit}, "
+                     f"slope {slope:+.4f} {unit}/min, drift over the half "
+                     f"{100 * slope * span / mean if mean else math.nan:+.1f}% of the mean")
+    return lines
 
 
 def _memory_lines(samples: Sequence[tuple[float, list[float | None]]], nodes: int,

@@ -266,6 +266,27 @@ def test_soak_slope_is_least_squares_per_minute() -> None:
     assert math.isnan(soak.slope_per_minute([(0.0, 5.0)]))
 
 
+def test_soak_trend_is_measured_over_the_second_half() -> None:
+    from yilian.bench import soak
+
+    def interval(minute: int, latency: float, cpu_s: float) -> soak.Interval:
+        return soak.Interval(end=60.0 * minute, committed=100, latencies=[latency] * 100,
+                             cpu=[cpu_s])
+
+    # warm-up in the first half (slower), flat afterwards
+    ivs = [interval(m, 0.5 if m <= 5 else 1.0, 2.0 if m <= 5 else 3.0) for m in range(1, 11)]
+    lines = soak._trend_lines(ivs)
+    assert len(lines) == 3
+    p99 = next(line for line in lines if "latency p99" in line)
+    assert "(5 intervals)" in p99 and "mean 1.000 s" in p99 and "slope +0.0000 s/min" in p99
+    cpu = next(line for line in lines if "CPU per tx" in line)
+    assert "mean 30.000 ms" in cpu and "drift over the half +0.0% of the mean" in cpu
+    # a real drift shows: 1.0 -> 1.4 s over minutes 6..10
+    ivs = ivs[:5] + [interval(m, 1.0 + 0.1 * (m - 6), 3.0) for m in range(6, 11)]
+    p99 = next(line for line in soak._trend_lines(ivs) if "latency p99" in line)
+    assert "slope +0.1000 s/min" in p99
+
+
 def test_soak_reads_rss_and_cpu_of_a_process() -> None:
     import os
 
