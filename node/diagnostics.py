@@ -15,14 +15,22 @@ node under load; a census is written next to every tracemalloc snapshot too.
 node, the allocation sites whose live memory grew the most between its first and its last
 snapshot (the first one is taken after a warm-up, so start-up allocations do not count),
 and the object types whose live count grew the most.
+
+:func:`memory_figures` are cheap gauges of where a process's memory is (``/metrics`` serves
+them): resident anonymous memory and mapped files, glibc malloc's bytes in use and free
+inside its arenas (free bytes growing while in-use bytes do not: fragmentation), and
+Python's allocated blocks (objects and their buffers from pymalloc).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import json
 import logging
 import os
+import sys
 import threading
 import tracemalloc
 from collections import defaultdict
@@ -218,3 +226,41 @@ def compare_snapshots(directory: Path, *, top: int = 15, key: str = "own") -> st
             out.append(f"{who}: object types from {paths[0].name} to {paths[-1].name}")
             out += ["  " + line for line in census_growth(paths[0], paths[-1], top=top)]
     return "\n".join(out) if out else f"no {SUFFIX} or {CENSUS_SUFFIX} files in {directory}"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _mallinfo2() -> _MallInfo2 | None:
+    """glibc's ``mallinfo2()`` (2.33+), or None on another C library."""
+    name = ctypes.util.find_library("c")
+    try:
+        fn = ctypes.CDLL(name).mallinfo2
+    except (OSError, AttributeError, TypeError):
+        return None
+    fn.restype = _MallInfo2
+    info: _MallInfo2 = fn()
+    return info
+
+
+def memory_figures() -> dict[str, int]:
+    """Where this process's memory is, in bytes (blocks for ``python_allocated_blocks``):
+    ``resident_anon``/``resident_file`` from ``/proc/self/status`` (RssAnon, RssFile),
+    ``malloc_in_use``/``malloc_free`` (glibc arenas plus mmapped chunks in use; free
+    bytes held in the arenas), ``python_allocated_blocks``. Missing sources are left out."""
+    out: dict[str, int] = {"python_allocated_blocks": sys.getallocatedblocks()}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                out["resident_" + key[3:].lower()] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    info = _mallinfo2()
+    if info is not None:
+        out["malloc_in_use"] = int(info.uordblks) + int(info.hblkhd)
+        out["malloc_free"] = int(info.fordblks)
+    return out

@@ -213,6 +213,14 @@ class Store:
                     batch.put(key, value)
         return len(ops) + len(extra or {})
 
+    def memory_usage(self) -> int | None:
+        """LevelDB's own estimate of its memory (memtables and block cache), in bytes."""
+        try:
+            value = self.db.get_property(b"leveldb.approximate-memory-usage")
+        except RuntimeError:  # closed
+            return None
+        return None if value is None else int(value)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

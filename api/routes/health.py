@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from yilian.api.deps import NodeDep
 from yilian.node.audience import request_audience
+from yilian.node.diagnostics import memory_figures
 from yilian.node.service import Node
 
 router = APIRouter(tags=["health"])
@@ -75,4 +76,11 @@ async def metrics(node: NodeDep) -> str:
         "# TYPE yilian_uptime_seconds gauge",
         f"yilian_uptime_seconds {time.time() - node.started_at:.1f}",
     ]
+    figures = memory_figures()
+    leveldb = node.store.memory_usage()
+    if leveldb is not None:
+        figures["leveldb_memory"] = leveldb
+    for name, value in sorted(figures.items()):
+        metric = f"yilian_{name}" if name.endswith("blocks") else f"yilian_{name}_bytes"
+        lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
     return "\n".join(lines) + "\n"
