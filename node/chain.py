@@ -49,13 +49,18 @@ from yilian.node import execution_limits
 from yilian.node.admission import Rejected, validate_transaction
 from yilian.node.execution_limits import Deadline, OutOfTime
 from yilian.node.genesis import Genesis, YilianVM, chain_class
-from yilian.node.storage import INDEX, META, PendingWrites, Store
+from yilian.node.storage import (
+    GENESIS,
+    INDEX,
+    LOG_ADDRESS,
+    META,
+    TX_RECORD,
+    PendingWrites,
+    Store,
+)
 
 log = logging.getLogger("yilian.chain")
 
-_GENESIS_KEY = b"genesis"
-_LOG_ADDR = b"la"  # INDEX + la + address(20) + number(8) -> b""
-_TX = b"tx"  # INDEX + tx + hash(32) -> rlp(TxRecord fields)
 # Recently committed blocks kept decoded for readers: at most this many blocks and, since a
 # block may hold thousands of transactions (a few KB each decoded), this many transactions.
 RECENT_BLOCKS = 32
@@ -170,7 +175,7 @@ class ChainCore:
 
     # -- setup ---------------------------------------------------------------------------
     def _ensure_genesis(self) -> None:
-        recorded = self.store.get(META, _GENESIS_KEY)
+        recorded = self.store.get(META, GENESIS)
         if recorded is not None:
             if recorded.decode() != self.genesis.digest:
                 raise GenesisMismatch(
@@ -182,7 +187,7 @@ class ChainCore:
         db, overlay = self.store.pending_evm_db()
         self.chain_class.from_genesis(db, self.genesis.genesis_params(),
                                       self.genesis.genesis_state())  # type: ignore[arg-type]
-        self.store.commit(overlay, {META + _GENESIS_KEY: self.genesis.digest.encode()})
+        self.store.commit(overlay, {META + GENESIS: self.genesis.digest.encode()})
 
     # -- reading committed data ------------------------------------------------------------
     def reader(self) -> Chain:
@@ -223,7 +228,7 @@ class ChainCore:
 
     def tx_record(self, tx_hash: bytes) -> TxRecord | None:
         """The committed transaction with this hash, its block and receipt; None if unknown."""
-        raw = self.store.get(INDEX, _TX + tx_hash)
+        raw = self.store.get(INDEX, TX_RECORD + tx_hash)
         if raw is None:
             return None
         number, block_hash, index, tx_bytes, receipt_bytes, gas_before, log_start = (
@@ -239,12 +244,12 @@ class ChainCore:
         )
 
     def is_committed(self, tx_hash: bytes) -> bool:
-        return self.store.get(INDEX, _TX + tx_hash) is not None
+        return self.store.get(INDEX, TX_RECORD + tx_hash) is not None
 
     def blocks_with_logs_from(self, address: bytes, first: int, last: int) -> Iterator[int]:
         """Block numbers in [first, last] whose receipts hold a log emitted by ``address``."""
-        start = _LOG_ADDR + address + _be8(first)
-        stop = _LOG_ADDR + address + _be8(last + 1)
+        start = LOG_ADDRESS + address + _be8(first)
+        stop = LOG_ADDRESS + address + _be8(last + 1)
         for key, _ in self.store.iterate(INDEX, start, stop):
             yield struct.unpack(">Q", key[-8:])[0]
 
@@ -388,14 +393,14 @@ class ChainCore:
         gas_before = log_start = 0
         for index, (tx, receipt) in enumerate(zip(block.transactions, built.receipts,
                                                   strict=True)):
-            writes[INDEX + _TX + bytes(tx.hash)] = rlp.encode([
+            writes[INDEX + TX_RECORD + bytes(tx.hash)] = rlp.encode([
                 block.number, block.hash, index, tx.encode(), receipt.encode(),
                 gas_before, log_start,
             ])
             gas_before = receipt.gas_used
             log_start += len(receipt.logs)
             for log in receipt.logs:
-                writes[INDEX + _LOG_ADDR + bytes(log.address) + number] = b""
+                writes[INDEX + LOG_ADDRESS + bytes(log.address) + number] = b""
         self.store.commit(built.overlay, writes)
         release_evm_caches()
         # Committed blocks are immutable: serve recent ones without re-reading every

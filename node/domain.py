@@ -8,7 +8,7 @@ only produce a reverted transaction, never a wrong state.
 
 The history index is written in the same atomic batch as the block that emitted the
 events (see :meth:`Domain.index_writes`), so after a crash it is exactly as complete as
-the chain. Keys (under the ``i`` prefix):
+the chain. Keys (under the ``i`` table; the prefixes are named in :mod:`yilian.node.storage`):
 
 * ``ds`` + subject(32) + block(8) + log index in block(4) -> tx hash(32) + log index in
   its receipt(4): every event about a subject;
@@ -48,16 +48,13 @@ from yilian.contracts.addresses import (
 from yilian.contracts.record_ids import in_namespace
 from yilian.node.admission import Rejected, Standing
 from yilian.node.chain import ChainCore
-from yilian.node.storage import INDEX
+from yilian.node.storage import INDEX, RECORD_EVENT, REQUEST_EVENT, SUBJECT_EVENT
 
 MEMBERS = bytes(to_canonical_address(MEMBERS_ADDRESS))
 RECORDS = bytes(to_canonical_address(RECORDS_ADDRESS))
 GRANTS = bytes(to_canonical_address(GRANTS_ADDRESS))
 CONTRACT_NAMES = {MEMBERS: "Members", RECORDS: "Records", GRANTS: "Grants"}
 
-_SUBJECT = b"ds"
-_RECORD = b"dr"
-_REQUEST = b"dq"
 _CALL_GAS = 50_000_000
 _CACHE_ENTRIES = 4096
 
@@ -307,12 +304,12 @@ class Domain:
                         where = bytes(tx.hash) + struct.pack(">I", in_tx)
                         subject = ev.args.get("subject")
                         if isinstance(subject, bytes):
-                            writes[INDEX + _SUBJECT + subject + here] = where
+                            writes[INDEX + SUBJECT_EVENT + subject + here] = where
                         if ev.event == "AccessReceipt":
-                            writes[INDEX + _REQUEST + ev.args["request_id"]] = here + where
+                            writes[INDEX + REQUEST_EVENT + ev.args["request_id"]] = here + where
                         if ev.event == "RecordPublished" or ev.event == "RecordRemoved":
                             key = ev.args["record_id"] + struct.pack(">I", ev.args["version"])
-                            writes[INDEX + _RECORD + key] = here + where
+                            writes[INDEX + RECORD_EVENT + key] = here + where
                 pos += 1
         return writes
 
@@ -332,7 +329,7 @@ class Domain:
 
     def published(self, record_id: bytes, version: int) -> Located | None:
         """The RecordPublished (or RecordRemoved) event of one version."""
-        raw = self.core.store.get(INDEX, _RECORD + record_id + struct.pack(">I", version))
+        raw = self.core.store.get(INDEX, RECORD_EVENT + record_id + struct.pack(">I", version))
         if raw is None:
             return None
         number, pos = struct.unpack(">QI", raw[:12])
@@ -340,7 +337,7 @@ class Domain:
 
     def receipt_of_request(self, request_id: bytes) -> Located | None:
         """The AccessReceipt written under ``request_id`` (Grants' on-chain id), if any."""
-        raw = self.core.store.get(INDEX, _REQUEST + request_id)
+        raw = self.core.store.get(INDEX, REQUEST_EVENT + request_id)
         if raw is None:
             return None
         number, pos = struct.unpack(">QI", raw[:12])
@@ -348,7 +345,7 @@ class Domain:
 
     def history(self, subject: bytes, *, limit: int = 10_000) -> Iterator[Located]:
         """Every domain event about ``subject``, oldest first."""
-        start = _SUBJECT + subject
+        start = SUBJECT_EVENT + subject
         stop = (int.from_bytes(start, "big") + 1).to_bytes(len(start), "big")
         entries = self.core.store.iterate(INDEX, start, stop)
         for n, (key, where) in enumerate(entries):
