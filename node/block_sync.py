@@ -52,7 +52,8 @@ class BlockSync:
     @staticmethod
     def certificate_writes(cert: CommitCertificate) -> dict[bytes, bytes | None]:
         """The writes that store ``cert`` in its block's commit batch."""
-        return {INDEX + CERTIFICATE + _be8(cert.height): msgpack.packb(wire.encode_certificate(cert))}
+        key = INDEX + CERTIFICATE + _be8(cert.height)
+        return {key: msgpack.packb(wire.encode_certificate(cert))}
 
     def certificate(self, height: int) -> CommitCertificate | None:
         raw = self._store.get(INDEX, CERTIFICATE + _be8(height))

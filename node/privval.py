@@ -48,7 +48,6 @@ import msgpack
 from yilian.node.storage import LAST_SIGNED, SIGN_LOG, SIGNED_BLOCK, WAL, Store
 
 
-
 class Step(IntEnum):
     PROPOSE = 1
     PREVOTE = 2

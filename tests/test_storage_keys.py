@@ -70,8 +70,9 @@ def _literal_offences(tree: ast.Module, uses_store: bool) -> list[str]:
 
 
 def _uses_store(tree: ast.Module) -> bool:
-    return any(isinstance(n, ast.ImportFrom) and n.module == "yilian.node.storage"
-               or isinstance(n, ast.Import) and any(a.name == "yilian.node.storage" for a in n.names)
+    module = "yilian.node.storage"
+    return any((isinstance(n, ast.ImportFrom) and n.module == module)
+               or (isinstance(n, ast.Import) and any(a.name == module for a in n.names))
                for n in ast.walk(tree))
 
 
