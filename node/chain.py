@@ -40,8 +40,9 @@ from eth.abc import (
 from eth.chains.base import Chain
 from eth.db.chain import ChainDB
 from eth.exceptions import HeaderNotFound
+from eth.vm.spoof import SpoofTransaction
 from eth_hash.auto import keccak
-from eth_typing import BlockNumber
+from eth_typing import Address, BlockNumber
 from eth_utils import ValidationError
 from trie import HexaryTrie
 
@@ -413,6 +414,18 @@ class ChainCore:
             self._recent_txs -= len(oldest.transactions)
 
     # -- execution without committing ----------------------------------------------------
+    def call_tx(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI, gas: int, *,
+                value: int = 0, nonce: int | None = None) -> SignedTransactionAPI:
+        """An unsigned transaction from ``sender`` for :meth:`call` / :meth:`estimate_gas`.
+
+        Its nonce is ``sender``'s next nonce after block ``at`` unless ``nonce`` is given;
+        ``to`` empty creates a contract. The gas price is 0 (the chain charges no fees)."""
+        if nonce is None:
+            nonce = self.reader().get_vm(at).state.get_nonce(Address(sender))
+        unsigned = self.vm_class.create_unsigned_transaction(
+            nonce=nonce, gas_price=0, gas=gas, to=Address(to), value=value, data=data)
+        return SpoofTransaction(unsigned, from_=Address(sender))  # type: ignore[return-value]
+
     def call(self, tx: SignedTransactionAPI, at: BlockHeaderAPI,
              gas_cap: int, deadline: Deadline | None = None) -> ComputationAPI:
         """Run ``tx`` on the state after block ``at`` and return the computation (no writes).
@@ -430,6 +443,3 @@ class ChainCore:
               execution_limits.deadline(deadline)):
             return chain.gas_estimator(state, tx)
 
-
-def encoded_size(obj: object) -> int:
-    return len(rlp.encode(obj))

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
-from eth.vm.spoof import SpoofTransaction
-from eth_typing import Address
 from eth_utils import to_canonical_address, to_checksum_address
 
 from yilian.contracts.abi import AbiError, ContractAbi, DecodedLog, contract_abi, revert_reason
@@ -167,11 +165,8 @@ class Domain:
                     self._cache.clear()
                 if key in self._cache:
                     return self._cache[key]
-        vm_class = self.core.vm_class
-        unsigned = vm_class.create_unsigned_transaction(
-            nonce=0, gas_price=0, gas=_CALL_GAS, to=Address(address), value=0, data=data)
-        tx = SpoofTransaction(unsigned, from_=Address(b"\x00" * 20))
-        computation = self.core.call(tx, header, _CALL_GAS)  # type: ignore[arg-type]
+        tx = self.core.call_tx(b"\x00" * 20, address, data, header, _CALL_GAS, nonce=0)
+        computation = self.core.call(tx, header, _CALL_GAS)
         if computation.is_error:
             reason = revert_reason(computation.output) or str(computation.error)
             raise DomainCallError(f"{CONTRACT_NAMES[address]}.{fn} reverted: {reason}")
