@@ -29,7 +29,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from yilian.api.deps import get_node
+from yilian.api.deps import app_state, get_node
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.contracts.signed_request import (
     ACCOUNT_HEADER,
@@ -125,11 +125,6 @@ class Caller:
         return ROLE_NAMES.get(self.role, "none")
 
 
-def _nonces(request: Request) -> NonceStore:
-    store: NonceStore = request.app.state.nonces  # one per app (create_app), one lock
-    return store
-
-
 async def signed_caller(request: Request) -> Caller:
     """The member account that signed this request for this node; ApiError 401/403
     otherwise.
@@ -182,7 +177,8 @@ def _authenticate(request: Request, node: Node, headers: dict[str, str], path: s
     if not role:
         raise ApiError(403, "not_member", f"{account} is not an account of an active member; "
                        "ask the consortium admin to register it")
-    _nonces(request).use(address, nonce, expires)  # only members' nonces take space
+    # one NonceStore per app (create_app), one lock; only members' nonces take space
+    app_state(request, "nonces", NonceStore).use(address, nonce, expires)
     return Caller(account, address, signed.audience, nonce, member_id, role, body, headers)
 
 

@@ -1,23 +1,29 @@
-"""FastAPI dependencies: the running node and its JSON-RPC handler, from app state."""
+"""FastAPI dependencies: the running node, its JSON-RPC handler and the other per-app objects."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
 from yilian.api.rpc import RpcHandler
 from yilian.node.service import Node
 
+T = TypeVar("T")
+
+
+def app_state(request: Request, name: str, kind: type[T]) -> T:
+    """The ``kind`` object ``create_app`` keeps on the app state as ``name`` (one per app)."""
+    value: T = getattr(request.app.state, name)
+    return value
+
 
 def get_node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
+    return app_state(request, "node", Node)
 
 
 def get_rpc(request: Request) -> RpcHandler:
-    rpc: RpcHandler = request.app.state.rpc
-    return rpc
+    return app_state(request, "rpc", RpcHandler)
 
 
 NodeDep = Annotated[Node, Depends(get_node)]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rlp
-from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI
 from eth.rlp.accounts import Account
 from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
@@ -37,11 +37,13 @@ from yilian.api.rpc_errors import (
     ServerError,
 )
 from yilian.api.rpc_format import (
+    effective_gas_price,
     format_block,
     format_header,
     format_log,
     format_receipt,
     format_transaction,
+    hexd,
     hexq,
     log_matches,
 )
@@ -57,10 +59,6 @@ FILTER_TTL = 300.0
 MAX_FILTERS = 1000
 
 JsonObj = dict[str, Any]
-
-
-def _hex(b: bytes) -> str:
-    return "0x" + bytes(b).hex()
 
 
 @dataclass
@@ -90,7 +88,7 @@ class RpcHandler:
             "eth_chainId": lambda p: self._arity(p, 0, 0, "eth_chainId") or hexq(self.chain_id),
             "eth_syncing": lambda p: False,
             "eth_accounts": lambda p: [],
-            "eth_coinbase": lambda p: _hex(self.node.proposer),
+            "eth_coinbase": lambda p: hexd(self.node.proposer),
             "eth_mining": lambda p: False,
             "eth_hashrate": lambda p: "0x0",
             "eth_gasPrice": lambda p: "0x0",
@@ -179,7 +177,7 @@ class RpcHandler:
             if ref.hash is not None:
                 header = core.header_by_hash(ref.hash)
                 if header is None:
-                    raise ResourceNotFound(f"block {_hex(ref.hash)} not found")
+                    raise ResourceNotFound(f"block {hexd(ref.hash)} not found")
                 return header
             assert ref.number is not None
             ref = ref.number
@@ -204,7 +202,7 @@ class RpcHandler:
         """The timestamp of a committed block (of a transaction record just read)."""
         header = self.node.core.header_by_hash(block_hash)
         if header is None:
-            raise InternalError(f"block {_hex(block_hash)} of a committed transaction is missing")
+            raise InternalError(f"block {hexd(block_hash)} of a committed transaction is missing")
         return int(header.timestamp)
 
     def _state(self, header: BlockHeaderAPI) -> Any:
@@ -213,7 +211,7 @@ class RpcHandler:
     # -- state ---------------------------------------------------------------------------------
     def web3_sha3(self, p: list[Any]) -> str:
         P.params_list(p, 1, 1, "web3_sha3")
-        return _hex(keccak(P.data(p[0], "params[0]")))
+        return hexd(keccak(P.data(p[0], "params[0]")))
 
     def _account_query(self, p: list[Any], method: str) -> tuple[bytes, Any, Any]:
         """(address, state, tag) for the ``[address, block?]`` methods."""
@@ -235,7 +233,7 @@ class RpcHandler:
 
     def eth_getCode(self, p: list[Any]) -> str:
         address, state, _ = self._account_query(p, "eth_getCode")
-        return _hex(state.get_code(address))
+        return hexd(state.get_code(address))
 
     def eth_getStorageAt(self, p: list[Any]) -> str:
         P.params_list(p, 2, 3, "eth_getStorageAt")
@@ -243,7 +241,7 @@ class RpcHandler:
         slot = P.quantity(p[1], "params[1]")
         header = self._header(p[2] if len(p) > 2 else "latest", "params[2]")
         value = self._state(header).get_storage(address, slot)
-        return _hex(value.to_bytes(32, "big"))
+        return hexd(value.to_bytes(32, "big"))
 
     def eth_getProof(self, p: list[Any]) -> JsonObj:
         """EIP-1186 account and storage proofs against the block's state root."""
@@ -272,15 +270,15 @@ class RpcHandler:
             storage_proof.append({
                 "key": hexq(slot),
                 "value": hexq(value),
-                "proof": [_hex(rlp.encode(n)) for n in storage_trie.get_proof(skey)],
+                "proof": [hexd(rlp.encode(n)) for n in storage_trie.get_proof(skey)],
             })
         return {
-            "address": _hex(address),
-            "accountProof": [_hex(n) for n in account_proof],
+            "address": hexd(address),
+            "accountProof": [hexd(n) for n in account_proof],
             "balance": hexq(account.balance),
-            "codeHash": _hex(account.code_hash),
+            "codeHash": hexd(account.code_hash),
             "nonce": hexq(account.nonce),
-            "storageHash": _hex(account.storage_root),
+            "storageHash": hexd(account.storage_root),
             "storageProof": storage_proof,
         }
 
@@ -363,7 +361,7 @@ class RpcHandler:
         P.params_list(p, 1, 1, "eth_sendRawTransaction")
         raw = P.data(p[0], "params[0]")
         try:
-            return _hex(self.node.submit(raw))
+            return hexd(self.node.submit(raw))
         except Rejected as exc:
             raise ServerError(exc.message, data={"reason": exc.reason}) from exc
 
@@ -390,7 +388,7 @@ class RpcHandler:
             rec.receipt, tx=rec.tx, block_hash=rec.block_hash, block_number=rec.block_number,
             index=rec.index, cumulative_gas_before=rec.cumulative_gas_before,
             log_index_start=rec.log_index_start,
-            effective_gas_price=_effective_gas_price(rec.tx, 0),
+            effective_gas_price=effective_gas_price(rec.tx, 0),
             block_timestamp=self._timestamp(rec.block_hash))
 
     def eth_getBlockReceipts(self, p: list[Any]) -> list[JsonObj] | None:
@@ -406,7 +404,7 @@ class RpcHandler:
             out.append(format_receipt(
                 receipt, tx=tx, block_hash=block.hash, block_number=block.number, index=i,
                 cumulative_gas_before=gas_before, log_index_start=log_start,
-                effective_gas_price=_effective_gas_price(tx, header.base_fee_per_gas or 0),
+                effective_gas_price=effective_gas_price(tx, header.base_fee_per_gas or 0),
                 block_timestamp=header.timestamp))
             gas_before = receipt.gas_used
             log_start += len(receipt.logs)
@@ -417,7 +415,7 @@ class RpcHandler:
         P.params_list(p, 1, 3, "eth_call")
         args = P.call_object(p[0], "params[0]")
         header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
-        return _hex(rpc_calls.eth_call(self.node, args, header, budget))
+        return hexd(rpc_calls.eth_call(self.node, args, header, budget))
 
     def eth_estimateGas(self, p: list[Any], budget: WorkBudget) -> str:
         P.params_list(p, 1, 2, "eth_estimateGas")
@@ -431,7 +429,7 @@ class RpcHandler:
         if spec.block_hash is not None:
             header = core.header_by_hash(spec.block_hash)
             if header is None:
-                raise ResourceNotFound(f"block {_hex(spec.block_hash)} not found")
+                raise ResourceNotFound(f"block {hexd(spec.block_hash)} not found")
             return header.block_number, header.block_number
         head = core.head().block_number
 
@@ -442,7 +440,7 @@ class RpcHandler:
                 return tag
             if isinstance(tag, P.BlockRef):
                 return self._header(tag.number if tag.number is not None else
-                                    {"blockHash": _hex(tag.hash or b"")}, "filter").block_number
+                                    {"blockHash": hexd(tag.hash or b"")}, "filter").block_number
             return 0 if tag == "earliest" else head
 
         first = resolve(spec.from_block, head)
@@ -532,7 +530,7 @@ class RpcHandler:
         if first > head:
             return []
         if f.kind == "blocks":
-            return [_hex(self.node.core.header_by_number(n).hash)  # type: ignore[union-attr]
+            return [hexd(self.node.core.header_by_number(n).hash)  # type: ignore[union-attr]
                     for n in range(first, head + 1)]
         assert f.spec is not None
         last = head
@@ -567,8 +565,8 @@ class RpcHandler:
             return None
         return {
             "height": hexq(cert.height), "round": hexq(cert.round),
-            "blockHash": _hex(cert.value_id),
-            "precommits": [{"validator": _hex(v.validator), "signature": _hex(v.signature)}
+            "blockHash": hexd(cert.value_id),
+            "precommits": [{"validator": hexd(v.validator), "signature": hexd(v.signature)}
                            for v in cert.votes],
         }
 
@@ -590,12 +588,6 @@ class RpcHandler:
                                           block_timestamp=block.header.timestamp))
                 log_index += 1
         return out
-
-
-def _effective_gas_price(tx: SignedTransactionAPI, base_fee: int) -> int:
-    max_fee = int(tx.max_fee_per_gas)
-    tip = int(tx.max_priority_fee_per_gas)
-    return min(max_fee, base_fee + tip)
 
 
 def _bloom_may_match(bloom: int, addresses: set[bytes], topics: Any) -> bool:

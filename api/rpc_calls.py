@@ -10,10 +10,11 @@ execution failure, 3 for a revert.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth.exceptions import Revert, VMError
-from eth.vm.spoof import SpoofTransaction
-from eth_typing import Address
 from eth_utils import ValidationError
 
 import yilian.api.rpc_params as P
@@ -28,6 +29,7 @@ from yilian.api.rpc_framing import WorkBudget
 from yilian.node.execution_limits import OutOfTime
 from yilian.node.service import Node
 
+T = TypeVar("T")
 MAX_INITCODE_SIZE = 49_152  # EIP-3860 (Shanghai): 2 * MAX_CODE_SIZE
 
 
@@ -39,12 +41,8 @@ def _check_args(args: P.CallArgs, where: str) -> None:
 
 def _call_tx(node: Node, args: P.CallArgs, header: BlockHeaderAPI, gas: int
              ) -> SignedTransactionAPI:
-    sender = args.from_ or b"\x00" * 20
-    state = node.core.reader().get_vm(header).state
-    unsigned = node.core.vm_class.create_unsigned_transaction(
-        nonce=state.get_nonce(Address(sender)), gas_price=0, gas=gas, to=Address(args.to or b""),
-        value=args.value or 0, data=args.data or b"")
-    return SpoofTransaction(unsigned, from_=sender)  # type: ignore[return-value]
+    return node.core.call_tx(args.from_ or b"\x00" * 20, args.to or b"", args.data or b"",
+                             header, gas, value=args.value or 0)
 
 
 def _too_slow(method: str, exc: OutOfTime) -> LimitExceeded:
@@ -61,19 +59,25 @@ def execution_error(error: Exception, output: bytes) -> RpcError:
     return ServerError(f"execution failed: {type(error).__name__} {error}".strip())
 
 
+def _execute(method: str, invalid: str, run: Callable[[], T]) -> T:
+    """``run()``, its failures before or during execution as JSON-RPC errors."""
+    try:
+        return run()
+    except OutOfTime as exc:
+        raise _too_slow(method, exc) from None
+    except ValidationError as exc:
+        raise ServerError(f"{invalid}: {exc}") from None
+    except VMError as exc:  # raised before the message runs (e.g. intrinsic gas)
+        raise execution_error(exc, b"") from None
+
+
 def eth_call(node: Node, args: P.CallArgs, header: BlockHeaderAPI, budget: WorkBudget
              ) -> bytes:
     _check_args(args, "params[0]")
     gas = budget.call_gas(args.gas)
     tx = _call_tx(node, args, header, gas)
-    try:
-        computation = node.core.call(tx, header, gas, budget.call_deadline())
-    except OutOfTime as exc:
-        raise _too_slow("eth_call", exc) from None
-    except ValidationError as exc:
-        raise ServerError(f"call is invalid: {exc}") from None
-    except VMError as exc:  # raised before the message runs (e.g. intrinsic gas)
-        raise execution_error(exc, b"") from None
+    computation = _execute("eth_call", "call is invalid",
+                           lambda: node.core.call(tx, header, gas, budget.call_deadline()))
     budget.spend_gas(gas - computation.get_gas_remaining())  # intrinsic gas included
     if computation.is_error:
         raise execution_error(computation.error, computation.output)
@@ -85,13 +89,7 @@ def eth_estimate_gas(node: Node, args: P.CallArgs, header: BlockHeaderAPI,
     _check_args(args, "params[0]")
     cap = min(budget.call_gas(args.gas), node.genesis.params.max_tx_gas)
     tx = _call_tx(node, args, header, cap)
-    try:
-        estimate = node.core.estimate_gas(tx, header, cap, budget.call_deadline())
-    except OutOfTime as exc:
-        raise _too_slow("eth_estimateGas", exc) from None
-    except ValidationError as exc:
-        raise ServerError(f"cannot estimate gas: {exc}") from None
-    except VMError as exc:
-        raise execution_error(exc, b"") from None
+    estimate = _execute("eth_estimateGas", "cannot estimate gas",
+                        lambda: node.core.estimate_gas(tx, header, cap, budget.call_deadline()))
     budget.spend_gas(estimate)  # a lower bound of the work: the search ran it ~log2(cap) times
     return estimate

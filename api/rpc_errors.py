@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from yilian.contracts.abi import panic_reason, revert_reason
+
 __all__ = [
     "ExecutionReverted",
     "InternalError",
@@ -32,15 +34,16 @@ __all__ = [
     "RpcError",
     "ServerError",
     "Unauthorized",
-    "decode_revert_reason",
 ]
 
 
 class RpcError(Exception):
     """Base class of every JSON-RPC error.
 
-    ``message`` is used verbatim unless the subclass defines ``prefix``, in
-    which case the message becomes ``f"{prefix}: {message}"``.
+    A subclass names its ``code`` (and optional ``prefix``) as class keywords:
+    ``class InvalidParams(RpcError, code=-32602, prefix="invalid params")``.
+    ``message`` is used verbatim unless the subclass has a ``prefix``, in which
+    case the message becomes ``f"{prefix}: {message}"``.
     """
 
     code: ClassVar[int] = -32000
@@ -48,6 +51,15 @@ class RpcError(Exception):
 
     message: str
     data: Any
+
+    def __init_subclass__(cls, *, code: int | None = None, prefix: str | None = None,
+                          **kwargs: Any) -> None:
+        """Set the subclass's JSON-RPC ``code`` and message ``prefix`` (else inherited)."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if prefix is not None:
+            cls.prefix = prefix
 
     def __init__(self, message: str, data: Any = None) -> None:
         """Build the error; ``data`` must be JSON-serialisable or ``None``."""
@@ -74,24 +86,16 @@ class RpcError(Exception):
         return f"{type(self).__name__}(code={self.code}, message={self.message!r})"
 
 
-class ParseError(RpcError):
+class ParseError(RpcError, code=-32700, prefix="parse error"):
     """-32700: the request body is not valid JSON."""
 
-    code = -32700
-    prefix = "parse error"
 
-
-class InvalidRequest(RpcError):
+class InvalidRequest(RpcError, code=-32600, prefix="invalid request"):
     """-32600: valid JSON but not a valid JSON-RPC 2.0 request object."""
 
-    code = -32600
-    prefix = "invalid request"
 
-
-class MethodNotFound(RpcError):
+class MethodNotFound(RpcError, code=-32601):
     """-32601: the method does not exist or is disabled on this node."""
-
-    code = -32601
 
     def __init__(self, method: str, data: Any = None) -> None:
         """Build the geth-style message naming ``method``."""
@@ -104,90 +108,31 @@ class MethodNotFound(RpcError):
         self.method = method
 
 
-class InvalidParams(RpcError):
+class InvalidParams(RpcError, code=-32602, prefix="invalid params"):
     """-32602: a parameter has the wrong type, format, or value."""
 
-    code = -32602
-    prefix = "invalid params"
 
-
-class InternalError(RpcError):
+class InternalError(RpcError, code=-32603, prefix="internal error"):
     """-32603: a bug or unexpected failure inside the node."""
 
-    code = -32603
-    prefix = "internal error"
 
-
-class ServerError(RpcError):
+class ServerError(RpcError, code=-32000):
     """-32000: generic server-side failure (e.g. ``"transaction rejected: ..."``)."""
 
-    code = -32000
 
-
-class ResourceNotFound(RpcError):
+class ResourceNotFound(RpcError, code=-32001):
     """-32001: the requested block, transaction or state is not available."""
 
-    code = -32001
 
-
-class LimitExceeded(RpcError):
+class LimitExceeded(RpcError, code=-32005):
     """-32005: the request exceeds a configured limit (block range, results...)."""
 
-    code = -32005
 
-
-class Unauthorized(RpcError):
+class Unauthorized(RpcError, code=-40100, prefix="unauthorized"):
     """-40100 (Besu's code): no valid bearer token, or the token does not permit this."""
 
-    code = -40100
-    prefix = "unauthorized"
 
-
-# Solidity/Vyper ABI-encoded revert payloads.
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
-_PANIC_REASONS: dict[int, str] = {
-    0x00: "generic panic",
-    0x01: "assert(false)",
-    0x11: "arithmetic underflow or overflow",
-    0x12: "division or modulo by zero",
-    0x21: "enum overflow",
-    0x22: "invalid encoded storage byte array accessed",
-    0x31: "out-of-bounds array access; popping on an empty array",
-    0x32: "out-of-bounds access of an array or bytesN",
-    0x41: "out of memory",
-    0x51: "uninitialized function",
-}
-
-
-def decode_revert_reason(revert_data: bytes) -> str | None:
-    """Decode ``Error(string)`` / ``Panic(uint256)`` revert data like geth.
-
-    Returns ``None`` when the payload is not one of those two ABI shapes
-    (custom errors, empty data, malformed encodings).  Never raises.
-    """
-    if revert_data[:4] == _ERROR_SELECTOR:
-        body = revert_data[4:]
-        if len(body) < 64:
-            return None
-        offset = int.from_bytes(body[0:32], "big")
-        if offset + 32 > len(body):
-            return None
-        length = int.from_bytes(body[offset : offset + 32], "big")
-        start = offset + 32
-        if start + length > len(body):
-            return None
-        try:
-            return body[start : start + length].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if revert_data[:4] == _PANIC_SELECTOR and len(revert_data) == 36:
-        code = int.from_bytes(revert_data[4:36], "big")
-        return _PANIC_REASONS.get(code, f"unknown panic code: {code:#x}")
-    return None
-
-
-class ExecutionReverted(RpcError):
+class ExecutionReverted(RpcError, code=3):
     """Code 3: EVM execution reverted (``eth_call`` / ``eth_estimateGas``).
 
     ``message`` is ``"execution reverted"`` or ``"execution reverted: <reason>"``
@@ -196,12 +141,12 @@ class ExecutionReverted(RpcError):
     from ``revert_data`` (``Error(string)`` or ``Panic(uint256)``).
     """
 
-    code = 3
-
     def __init__(self, revert_data: bytes = b"", reason: str | None = None) -> None:
         """Build the error from the raw revert bytes and an optional reason."""
         if reason is None:
-            reason = decode_revert_reason(revert_data)
+            reason = revert_reason(revert_data)
+        if reason is None:
+            reason = panic_reason(revert_data)
         message = f"execution reverted: {reason}" if reason else "execution reverted"
         super().__init__(message, "0x" + bytes(revert_data).hex())
         self.revert_data = bytes(revert_data)

@@ -105,14 +105,9 @@ def _bloom(value: int) -> str:
     return "0x" + int(value).to_bytes(256, "big").hex()
 
 
-def _address(value: bytes) -> str:
-    """Encode a 20-byte address as lowercase 0x-hex."""
-    return "0x" + bytes(value).hex()
-
-
 def _to(value: bytes) -> str | None:
     """Encode a transaction ``to``; ``b""`` (contract creation) becomes ``None``."""
-    return _address(value) if value else None
+    return hexd(value) if value else None
 
 
 def _topic_bytes(value: int | bytes) -> bytes:
@@ -159,7 +154,7 @@ def effective_gas_price(tx: SignedTransactionAPI, base_fee: int | None) -> int:
 def format_access_list(access_list: Iterable[Any]) -> list[dict[str, Any]]:
     """Format a py-evm access list (``(address, [int keys])`` pairs) for JSON."""
     return [
-        {"address": _address(addr), "storageKeys": [_hex32(k) for k in keys]}
+        {"address": hexd(addr), "storageKeys": [_hex32(k) for k in keys]}
         for addr, keys in access_list
     ]
 
@@ -168,7 +163,7 @@ def _format_authorization(auth: Any) -> dict[str, Any]:
     """Format an EIP-7702 authorization tuple as geth's ``SetCodeAuthorization``."""
     return {
         "chainId": hexq(auth.chain_id),
-        "address": _address(auth.address),
+        "address": hexd(auth.address),
         "nonce": hexq(auth.nonce),
         "yParity": hexq(auth.y_parity),
         "r": hexq(auth.r),
@@ -210,7 +205,7 @@ def format_transaction(
         "blockHash": hexd(block_hash) if block_hash is not None else None,
         "blockNumber": hexq(block_number) if block_number is not None else None,
         "blockTimestamp": hexq(block_timestamp) if block_timestamp is not None else None,
-        "from": _address(tx.sender),
+        "from": hexd(tx.sender),
         "gas": hexq(tx.gas),
         "gasPrice": hexq(effective_gas_price(tx, base_fee if mined else None)),
     }
@@ -276,7 +271,7 @@ def format_log(
     1.16) is emitted only when ``block_timestamp`` is given.
     """
     out: dict[str, Any] = {
-        "address": _address(log.address),
+        "address": hexd(log.address),
         "topics": [_hex32(t) for t in log.topics],
         "data": hexd(log.data),
         "blockNumber": hexq(block_number) if block_number is not None else None,
@@ -327,14 +322,14 @@ def format_receipt(
             f"cumulative_gas_before ({cumulative_gas_before}) exceeds the receipt's "
             f"cumulative gas ({cumulative}); pass the previous receipt's gas_used"
         )
-    contract = _address(generate_contract_address(Address(sender), tx.nonce)) if not tx.to else None
+    contract = hexd(generate_contract_address(Address(sender), tx.nonce)) if not tx.to else None
     out: dict[str, Any] = {
         "blockHash": hexd(block_hash),
         "blockNumber": hexq(block_number),
         "contractAddress": contract,
         "cumulativeGasUsed": hexq(cumulative),
         "effectiveGasPrice": hexq(effective_gas_price),
-        "from": _address(sender),
+        "from": hexd(sender),
         "gasUsed": hexq(gas_used),
         "logs": [
             format_log(
@@ -425,7 +420,7 @@ def format_header(header: BlockHeaderAPI, *, size: int | None = None) -> dict[st
         "transactionsRoot": hexd(header.transaction_root),
         "stateRoot": hexd(header.state_root),
         "receiptsRoot": hexd(header.receipt_root),
-        "miner": _address(header.coinbase),
+        "miner": hexd(header.coinbase),
         "difficulty": hexq(header.difficulty),
         "totalDifficulty": "0x0",
         "extraData": hexd(header.extra_data),
@@ -458,7 +453,7 @@ def _format_withdrawal(withdrawal: Any) -> dict[str, Any]:
     return {
         "index": hexq(withdrawal.index),
         "validatorIndex": hexq(withdrawal.validator_index),
-        "address": _address(withdrawal.address),
+        "address": hexd(withdrawal.address),
         "amount": hexq(withdrawal.amount),
     }
 

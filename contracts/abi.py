@@ -179,14 +179,48 @@ def contract_abi(name: str) -> ContractAbi:
 
 
 _ERROR_SELECTOR = keccak(b"Error(string)")[:4]
+_PANIC_SELECTOR = keccak(b"Panic(uint256)")[:4]
+_PANIC_REASONS: dict[int, str] = {
+    0x00: "generic panic",
+    0x01: "assert(false)",
+    0x11: "arithmetic underflow or overflow",
+    0x12: "division or modulo by zero",
+    0x21: "enum overflow",
+    0x22: "invalid encoded storage byte array accessed",
+    0x31: "out-of-bounds array access; popping on an empty array",
+    0x32: "out-of-bounds access of an array or bytesN",
+    0x41: "out of memory",
+    0x51: "uninitialized function",
+}
 
 
 def revert_reason(output: bytes) -> str | None:
-    """The message of a ``revert("...")`` (``Error(string)`` data); None if there is none."""
+    """The message of a ``revert("...")`` (``Error(string)`` data, read as geth reads it).
+
+    None when the data is not that ABI shape (empty, a custom error, a panic, a malformed
+    encoding or a message that is not UTF-8). Never raises.
+    """
     if bytes(output[:4]) != _ERROR_SELECTOR:
         return None
-    try:
-        (message,) = decode(["string"], bytes(output[4:]))
-    except (DecodingError, ValueError, OverflowError):
+    body = bytes(output[4:])
+    if len(body) < 64:
         return None
-    return str(message)
+    offset = int.from_bytes(body[0:32], "big")
+    if offset + 32 > len(body):
+        return None
+    length = int.from_bytes(body[offset : offset + 32], "big")
+    start = offset + 32
+    if start + length > len(body):
+        return None
+    try:
+        return body[start : start + length].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def panic_reason(output: bytes) -> str | None:
+    """What a Solidity ``Panic(uint256)`` means, in geth's words; None for other data."""
+    if bytes(output[:4]) != _PANIC_SELECTOR or len(output) != 36:
+        return None
+    code = int.from_bytes(output[4:36], "big")
+    return _PANIC_REASONS.get(code, f"unknown panic code: {code:#x}")

@@ -1,4 +1,5 @@
-"""Fixed addresses of the domain contracts, predeployed in every yilian genesis.
+"""Fixed addresses of the domain contracts, predeployed in every yilian genesis, their
+roles, and the gas limit a domain transaction is sent with.
 
 The node, the SDK and the genesis generator all read them from here.
 """
@@ -19,3 +20,6 @@ ROLE_ADMIN: Final = 5
 ROLE_NAMES: Final = {ROLE_CENTER: "center", ROLE_FINANCIAL: "financial",
                      ROLE_ENTERPRISE: "enterprise", ROLE_AUDITOR: "auditor", ROLE_ADMIN: "admin"}
 ROLES_BY_NAME: Final = {v: k for k, v in ROLE_NAMES.items()}
+
+# Gas limit of a domain transaction (SDK and center account): above any domain call.
+DOMAIN_TX_GAS: Final = 2_000_000

@@ -26,9 +26,8 @@ import msgpack
 from yilian.consensus import CommitCertificate
 from yilian.node import wire
 from yilian.node.chain import ChainCore
-from yilian.node.storage import INDEX, Store
+from yilian.node.storage import CERTIFICATE, INDEX, Store
 
-_CERT = b"cert"  # INDEX + cert + number(8) -> msgpack(certificate)
 SYNC_RETRY = 2.0
 MAX_HELPED = 10_000
 
@@ -53,15 +52,16 @@ class BlockSync:
     @staticmethod
     def certificate_writes(cert: CommitCertificate) -> dict[bytes, bytes | None]:
         """The writes that store ``cert`` in its block's commit batch."""
-        return {INDEX + _CERT + _be8(cert.height): msgpack.packb(wire.encode_certificate(cert))}
+        key = INDEX + CERTIFICATE + _be8(cert.height)
+        return {key: msgpack.packb(wire.encode_certificate(cert))}
 
     def certificate(self, height: int) -> CommitCertificate | None:
-        raw = self._store.get(INDEX, _CERT + _be8(height))
+        raw = self._store.get(INDEX, CERTIFICATE + _be8(height))
         return None if raw is None else wire.decode_certificate(msgpack.unpackb(raw))
 
     def committed_item(self, height: int) -> list[Any] | None:
         """``[certificate, block]`` (wire encodings) of committed ``height``, if stored."""
-        raw = self._store.get(INDEX, _CERT + _be8(height))
+        raw = self._store.get(INDEX, CERTIFICATE + _be8(height))
         header = self._core.header_by_number(height)
         if raw is None or header is None:
             return None

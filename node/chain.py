@@ -40,8 +40,9 @@ from eth.abc import (
 from eth.chains.base import Chain
 from eth.db.chain import ChainDB
 from eth.exceptions import HeaderNotFound
+from eth.vm.spoof import SpoofTransaction
 from eth_hash.auto import keccak
-from eth_typing import BlockNumber
+from eth_typing import Address, BlockNumber
 from eth_utils import ValidationError
 from trie import HexaryTrie
 
@@ -49,13 +50,18 @@ from yilian.node import execution_limits
 from yilian.node.admission import Rejected, validate_transaction
 from yilian.node.execution_limits import Deadline, OutOfTime
 from yilian.node.genesis import Genesis, YilianVM, chain_class
-from yilian.node.storage import INDEX, META, PendingWrites, Store
+from yilian.node.storage import (
+    GENESIS,
+    INDEX,
+    LOG_ADDRESS,
+    META,
+    TX_RECORD,
+    PendingWrites,
+    Store,
+)
 
 log = logging.getLogger("yilian.chain")
 
-_GENESIS_KEY = b"genesis"
-_LOG_ADDR = b"la"  # INDEX + la + address(20) + number(8) -> b""
-_TX = b"tx"  # INDEX + tx + hash(32) -> rlp(TxRecord fields)
 # Recently committed blocks kept decoded for readers: at most this many blocks and, since a
 # block may hold thousands of transactions (a few KB each decoded), this many transactions.
 RECENT_BLOCKS = 32
@@ -170,7 +176,7 @@ class ChainCore:
 
     # -- setup ---------------------------------------------------------------------------
     def _ensure_genesis(self) -> None:
-        recorded = self.store.get(META, _GENESIS_KEY)
+        recorded = self.store.get(META, GENESIS)
         if recorded is not None:
             if recorded.decode() != self.genesis.digest:
                 raise GenesisMismatch(
@@ -182,7 +188,7 @@ class ChainCore:
         db, overlay = self.store.pending_evm_db()
         self.chain_class.from_genesis(db, self.genesis.genesis_params(),
                                       self.genesis.genesis_state())  # type: ignore[arg-type]
-        self.store.commit(overlay, {META + _GENESIS_KEY: self.genesis.digest.encode()})
+        self.store.commit(overlay, {META + GENESIS: self.genesis.digest.encode()})
 
     # -- reading committed data ------------------------------------------------------------
     def reader(self) -> Chain:
@@ -223,7 +229,7 @@ class ChainCore:
 
     def tx_record(self, tx_hash: bytes) -> TxRecord | None:
         """The committed transaction with this hash, its block and receipt; None if unknown."""
-        raw = self.store.get(INDEX, _TX + tx_hash)
+        raw = self.store.get(INDEX, TX_RECORD + tx_hash)
         if raw is None:
             return None
         number, block_hash, index, tx_bytes, receipt_bytes, gas_before, log_start = (
@@ -239,12 +245,12 @@ class ChainCore:
         )
 
     def is_committed(self, tx_hash: bytes) -> bool:
-        return self.store.get(INDEX, _TX + tx_hash) is not None
+        return self.store.get(INDEX, TX_RECORD + tx_hash) is not None
 
     def blocks_with_logs_from(self, address: bytes, first: int, last: int) -> Iterator[int]:
         """Block numbers in [first, last] whose receipts hold a log emitted by ``address``."""
-        start = _LOG_ADDR + address + _be8(first)
-        stop = _LOG_ADDR + address + _be8(last + 1)
+        start = LOG_ADDRESS + address + _be8(first)
+        stop = LOG_ADDRESS + address + _be8(last + 1)
         for key, _ in self.store.iterate(INDEX, start, stop):
             yield struct.unpack(">Q", key[-8:])[0]
 
@@ -388,14 +394,14 @@ class ChainCore:
         gas_before = log_start = 0
         for index, (tx, receipt) in enumerate(zip(block.transactions, built.receipts,
                                                   strict=True)):
-            writes[INDEX + _TX + bytes(tx.hash)] = rlp.encode([
+            writes[INDEX + TX_RECORD + bytes(tx.hash)] = rlp.encode([
                 block.number, block.hash, index, tx.encode(), receipt.encode(),
                 gas_before, log_start,
             ])
             gas_before = receipt.gas_used
             log_start += len(receipt.logs)
             for log in receipt.logs:
-                writes[INDEX + _LOG_ADDR + bytes(log.address) + number] = b""
+                writes[INDEX + LOG_ADDRESS + bytes(log.address) + number] = b""
         self.store.commit(built.overlay, writes)
         release_evm_caches()
         # Committed blocks are immutable: serve recent ones without re-reading every
@@ -408,6 +414,18 @@ class ChainCore:
             self._recent_txs -= len(oldest.transactions)
 
     # -- execution without committing ----------------------------------------------------
+    def call_tx(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI, gas: int, *,
+                value: int = 0, nonce: int | None = None) -> SignedTransactionAPI:
+        """An unsigned transaction from ``sender`` for :meth:`call` / :meth:`estimate_gas`.
+
+        Its nonce is ``sender``'s next nonce after block ``at`` unless ``nonce`` is given;
+        ``to`` empty creates a contract. The gas price is 0 (the chain charges no fees)."""
+        if nonce is None:
+            nonce = self.reader().get_vm(at).state.get_nonce(Address(sender))
+        unsigned = self.vm_class.create_unsigned_transaction(
+            nonce=nonce, gas_price=0, gas=gas, to=Address(to), value=value, data=data)
+        return SpoofTransaction(unsigned, from_=Address(sender))  # type: ignore[return-value]
+
     def call(self, tx: SignedTransactionAPI, at: BlockHeaderAPI,
              gas_cap: int, deadline: Deadline | None = None) -> ComputationAPI:
         """Run ``tx`` on the state after block ``at`` and return the computation (no writes).
@@ -425,6 +443,3 @@ class ChainCore:
               execution_limits.deadline(deadline)):
             return chain.gas_estimator(state, tx)
 
-
-def encoded_size(obj: object) -> int:
-    return len(rlp.encode(obj))

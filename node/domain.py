@@ -8,7 +8,7 @@ only produce a reverted transaction, never a wrong state.
 
 The history index is written in the same atomic batch as the block that emitted the
 events (see :meth:`Domain.index_writes`), so after a crash it is exactly as complete as
-the chain. Keys (under the ``i`` prefix):
+the chain. Keys (under the ``i`` table; the prefixes are named in :mod:`yilian.node.storage`):
 
 * ``ds`` + subject(32) + block(8) + log index in block(4) -> tx hash(32) + log index in
   its receipt(4): every event about a subject;
@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
-from eth.vm.spoof import SpoofTransaction
-from eth_typing import Address
 from eth_utils import to_canonical_address, to_checksum_address
 
 from yilian.contracts.abi import AbiError, ContractAbi, DecodedLog, contract_abi, revert_reason
@@ -48,16 +46,13 @@ from yilian.contracts.addresses import (
 from yilian.contracts.record_ids import in_namespace
 from yilian.node.admission import Rejected, Standing
 from yilian.node.chain import ChainCore
-from yilian.node.storage import INDEX
+from yilian.node.storage import INDEX, RECORD_EVENT, REQUEST_EVENT, SUBJECT_EVENT
 
 MEMBERS = bytes(to_canonical_address(MEMBERS_ADDRESS))
 RECORDS = bytes(to_canonical_address(RECORDS_ADDRESS))
 GRANTS = bytes(to_canonical_address(GRANTS_ADDRESS))
 CONTRACT_NAMES = {MEMBERS: "Members", RECORDS: "Records", GRANTS: "Grants"}
 
-_SUBJECT = b"ds"
-_RECORD = b"dr"
-_REQUEST = b"dq"
 _CALL_GAS = 50_000_000
 _CACHE_ENTRIES = 4096
 
@@ -170,11 +165,8 @@ class Domain:
                     self._cache.clear()
                 if key in self._cache:
                     return self._cache[key]
-        vm_class = self.core.vm_class
-        unsigned = vm_class.create_unsigned_transaction(
-            nonce=0, gas_price=0, gas=_CALL_GAS, to=Address(address), value=0, data=data)
-        tx = SpoofTransaction(unsigned, from_=Address(b"\x00" * 20))
-        computation = self.core.call(tx, header, _CALL_GAS)  # type: ignore[arg-type]
+        tx = self.core.call_tx(b"\x00" * 20, address, data, header, _CALL_GAS, nonce=0)
+        computation = self.core.call(tx, header, _CALL_GAS)
         if computation.is_error:
             reason = revert_reason(computation.output) or str(computation.error)
             raise DomainCallError(f"{CONTRACT_NAMES[address]}.{fn} reverted: {reason}")
@@ -307,12 +299,12 @@ class Domain:
                         where = bytes(tx.hash) + struct.pack(">I", in_tx)
                         subject = ev.args.get("subject")
                         if isinstance(subject, bytes):
-                            writes[INDEX + _SUBJECT + subject + here] = where
+                            writes[INDEX + SUBJECT_EVENT + subject + here] = where
                         if ev.event == "AccessReceipt":
-                            writes[INDEX + _REQUEST + ev.args["request_id"]] = here + where
+                            writes[INDEX + REQUEST_EVENT + ev.args["request_id"]] = here + where
                         if ev.event == "RecordPublished" or ev.event == "RecordRemoved":
                             key = ev.args["record_id"] + struct.pack(">I", ev.args["version"])
-                            writes[INDEX + _RECORD + key] = here + where
+                            writes[INDEX + RECORD_EVENT + key] = here + where
                 pos += 1
         return writes
 
@@ -332,7 +324,7 @@ class Domain:
 
     def published(self, record_id: bytes, version: int) -> Located | None:
         """The RecordPublished (or RecordRemoved) event of one version."""
-        raw = self.core.store.get(INDEX, _RECORD + record_id + struct.pack(">I", version))
+        raw = self.core.store.get(INDEX, RECORD_EVENT + record_id + struct.pack(">I", version))
         if raw is None:
             return None
         number, pos = struct.unpack(">QI", raw[:12])
@@ -340,7 +332,7 @@ class Domain:
 
     def receipt_of_request(self, request_id: bytes) -> Located | None:
         """The AccessReceipt written under ``request_id`` (Grants' on-chain id), if any."""
-        raw = self.core.store.get(INDEX, _REQUEST + request_id)
+        raw = self.core.store.get(INDEX, REQUEST_EVENT + request_id)
         if raw is None:
             return None
         number, pos = struct.unpack(">QI", raw[:12])
@@ -348,7 +340,7 @@ class Domain:
 
     def history(self, subject: bytes, *, limit: int = 10_000) -> Iterator[Located]:
         """Every domain event about ``subject``, oldest first."""
-        start = _SUBJECT + subject
+        start = SUBJECT_EVENT + subject
         stop = (int.from_bytes(start, "big") + 1).to_bytes(len(start), "big")
         entries = self.core.store.iterate(INDEX, start, stop)
         for n, (key, where) in enumerate(entries):

@@ -13,8 +13,7 @@ import msgpack
 
 from yilian.consensus import DuplicateVoteEvidence
 from yilian.node import wire
-
-EVIDENCE = b"ev"
+from yilian.node.storage import EVIDENCE
 
 
 def evidence_record(evidence: DuplicateVoteEvidence) -> tuple[bytes, bytes]:

@@ -45,11 +45,7 @@ from enum import IntEnum
 
 import msgpack
 
-from yilian.node.storage import WAL, Store
-
-_LAST_SIGNED = b"last-signed"
-_LOG = b"log/"  # + height(8) + round(4) + step(1); ends before b"log0"
-_BLOCK = b"blk/"  # + height(8) + value id
+from yilian.node.storage import LAST_SIGNED, SIGN_LOG, SIGNED_BLOCK, WAL, Store
 
 
 class Step(IntEnum):
@@ -89,11 +85,11 @@ class SignedRecord:
 
 
 def _log_key(height: int, round_: int, step: Step) -> bytes:
-    return _LOG + struct.pack(">QIB", height, round_, int(step))
+    return SIGN_LOG + struct.pack(">QIB", height, round_, int(step))
 
 
 def _block_key(height: int, value_id: bytes) -> bytes:
-    return _BLOCK + struct.pack(">Q", height) + value_id
+    return SIGNED_BLOCK + struct.pack(">Q", height) + value_id
 
 
 class SigningGuard:
@@ -108,7 +104,7 @@ class SigningGuard:
         self._log: dict[tuple[int, int, int], SignedRecord] = self._load_log()
 
     def _load_last(self) -> SignedRecord | None:
-        raw = self._store.get(WAL, _LAST_SIGNED)
+        raw = self._store.get(WAL, LAST_SIGNED)
         if raw is None:
             return None
         h, r, s, sign_bytes, sig = msgpack.unpackb(raw)
@@ -116,8 +112,8 @@ class SigningGuard:
 
     def _load_log(self) -> dict[tuple[int, int, int], SignedRecord]:
         out: dict[tuple[int, int, int], SignedRecord] = {}
-        for key, raw in self._store.iterate(WAL, _LOG, _LOG[:-1] + b"0"):
-            h, r, s = struct.unpack(">QIB", key[len(_LOG):])
+        for key, raw in self._store.iterate(WAL, SIGN_LOG, SIGN_LOG[:-1] + b"0"):
+            h, r, s = struct.unpack(">QIB", key[len(SIGN_LOG):])
             sign_bytes, sig, value_id, valid_round = msgpack.unpackb(raw)
             rec = SignedRecord(h, r, Step(s), sign_bytes, sig, value_id, valid_round)
             out[rec.hrs] = rec
@@ -171,7 +167,7 @@ class SigningGuard:
             rec = SignedRecord(height, round_, step, bytes(sign_bytes), bytes(signature),
                                None if value_id is None else bytes(value_id), valid_round)
             writes: dict[bytes, bytes | None] = {
-                WAL + _LAST_SIGNED: msgpack.packb(
+                WAL + LAST_SIGNED: msgpack.packb(
                     [height, round_, int(step), rec.sign_bytes, rec.signature]),
                 WAL + _log_key(height, round_, step): msgpack.packb(
                     [rec.sign_bytes, rec.signature, rec.value_id, valid_round]),
@@ -189,7 +185,7 @@ class SigningGuard:
         the deletions, for the block's own commit batch (no extra synced write)."""
         with self._lock:
             stop = struct.pack(">Q", below_height)
-            doomed = [WAL + k for prefix in (_LOG, _BLOCK)
+            doomed = [WAL + k for prefix in (SIGN_LOG, SIGNED_BLOCK)
                       for k, _ in self._store.iterate(WAL, prefix, prefix + stop)]
             self._log = {k: r for k, r in self._log.items() if r.height >= below_height}
             return dict.fromkeys(doomed)

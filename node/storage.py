@@ -1,13 +1,11 @@
 """One LevelDB per node, one key prefix per concern, one atomic write batch per commit.
 
-Layout (first byte of every key):
-
-* ``e`` - py-evm's database (state trie nodes, headers, blocks, receipts tries, tx index)
-* ``i`` - the node's own indexes (log address index, commit metadata)
-* ``m`` - the mempool journal (accepted, not yet committed transactions)
-* ``w`` - the consensus write-ahead log (used once BFT consensus lands)
-* ``c`` - node metadata (genesis hash, schema version)
-* ``r`` - request nonces seen by the REST API (replay protection), until they expire
+Every key starts with a table byte; most tables are split further by a sub-prefix. This
+module is the only place a prefix is spelled: writers, readers and tests import the
+constants below, and ``tests/test_storage_keys.py`` fails when two prefixes collide or a
+module defines a prefix literal of its own. :data:`KEYS` lists every kind of key
+(table, sub-prefix, what follows, the value, the writer); the table in
+``docs/chain-core.md`` is checked against it.
 
 Invariants:
 
@@ -17,12 +15,15 @@ Invariants:
 * Readers that serve users (:meth:`Store.committed_evm_db`) only ever see committed
   data; the block builder writes into a :class:`PendingWrites` overlay that is
   invisible until :meth:`Store.commit` lands it.
+* Within one table no sub-prefix is a prefix of another, so a prefix scan of one kind of
+  key never returns another kind.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -30,12 +31,76 @@ import plyvel
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 
+# -- tables (the first byte of every key) ---------------------------------------------
 EVM: Final = b"e"
 INDEX: Final = b"i"
 MEMPOOL: Final = b"m"
 WAL: Final = b"w"
 META: Final = b"c"
 REQUESTS: Final = b"r"
+
+# -- sub-prefixes within a table (a key is table + sub-prefix + the layout in KEYS) -----
+TX_RECORD: Final = b"tx"
+LOG_ADDRESS: Final = b"la"
+CERTIFICATE: Final = b"cert"
+EVIDENCE: Final = b"ev"
+SUBJECT_EVENT: Final = b"ds"
+RECORD_EVENT: Final = b"dr"
+REQUEST_EVENT: Final = b"dq"
+GENESIS: Final = b"genesis"
+LAST_SIGNED: Final = b"last-signed"
+SIGN_LOG: Final = b"log/"  # keys end before b"log0", the stop of a scan of the sign log
+SIGNED_BLOCK: Final = b"blk/"
+
+
+@dataclass(frozen=True)
+class KeyKind:
+    """One kind of key: ``table + prefix + layout`` maps to ``value``, written by ``writer``."""
+
+    table: bytes
+    prefix: bytes
+    layout: str
+    value: str
+    writer: str
+
+    @property
+    def full_prefix(self) -> bytes:
+        return self.table + self.prefix
+
+
+KEYS: Final = (
+    KeyKind(EVM, b"", "py-evm's own key", "py-evm's database: state trie nodes, code, headers, "
+            "block bodies, receipt tries, canonical index", "node/chain.py"),
+    KeyKind(INDEX, TX_RECORD, "tx hash (32)", "rlp: block number and hash, index, encoded tx "
+            "and receipt, cumulative gas before it, first log index", "node/chain.py"),
+    KeyKind(INDEX, LOG_ADDRESS, "address (20) + block number (8)",
+            "empty: the block has a log of this address (`eth_getLogs`)", "node/chain.py"),
+    KeyKind(INDEX, CERTIFICATE, "block number (8)", "msgpack: the block's commit certificate",
+            "node/block_sync.py"),
+    KeyKind(INDEX, EVIDENCE, "height (8) + validator address (20)",
+            "msgpack: two conflicting votes", "node/evidence.py"),
+    KeyKind(INDEX, SUBJECT_EVENT, "subject (32) + block number (8) + log position (4)",
+            "tx hash (32) + log index in tx (4): a domain event about the subject",
+            "node/domain.py"),
+    KeyKind(INDEX, RECORD_EVENT, "record id (32) + version (4)",
+            "block number (8) + log position (4) + tx hash (32) + log index in tx (4): "
+            "the RecordPublished/RecordRemoved event", "node/domain.py"),
+    KeyKind(INDEX, REQUEST_EVENT, "request id (32)",
+            "block number (8) + log position (4) + tx hash (32) + log index in tx (4): "
+            "the AccessReceipt event", "node/domain.py"),
+    KeyKind(MEMPOOL, b"", "tx hash (32)", "raw transaction: the mempool journal",
+            "node/service.py"),
+    KeyKind(WAL, LAST_SIGNED, "", "msgpack: height, round, step, sign bytes, signature of "
+            "the last message signed", "node/privval.py"),
+    KeyKind(WAL, SIGN_LOG, "height (8) + round (4) + step (1)",
+            "msgpack: sign bytes, signature, value id, valid round", "node/privval.py"),
+    KeyKind(WAL, SIGNED_BLOCK, "height (8) + value id", "the block a signed proposal or "
+            "precommit is for", "node/privval.py"),
+    KeyKind(META, GENESIS, "", "genesis digest: a data directory refuses another genesis",
+            "node/chain.py"),
+    KeyKind(REQUESTS, b"", "address (20) + nonce", "expiry (8, unix seconds): a signed REST "
+            "request seen, kept until it expires", "api/auth.py"),
+)
 
 # LevelDB's memory, bounded explicitly (the library's defaults, except the open tables):
 # a 4 MiB memtable (two while one is flushed), an 8 MiB block cache, and at most

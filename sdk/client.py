@@ -22,11 +22,11 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from yilian.contracts.abi import contract_abi
+from yilian.contracts.addresses import DOMAIN_TX_GAS
 from yilian.contracts.rpc_login import sign_login
 from yilian.contracts.signed_request import sign_request
 from yilian.sdk.errors import CustodianUnavailable, NotANode, NotCommitted, Refused, YilianError
 
-TX_GAS = 2_000_000
 # Answers after which the same signed transaction is sent again: it is kept by the node
 # (or was never admitted), so resending it cannot make the change twice.
 RESEND_REASONS = frozenset({"no_quorum", "no_commit", "too_many_waiting", "commit_timeout"})
@@ -186,7 +186,7 @@ class Client:
         nonce = int(self.rpc("eth_getTransactionCount", self.address, "pending"), 16)
         signed = self._account.sign_transaction({
             "type": 2, "chainId": self.chain_id, "nonce": nonce,
-            "to": to_checksum_address(address), "value": 0, "gas": TX_GAS,
+            "to": to_checksum_address(address), "value": 0, "gas": DOMAIN_TX_GAS,
             "data": contract_abi(contract).encode_call(fn, *args),
             "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
         })

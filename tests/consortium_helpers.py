@@ -36,15 +36,14 @@ from eth_utils import to_checksum_address
 from yilian.bench.load import free_port_range
 from yilian.network_configs.local import RECORD_STORE_ADDRESS
 from yilian.node import launcher
-from yilian.node.evidence import EVIDENCE
-from yilian.node.storage import INDEX
+from yilian.node.storage import EVIDENCE, INDEX, LAST_SIGNED, WAL
 
 Json = dict[str, Any]
 
 PUT_SELECTOR = keccak(b"put(bytes32,bytes32)")[:4]
 RECORD_STORE = to_checksum_address(RECORD_STORE_ADDRESS)
 EVIDENCE_PREFIX = INDEX + EVIDENCE
-WAL_LAST_SIGNED = b"wlast-signed"  # storage WAL (b"w") + privval._LAST_SIGNED
+WAL_LAST_SIGNED = WAL + LAST_SIGNED
 
 
 # -- ports -----------------------------------------------------------------------------------

@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode
-from eth_typing import Address
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from helpers import ADDRESSES, KEYS, genesis_doc, make_node, sign
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
+from yilian.contracts.abi import revert_reason
 from yilian.contracts.artifacts import load
 from yilian.contracts.record_ids import record_id_for
 from yilian.network_configs.domain import (
@@ -99,7 +98,6 @@ CONTRACTS = {
     for name, address in (("Members", MEMBERS_ADDRESS), ("Records", RECORDS_ADDRESS),
                           ("Grants", GRANTS_ADDRESS))
 }
-ERROR_SELECTOR = keccak(text="Error(string)")[:4]
 TYPE_BASIC, TYPE_QUALIFICATION, TYPE_CREDIT = 1, 2, 5
 
 
@@ -142,13 +140,12 @@ class Domain:
 
     def execute(self, who: int, contract: str, fn: str, *args: Any) -> tuple[bool, bytes]:
         """Run a call on the committed head without a transaction: (success, output)."""
-        vm_class = self.node.core.vm_class
-        unsigned = vm_class.create_unsigned_transaction(
-            nonce=self.nonces[who], gas_price=0, gas=10_000_000,
-            to=Address(to_canonical_address(CONTRACTS[contract].address)), value=0,
-            data=self.data(contract, fn, *args))
-        tx = SpoofTransaction(unsigned, from_=Address(to_canonical_address(ADDRESSES[who])))
-        computation = self.node.core.call(tx, self.node.core.head(), 10_000_000)  # type: ignore[arg-type]
+        core, head = self.node.core, self.node.core.head()
+        tx = core.call_tx(to_canonical_address(ADDRESSES[who]),
+                          to_canonical_address(CONTRACTS[contract].address),
+                          self.data(contract, fn, *args), head, 10_000_000,
+                          nonce=self.nonces[who])
+        computation = core.call(tx, head, 10_000_000)
         return computation.is_success, bytes(computation.output)
 
     def call(self, contract: str, fn: str, *args: Any, who: int = STRANGER) -> Any:
@@ -194,13 +191,6 @@ class Domain:
 
     def events(self, receipt: Any) -> list[Event]:
         return [decode_event(log) for log in receipt.logs]
-
-
-def revert_reason(output: bytes) -> str | None:
-    if output[:4] != ERROR_SELECTOR:
-        return None
-    (reason,) = decode(["string"], output[4:])
-    return str(reason)
 
 
 def decode_event(log: Any) -> Event:

@@ -34,12 +34,13 @@ from tests.consortium_helpers import (
     wait_heads_at_least,
 )
 from yilian.node import launcher
+from yilian.node.storage import SIGN_LOG, WAL
 
 pytestmark = pytest.mark.slow
 
 ALL4 = [0, 1, 2, 3]
 SPINNING, DOWN = [0, 1], [2, 3]
-SIGN_LOG = b"wlog/"  # storage WAL (b"w") + privval._LOG
+SIGN_LOG_KEYS = WAL + SIGN_LOG
 COMMIT_TIMEOUT = 90.0  # after a restart: processes start, connect, resume, time out rounds
 
 
@@ -127,8 +128,8 @@ def test_full_restart_mid_height_commits_the_pending_transaction(cluster: Cluste
     for i in ALL4:
         db = plyvel.DB(str(c.home(i) / "data" / "leveldb"), create_if_missing=False)
         try:
-            logged = {struct.unpack(">Q", k[len(SIGN_LOG):len(SIGN_LOG) + 8])[0]
-                      for k, _ in db.iterator(prefix=SIGN_LOG)}
+            logged = {struct.unpack(">Q", k[len(SIGN_LOG_KEYS):len(SIGN_LOG_KEYS) + 8])[0]
+                      for k, _ in db.iterator(prefix=SIGN_LOG_KEYS)}
         finally:
             db.close()
         assert all(h > heads[i] for h in logged), (c.name(i), heads[i], logged)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from yilian.api.auth import ApiError
-from yilian.api.deps import NodeDep
+from yilian.api.deps import NodeDep, app_state
 from yilian.api.rpc_auth import Challenges, member_access
 from yilian.contracts.rpc_login import LoginError, login_message, recover_login
 from yilian.node.domain import code_of
@@ -38,20 +38,10 @@ class TokenRequest(BaseModel):
     ttl_s: int = Field(default=3600, ge=1, description="token lifetime asked for, seconds")
 
 
-def _key(request: Request) -> TokenKey:
-    key: TokenKey = request.app.state.token_key
-    return key
-
-
-def _challenges(request: Request) -> Challenges:
-    store: Challenges = request.app.state.challenges
-    return store
-
-
 @router.post("/challenge", summary="A one-time challenge to sign for a JSON-RPC token")
 def challenge(body: ChallengeRequest, request: Request, node: NodeDep) -> dict[str, Any]:
-    nonce, expires = _challenges(request).issue(body.account)
-    key = _key(request)
+    nonce, expires = app_state(request, "challenges", Challenges).issue(body.account)
+    key = app_state(request, "token_key", TokenKey)
     ttl = node.config.rpc_auth.token_ttl_s
     return {
         "nonce": nonce, "node": key.key_id, "chain_id": node.genesis.chain_id,
@@ -64,7 +54,9 @@ def challenge(body: ChallengeRequest, request: Request, node: NodeDep) -> dict[s
 
 @router.post("/token", summary="A JSON-RPC bearer token for a signed challenge")
 async def token(body: TokenRequest, request: Request, node: NodeDep) -> dict[str, Any]:
-    return await run_in_threadpool(_issue, body, _key(request), _challenges(request), node)
+    key = app_state(request, "token_key", TokenKey)
+    challenges = app_state(request, "challenges", Challenges)
+    return await run_in_threadpool(_issue, body, key, challenges, node)
 
 
 def _issue(body: TokenRequest, key: TokenKey, challenges: Challenges, node: Node
