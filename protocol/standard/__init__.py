@@ -39,101 +39,14 @@ Invariants
 Modules (low to high; each imports only those before it): :mod:`.fields` (value types of
 fields), :mod:`.enums` (record types, owners, enumerations, the errors), :mod:`.models`
 (one pydantic model per record type, :func:`validate_record`), :mod:`.canonical` (the
-byte encoding), :mod:`.examples`. The public names of all five are importable from here.
+byte encoding), :mod:`.examples`. The public names of all five (each module's
+``__all__``) are importable from here.
 """
 
 from __future__ import annotations
 
-from yilian.protocol.standard.canonical import (
-    MAX_CANONICAL_BYTES,
-    CanonicalError,
-    canonical_bytes,
-    parse_canonical,
-)
-from yilian.protocol.standard.enums import (
-    DEFAULT_OWNER,
-    OWNER_CENTER,
-    OWNER_SUBJECT,
-    EntityStatus,
-    EntityType,
-    FieldError,
-    FindingCategory,
-    IdType,
-    QualificationStatus,
-    RecordInvalid,
-    RecordType,
-    RevocationStatus,
-    Role,
-)
-from yilian.protocol.standard.examples import (
-    example_record,
-)
-from yilian.protocol.standard.fields import (
-    SCHEMA_VERSION,
-    resident_id_check_character,
-)
-from yilian.protocol.standard.models import (
-    BankAccount,
-    BasicRecord,
-    BlacklistEntry,
-    BlacklistWithdrawal,
-    Contact,
-    CreditRecord,
-    CreditScore,
-    Party,
-    PerformanceRecord,
-    PersonnelRecord,
-    PracticeCertificate,
-    ProjectRecord,
-    QualificationRecord,
-    RecordModel,
-    Section,
-    SupervisionFinding,
-    SupervisionRecord,
-    json_schema,
-    model_for,
-    validate_record,
-)
-
-__all__ = [
-    "DEFAULT_OWNER",
-    "MAX_CANONICAL_BYTES",
-    "OWNER_CENTER",
-    "OWNER_SUBJECT",
-    "SCHEMA_VERSION",
-    "BankAccount",
-    "BasicRecord",
-    "BlacklistEntry",
-    "BlacklistWithdrawal",
-    "CanonicalError",
-    "Contact",
-    "CreditRecord",
-    "CreditScore",
-    "EntityStatus",
-    "EntityType",
-    "FieldError",
-    "FindingCategory",
-    "IdType",
-    "Party",
-    "PerformanceRecord",
-    "PersonnelRecord",
-    "PracticeCertificate",
-    "ProjectRecord",
-    "QualificationRecord",
-    "QualificationStatus",
-    "RecordInvalid",
-    "RecordModel",
-    "RecordType",
-    "RevocationStatus",
-    "Role",
-    "Section",
-    "SupervisionFinding",
-    "SupervisionRecord",
-    "canonical_bytes",
-    "example_record",
-    "json_schema",
-    "model_for",
-    "parse_canonical",
-    "resident_id_check_character",
-    "validate_record",
-]
+from yilian.protocol.standard.canonical import *  # noqa: F403
+from yilian.protocol.standard.enums import *  # noqa: F403
+from yilian.protocol.standard.examples import *  # noqa: F403
+from yilian.protocol.standard.fields import *  # noqa: F403
+from yilian.protocol.standard.models import *  # noqa: F403

@@ -4,7 +4,9 @@ region codes, phones, accounts, dates and resident ID numbers.
 Each ``Annotated`` type below validates strictly and never normalises silently: a value is
 either accepted as it is or rejected with a ``ValueError`` whose message says how to fix it
 (pydantic turns those into field errors). See :mod:`yilian.protocol.standard` for the value
-conventions.
+conventions. The checks the models also call (``check_*``, ``json_type``, ``require_str``,
+``OTHER_ID_RE``) are shared within :mod:`yilian.protocol.standard` only, so they are not in
+``__all__``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from pydantic import BeforeValidator, PlainValidator, WithJsonSchema
 from yilian.protocol import credit_code as _cc
 
 __all__ = [
-    "OTHER_ID_RE",
     "SCHEMA_VERSION",
     "AccountNumber",
     "CreditCode",
@@ -34,12 +35,6 @@ __all__ = [
     "PositiveDecimal",
     "RegionCode",
     "Text",
-    "check_array",
-    "check_credit_code",
-    "check_resident_id",
-    "check_text",
-    "json_type",
-    "require_str",
     "resident_id_check_character",
 ]
 
