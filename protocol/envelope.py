@@ -56,11 +56,10 @@ import msgpack
 import nacl.exceptions
 import nacl.public
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from yilian.crypto import sm2 as openssl_sm2
+from yilian.crypto.sm import SM4AuthenticationError, sm3, sm4_gcm_decrypt, sm4_gcm_encrypt
 from yilian.protocol.errors import YilianError
 
 __all__ = [
@@ -227,9 +226,7 @@ def digest(suite: str, data: bytes) -> bytes:
     data = _bytes(data, "data")
     if _suite(suite) == STANDARD:
         return hashlib.sha256(data).digest()
-    h = hashes.Hash(hashes.SM3())
-    h.update(data)
-    return h.finalize()
+    return sm3(data)
 
 
 def _aead_encrypt(suite: str, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -239,10 +236,7 @@ def _aead_encrypt(suite: str, key: bytes, nonce: bytes, plaintext: bytes, aad: b
     """
     if suite == STANDARD:
         return AESGCM(key).encrypt(nonce, plaintext, aad)
-    enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
-    enc.authenticate_additional_data(aad)
-    ct = enc.update(plaintext) + enc.finalize()
-    return ct + enc.tag
+    return sm4_gcm_encrypt(key, nonce, plaintext, aad)
 
 
 def _aead_decrypt(suite: str, key: bytes, nonce: bytes, data: bytes, aad: bytes) -> bytes:
@@ -252,11 +246,8 @@ def _aead_decrypt(suite: str, key: bytes, nonce: bytes, data: bytes, aad: bytes)
     try:
         if suite == STANDARD:
             return AESGCM(key).decrypt(nonce, data, aad)
-        ct, tag = data[:-TAG_SIZE], data[-TAG_SIZE:]
-        dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
-        dec.authenticate_additional_data(aad)
-        return dec.update(ct) + dec.finalize()
-    except InvalidTag:
+        return sm4_gcm_decrypt(key, nonce, data, aad)
+    except (InvalidTag, SM4AuthenticationError):
         raise TamperedError(
             "sealed record failed authentication: the ciphertext or its binding (record "
             "id, version, ...) was altered, or this is the wrong data key"
