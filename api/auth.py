@@ -1,6 +1,6 @@
 """Authentication of ``/v1`` requests and the REST error shape.
 
-A signed request (see :mod:`yilian.contracts.signed_request`) is accepted once: its
+A signed request (see :mod:`yilian.protocol.signed_request`) is accepted once: its
 (account, nonce) is written to the node's LevelDB (prefix ``r``) before the
 request runs, and kept until its expiry has passed, so a replay is refused even after a
 restart. It is accepted only by the node it names (its audience,
@@ -31,7 +31,10 @@ from starlette.concurrency import run_in_threadpool
 
 from yilian.api.deps import app_state, get_node
 from yilian.contracts.addresses import ROLE_NAMES
-from yilian.contracts.signed_request import (
+from yilian.node.audience import request_audience
+from yilian.node.service import Node
+from yilian.node.storage import REQUESTS
+from yilian.protocol.signed_request import (
     ACCOUNT_HEADER,
     AUDIENCE_HEADER,
     EXPIRES_HEADER,
@@ -41,9 +44,6 @@ from yilian.contracts.signed_request import (
     check_audience,
     recover_signer,
 )
-from yilian.node.audience import request_audience
-from yilian.node.service import Node
-from yilian.node.storage import REQUESTS
 
 AUTH_HEADERS = (ACCOUNT_HEADER, AUDIENCE_HEADER, NONCE_HEADER, EXPIRES_HEADER,
                 SIGNATURE_HEADER)

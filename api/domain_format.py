@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from yilian.contracts import credit_code
 from yilian.node.chain import TxRecord
 from yilian.node.domain import Located, code_of
+from yilian.protocol import credit_code
 
 # Event arguments that hold a member id (a credit code in bytes32): shown as the code text.
 MEMBER_FIELDS = frozenset({"subject", "owner", "center", "grantee", "reader", "custodian", "id"})

@@ -5,7 +5,7 @@ FastAPI derives the document from the routes; two things it cannot see are added
 * the one error shape every ``/v1`` refusal has, ``{"error": {"reason", "message", ...}}``
   (:class:`ErrorResponse`, see :mod:`yilian.api.auth`), declared for each status in
   :data:`ERROR_RESPONSES` on every ``/v1`` route (``create_app`` passes it to the routers);
-* the five request-signature headers (:mod:`yilian.contracts.signed_request`), read by
+* the five request-signature headers (:mod:`yilian.protocol.signed_request`), read by
   :func:`~yilian.api.auth.signed_caller` from the raw request, declared as required header
   parameters on every operation that depends on it. The operations without them commit a
   transaction the caller signed (the transaction is the authorisation).
@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from yilian.api.auth import signed_caller, signed_caller_for_route
-from yilian.contracts.signed_request import (
+from yilian.protocol.signed_request import (
     ACCOUNT_HEADER,
     AUDIENCE_HEADER,
     EXPIRES_HEADER,
@@ -81,7 +81,7 @@ SIGNATURE_HEADERS: dict[str, str] = {
     NONCE_HEADER: "32 lowercase hex digits (128 random bits), new for every request.",
     EXPIRES_HEADER: "Unix seconds after which the signature is refused.",
     SIGNATURE_HEADER: "0x, 65 bytes: EIP-191 signature over method, path, body hash, nonce, "
-                      "expiry and chain id (yilian.contracts.signed_request; the SDK signs).",
+                      "expiry and chain id (yilian.protocol.signed_request; the SDK signs).",
 }
 
 

@@ -34,10 +34,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yilian.api.rpc_errors import Unauthorized
 from yilian.api.rpc_permissions import CURRENT, Access
-from yilian.contracts import credit_code
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.node.rpc_tokens import TokenError, TokenKey, auth_required, secret_path
 from yilian.node.service import Node
+from yilian.protocol import credit_code
 
 HTTP_PATHS = frozenset({"/rpc", "/"})
 WS_PATHS = frozenset({"/ws", "/"})

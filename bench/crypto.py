@@ -2,7 +2,7 @@
 
 Measures, single-threaded in this process (pinned to one CPU where the OS allows):
 
-* SM2 verify/s and sign/s through ``yilian.node.crypto.suites.SM`` (OpenSSL libcrypto via
+* SM2 verify/s and sign/s through ``yilian.crypto.suites.SM`` (OpenSSL libcrypto via
   ctypes; parsed public keys cached, as on the node's hot path);
 * the baseline in the same run: gmssl (pure Python) ``verify_with_sm3``/s on the same
   key, message and signature;
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from gmssl import sm2 as gm_sm2
 
-    from yilian.node.crypto import sm2
-    from yilian.node.crypto.suites import SM, STANDARD
+    from yilian.crypto import sm2
+    from yilian.crypto.suites import SM, STANDARD
 
     pinned = "not pinned" if args.no_pin else pin_one_cpu()
     print(f"python {platform.python_version()}, {sm2.openssl_version()}, {pinned}")

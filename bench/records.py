@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from yilian.bench.load import free_port_range, percentile
-from yilian.contracts import standard
 from yilian.network_configs.generate import init_network
 from yilian.node import launcher
+from yilian.protocol import standard
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import Enterprise

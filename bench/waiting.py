@@ -28,8 +28,8 @@ from eth_utils import to_checksum_address
 from yilian.bench.load import free_port_range
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.addresses import GRANTS_ADDRESS
-from yilian.contracts.credit_code import to_bytes32
 from yilian.node import launcher
+from yilian.protocol.credit_code import to_bytes32
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import types_mask
 

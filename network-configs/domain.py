@@ -29,7 +29,6 @@ from eth_abi import encode
 from eth_typing import Address
 from eth_utils import is_hex_address, to_canonical_address, to_checksum_address
 
-from yilian.contracts import credit_code
 from yilian.contracts.addresses import (
     GRANTS_ADDRESS,
     MEMBERS_ADDRESS,
@@ -43,6 +42,7 @@ from yilian.contracts.addresses import (
 )
 from yilian.contracts.artifacts import load
 from yilian.node.genesis import chain_class
+from yilian.protocol import credit_code
 
 __all__ = [
     "GRANTS_ADDRESS",

@@ -34,7 +34,6 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
-from yilian.contracts import envelope
 from yilian.contracts.addresses import (
     GRANTS_ADDRESS,
     MEMBERS_ADDRESS,
@@ -46,7 +45,8 @@ from yilian.contracts.addresses import (
     ROLE_FINANCIAL,
     ROLE_NAMES,
 )
-from yilian.contracts.credit_code import make_code
+from yilian.crypto import sm2 as openssl_sm2
+from yilian.crypto.suites import get_suite, save_private_key
 from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.local import (
     DEV_SEED,
@@ -55,8 +55,8 @@ from yilian.network_configs.local import (
     dev_accounts,
     local_genesis,
 )
-from yilian.node.crypto import sm2 as openssl_sm2
-from yilian.node.crypto.suites import get_suite, save_private_key
+from yilian.protocol import envelope
+from yilian.protocol.credit_code import make_code
 
 NODE_KEY_FILE = "node_key"
 ACCOUNT_KEY_FILE = "account_key"
@@ -128,8 +128,7 @@ def dev_members(suite: str, accounts: list[DevAccount]) -> list[dict[str, Any]]:
             "id": code, "role": ROLE_NAMES[role], "roleId": role, "name": name,
             "account": accounts[index].address, "privateKey": accounts[index].private_key,
             "encPrivateKey": "0x" + enc_private.hex(),
-            "encPublicKey": "0x" + envelope.enc_public_key(suite, enc_private,
-                                                           sm2=openssl_sm2).hex(),
+            "encPublicKey": "0x" + envelope.enc_public_key(suite, enc_private).hex(),
         })
     return out
 
@@ -139,7 +138,7 @@ def make_center(home: Path, index: int, name: str, endpoint: str, suite: str) ->
     (files mode 0600) and return its member seed (public parts only)."""
     account = Account.create()
     save_private_key(home / ACCOUNT_KEY_FILE, bytes(account.key))
-    enc = envelope.generate_enc_keypair(suite, sm2=openssl_sm2)
+    enc = envelope.generate_enc_keypair(suite)
     save_private_key(home / ENC_KEY_FILE, enc.private)
     return MemberSeed(id=center_code(index), role=ROLE_CENTER, name=f"交易中心 {name}",
                       enc_key=enc.public, endpoint=endpoint, account=account.address)

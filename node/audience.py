@@ -2,7 +2,7 @@
 
 Each node keeps its own store of used request nonces, so a signature that named no node
 could be replayed once at every other node. A signed request therefore names the node
-that is to serve it (see :mod:`yilian.contracts.signed_request`), and a node serves only
+that is to serve it (see :mod:`yilian.protocol.signed_request`), and a node serves only
 requests that name it:
 
 * a center's node is named by its center's credit code (the member id of its center

@@ -164,7 +164,6 @@ def node_run(home: Path) -> None:
               help="Who the token is for (its subject is operator:<label>).")
 def node_token(home: Path, role: str, member: str, ttl_s: int, label: str) -> None:
     """Print a JSON-RPC bearer token signed with this node's secret (for the operator)."""
-    from yilian.contracts.credit_code import CreditCodeError, to_bytes32
     from yilian.node.config import ConfigError, load_config
     from yilian.node.rpc_tokens import (
         FULL_VIEW_ROLES,
@@ -173,6 +172,7 @@ def node_token(home: Path, role: str, member: str, ttl_s: int, label: str) -> No
         TokenKey,
         secret_path,
     )
+    from yilian.protocol.credit_code import CreditCodeError, to_bytes32
 
     if not 0 < ttl_s <= OPERATOR_MAX_TTL_S:
         raise click.ClickException(f"--ttl must be 1..{OPERATOR_MAX_TTL_S} seconds")

@@ -75,10 +75,10 @@ from yilian.consensus import (
     vote_sign_bytes,
 )
 from yilian.consensus.machine import Input
+from yilian.crypto.suites import Suite
 from yilian.node import wire
 from yilian.node.block_sync import BlockSync
 from yilian.node.chain import BuiltBlock, ChainError
-from yilian.node.crypto.suites import Suite
 from yilian.node.evidence import evidence_record
 from yilian.node.faults import FAULT_ENV as FAULT_ENV  # re-exported for the tests
 from yilian.node.faults import FAULT_EXIT_CODE, crash_after_sign

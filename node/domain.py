@@ -43,10 +43,10 @@ from yilian.contracts.addresses import (
     ROLE_CENTER,
     ROLE_NAMES,
 )
-from yilian.contracts.record_ids import in_namespace
 from yilian.node.admission import Rejected, Standing
 from yilian.node.chain import ChainCore
 from yilian.node.storage import INDEX, RECORD_EVENT, REQUEST_EVENT, SUBJECT_EVENT
+from yilian.protocol.record_ids import in_namespace
 
 MEMBERS = bytes(to_canonical_address(MEMBERS_ADDRESS))
 RECORDS = bytes(to_canonical_address(RECORDS_ADDRESS))
@@ -266,7 +266,7 @@ class Domain:
             if not in_namespace(bytes(args["record_id"]), self.member_of(bytes(tx.sender))):
                 raise Rejected("bad_record_id",
                                "the record id is outside the publishing center's namespace: "
-                               "derive it with yilian.contracts.record_ids.record_id_for")
+                               "derive it with yilian.protocol.record_ids.record_id_for")
             expect = digest(bytes(args["ciphertext"]))
             if bytes(args["digest"]) != expect:
                 raise Rejected("digest_mismatch",

@@ -33,12 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
 
-from yilian.contracts import envelope, standard
-from yilian.contracts.credit_code import CreditCodeError
-from yilian.contracts.credit_code import to_bytes32 as code_to_id
-from yilian.contracts.record_ids import record_id_for
 from yilian.node.center_account import CenterAccount, TxFailed
-from yilian.node.crypto import sm2 as openssl_sm2
 from yilian.node.domain import (
     GRANT_STATUS,
     GRANTS,
@@ -48,11 +43,13 @@ from yilian.node.domain import (
     RecordMeta,
     code_of,
 )
+from yilian.protocol import envelope, standard
+from yilian.protocol.credit_code import CreditCodeError
+from yilian.protocol.credit_code import to_bytes32 as code_to_id
+from yilian.protocol.record_ids import record_id_for
 
 if TYPE_CHECKING:
     from yilian.node.service import Node
-
-envelope.set_default_sm2_backend(openssl_sm2)
 
 REQUEST_ID_TAG = b"yilian-key-request-v1"
 MAX_CIPHERTEXT = 32768  # Records.publish takes ciphertext: Bytes[32768]
@@ -469,7 +466,7 @@ class KeyService:
 
 def load_key_service(node: Node, domain: Domain) -> KeyService | None:
     """The key service when the node is configured with a center account and enc key."""
-    from yilian.node.crypto.suites import load_private_key
+    from yilian.crypto.suites import load_private_key
 
     cfg = node.config
     if not (cfg.account_key_file and cfg.enc_key_file and domain.enabled):

@@ -8,7 +8,7 @@ lists the methods it may call as ``namespace:method`` strings (``net:*``,
 * a token is good only at the node that issued it (another node's secret does not verify
   it), and only until its ``exp`` (default one hour);
 * the node issues a token to a member account that signs a challenge (``/v1/auth/token``,
-  see :mod:`yilian.contracts.rpc_login`), or the operator mints one from the secret file
+  see :mod:`yilian.protocol.rpc_login`), or the operator mints one from the secret file
   (``yilian node token``);
 * replacing the secret file and restarting the node revokes every token it issued.
 

@@ -30,6 +30,7 @@ from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_typing import Address
 from eth_utils import to_canonical_address
 
+from yilian.crypto.suites import get_suite
 from yilian.node.admission import (
     AccountView,
     Rejected,
@@ -40,7 +41,6 @@ from yilian.node.admission import (
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
 from yilian.node.commit_waiters import CommitWaiters
 from yilian.node.config import ConfigError, NodeConfig
-from yilian.node.crypto.suites import get_suite
 from yilian.node.domain import Domain
 from yilian.node.genesis import Genesis, load_genesis
 from yilian.node.key_service import KeyService, load_key_service
@@ -95,8 +95,8 @@ class Node:
         self.key_service: KeyService | None = load_key_service(self, self.domain)
 
     def _make_consensus(self) -> ConsensusDriver:
+        from yilian.crypto.suites import get_suite, load_private_key
         from yilian.node.consensus_driver import ConsensusDriver
-        from yilian.node.crypto.suites import get_suite, load_private_key
         from yilian.node.p2p.peers import PeerAddress
 
         if not self.genesis.validators:

@@ -6,6 +6,7 @@
 * :class:`~yilian.sdk.grantee.Grantee`: ``read``;
 * :class:`~yilian.sdk.auditor.Auditor`: ``history``.
 
-The SDK never imports the node: it shares only :mod:`yilian.contracts` (ABI, data
-standard, envelope format, request signing) and brings its own SM2 (:mod:`yilian.sdk.sm2`).
+The SDK never imports the node: it shares only :mod:`yilian.protocol` (data standard,
+envelope format, request signing, credit codes), :mod:`yilian.crypto` (the one SM2, on
+OpenSSL) and :mod:`yilian.contracts` (ABI, addresses).
 """

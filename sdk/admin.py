@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from yilian.contracts.addresses import MEMBERS_ADDRESS, ROLES_BY_NAME
-from yilian.contracts.credit_code import to_bytes32
+from yilian.protocol.credit_code import to_bytes32
 from yilian.sdk.client import Client
 from yilian.sdk.errors import InvalidArgument
 

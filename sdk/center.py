@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from yilian.contracts import standard
+from yilian.protocol import standard
 from yilian.sdk.client import Client
 
 
@@ -37,7 +37,7 @@ class Center:
                        retries: int = 3) -> PublishedRecord:
         """Validate, then publish (encrypted by the node) one record about ``subject``.
 
-        Raises :class:`~yilian.contracts.standard.RecordInvalid` naming every bad field
+        Raises :class:`~yilian.protocol.standard.RecordInvalid` naming every bad field
         before anything is sent. ``client_id`` names the record for idempotent retries:
         resending the same ``client_id`` (and ``version``) never creates a duplicate, so a
         network failure is retried up to ``retries`` times with the same id.

@@ -2,7 +2,7 @@
 
 Every ``/v1`` request is signed with the caller's chain key (EIP-191 over the node it is
 for, the method, path, body hash, a fresh nonce and an expiry; see
-:mod:`yilian.contracts.signed_request`). The node's audience comes from its ``/healthz``;
+:mod:`yilian.protocol.signed_request`). The node's audience comes from its ``/healthz``;
 a key request names the record's custodian instead (``audience=``).
 Transactions are built and signed here, so private keys never leave the caller.
 JSON-RPC at a node that listens beyond loopback needs a bearer token: :meth:`Client.login_rpc`
@@ -23,8 +23,8 @@ from eth_utils import to_checksum_address
 
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.addresses import DOMAIN_TX_GAS
-from yilian.contracts.rpc_login import sign_login
-from yilian.contracts.signed_request import sign_request
+from yilian.protocol.rpc_login import sign_login
+from yilian.protocol.signed_request import sign_request
 from yilian.sdk.errors import CustodianUnavailable, NotANode, NotCommitted, Refused, YilianError
 
 # Answers after which the same signed transaction is sent again: it is kept by the node

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from yilian.contracts.addresses import GRANTS_ADDRESS
-from yilian.contracts.credit_code import to_bytes32
-from yilian.contracts.standard import RecordType
+from yilian.protocol.credit_code import to_bytes32
+from yilian.protocol.standard import RecordType
 from yilian.sdk.client import Client
 from yilian.sdk.errors import InvalidArgument
 

@@ -4,17 +4,17 @@ Everything yilian refuses is a :class:`YilianError`: the node's refusals (:class
 the SDK's own checks, and the errors of the shared code the SDK runs locally (data
 standard :class:`RecordInvalid`, credit codes :class:`CreditCodeError`, envelopes
 :class:`TamperedError` / :class:`UnwrapError`), which take the same base from
-:mod:`yilian.contracts.errors`. Transport failures stay ``requests`` exceptions.
+:mod:`yilian.protocol.errors`. Transport failures stay ``requests`` exceptions.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from yilian.contracts.credit_code import CreditCodeError
-from yilian.contracts.envelope import EnvelopeError, TamperedError, UnwrapError
-from yilian.contracts.errors import YilianError
-from yilian.contracts.standard import CanonicalError, RecordInvalid
+from yilian.protocol.credit_code import CreditCodeError
+from yilian.protocol.envelope import EnvelopeError, TamperedError, UnwrapError
+from yilian.protocol.errors import YilianError
+from yilian.protocol.standard import CanonicalError, RecordInvalid
 
 __all__ = [
     "CanonicalError",

@@ -16,9 +16,8 @@ from typing import Any
 import requests
 from eth_utils import to_canonical_address
 
-from yilian.contracts import envelope, standard
-from yilian.contracts.credit_code import to_bytes32
-from yilian.sdk import sm2 as sdk_sm2
+from yilian.protocol import envelope, standard
+from yilian.protocol.credit_code import to_bytes32
 from yilian.sdk.client import Client
 from yilian.sdk.errors import Refused, TamperedError, WrongEncryptionKey, YilianError
 
@@ -68,7 +67,6 @@ class Grantee:
             raise YilianError("a grantee needs its encryption private key "
                               "(Client(..., enc_private_key=...))")
         self.client = client
-        self._sm2 = sdk_sm2 if client.suite == "sm" else None
 
     def version_doc(self, record_id: str, version: int | None = None) -> dict[str, Any]:
         """One version as served by the node (ciphertext, digests, wrapped keys); checked to
@@ -113,7 +111,7 @@ class Grantee:
                     raise
             time.sleep(0.5 * (attempt + 1))
         data_key = envelope.unwrap_key(self.client.suite, self._enc_private(),
-                                       bytes.fromhex(key["wrapped_key"][2:]), sm2=self._sm2)
+                                       bytes.fromhex(key["wrapped_key"][2:]))
         rtype, data, plaintext = verify_and_open(self.client.suite, doc, data_key)
         return ReadResult(record_id, int(doc["version"]), rtype, str(doc["subject"]), data,
                           plaintext, key["receipt_tx"], key["receipt_block_number"])
@@ -130,8 +128,7 @@ class Grantee:
         if mine is None or me["id"] != doc["owner"]:
             raise YilianError(f"{self.client.address} is not an account of the record's owner "
                               f"{doc['owner']}; read it under a grant instead")
-        data_key = envelope.unwrap_key(self.client.suite, self._enc_private(), mine,
-                                       sm2=self._sm2)
+        data_key = envelope.unwrap_key(self.client.suite, self._enc_private(), mine)
         rtype, data, plaintext = verify_and_open(self.client.suite, doc, data_key)
         return ReadResult(record_id, int(doc["version"]), rtype, str(doc["subject"]), data,
                           plaintext, None, None)
@@ -146,8 +143,7 @@ class Grantee:
         """
         me = dict(self.client.get(f"/v1/members/by-account/{self.client.address}"))
         registered = str(me.get("enc_key", "")).lower()
-        local = "0x" + envelope.enc_public_key(self.client.suite, self._enc_private(),
-                                               sm2=self._sm2).hex()
+        local = "0x" + envelope.enc_public_key(self.client.suite, self._enc_private()).hex()
         if local != registered:
             raise WrongEncryptionKey(
                 f"the encryption key given to this Client (public key {local}) is not the one "

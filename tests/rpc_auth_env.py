@@ -21,18 +21,18 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from yilian.api.app import create_app
-from yilian.contracts import envelope, standard
 from yilian.contracts.addresses import ROLE_CENTER
-from yilian.contracts.rpc_login import sign_login
-from yilian.contracts.signed_request import sign_request
+from yilian.crypto.suites import save_private_key
 from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.generate import center_code, dev_members
 from yilian.network_configs.local import dev_accounts, local_genesis
 from yilian.node.audience import request_audience
 from yilian.node.config import parse_config
-from yilian.node.crypto.suites import save_private_key
 from yilian.node.rpc_tokens import TokenKey
 from yilian.node.service import Node
+from yilian.protocol import envelope, standard
+from yilian.protocol.rpc_login import sign_login
+from yilian.protocol.signed_request import sign_request
 from yilian.sdk import client as sdk_client
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client

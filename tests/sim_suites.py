@@ -12,7 +12,7 @@ from typing import Protocol
 import nacl.exceptions
 import nacl.signing
 
-from yilian.node.crypto.suites import SM, STANDARD, Suite
+from yilian.crypto.suites import SM, STANDARD, Suite
 
 
 class Signer(Protocol):
@@ -79,7 +79,7 @@ class _NodeSuiteSigner:
 
 
 def _node_suite(suite: Suite) -> SignatureSuite:
-    """The node's own crypto suite (yilian.node.crypto.suites) as a simulation suite."""
+    """The node's own crypto suite (yilian.crypto.suites) as a simulation suite."""
 
     def keygen(seed: bytes) -> tuple[Signer, bytes]:
         # A valid private key derived from the seed, so runs stay reproducible.

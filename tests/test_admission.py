@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, ROLE_ENTERPRISE
-from yilian.contracts.credit_code import make_code, to_bytes32
 from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.generate import dev_members
 from yilian.network_configs.local import LOCAL_CHAIN_ID, RECORD_STORE_ADDRESS, local_genesis
@@ -34,6 +33,7 @@ from yilian.node.chain import BlockEnv, ChainCore, ChainError
 from yilian.node.config import parse_config
 from yilian.node.service import Node
 from yilian.node.storage import MEMPOOL
+from yilian.protocol.credit_code import make_code, to_bytes32
 
 ADMIN, ENTERPRISE, ENTERPRISE_2, BANK = 0, 1, 2, 3
 OPERATOR = 7

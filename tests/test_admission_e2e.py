@@ -15,10 +15,10 @@ from consortium_helpers import Cluster, Load, Spawner, sign_put, wait_for
 from eth.db.atomic import AtomicDB
 from eth_account import Account
 
-from yilian.contracts import envelope
-from yilian.contracts.credit_code import make_code
 from yilian.node import launcher
 from yilian.node.genesis import chain_class, load_genesis
+from yilian.protocol import envelope
+from yilian.protocol.credit_code import make_code
 from yilian.sdk.admin import Admin
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import Enterprise

@@ -19,14 +19,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.helpers import make_client, make_node
-from yilian.contracts.signed_request import (
+from yilian.node.service import Node
+from yilian.protocol.signed_request import (
     ACCOUNT_HEADER,
     AUDIENCE_HEADER,
     EXPIRES_HEADER,
     NONCE_HEADER,
     SIGNATURE_HEADER,
 )
-from yilian.node.service import Node
 
 # src/href attributes, url:/spec-url= settings, and any absolute or protocol-relative URL
 _REFERENCES = re.compile(

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from yilian.contracts import credit_code as cc
-from yilian.contracts.credit_code import CreditCodeError
+from yilian.protocol import credit_code as cc
+from yilian.protocol.credit_code import CreditCodeError
 
 REAL = ["914403001922038216", "9144030071526726XG"]
 

@@ -1,4 +1,4 @@
-"""SM3, SM4 and SM2 (yilian.node.crypto.sm / .sm2): published vectors and gmssl cross-checks.
+"""SM3, SM4 and SM2 (yilian.crypto.sm / .sm2): published vectors and gmssl cross-checks.
 
 Vector sources:
 
@@ -49,8 +49,8 @@ from tests.sm_vectors import (
     RFC8998_PT,
     RFC8998_TAG,
 )
-from yilian.node.crypto import sm2
-from yilian.node.crypto.sm import (
+from yilian.crypto import sm2
+from yilian.crypto.sm import (
     SM4AuthenticationError,
     sm3,
     sm4_encrypt_block,

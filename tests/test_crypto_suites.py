@@ -1,4 +1,4 @@
-"""Crypto suites (yilian.node.crypto.suites) and private-key files.
+"""Crypto suites (yilian.crypto.suites) and private-key files.
 
 Vector sources: Ed25519 -- RFC 8032 Sec. 7.1 TEST 1 and TEST 2; SHA-256 -- FIPS 180-2
 Appendix B.1 ("abc"); SM3 -- GB/T 32905-2016 Appendix A example 1; SM2 -- GB/T 32918.5-2017
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yilian.node.crypto import sm2
-from yilian.node.crypto.suites import (
+from yilian.crypto import sm2
+from yilian.crypto.suites import (
     SM,
     STANDARD,
     SUITES,

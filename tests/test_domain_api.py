@@ -26,25 +26,25 @@ from fastapi.testclient import TestClient
 
 from yilian.api.app import create_app
 from yilian.api.json_guard import MAX_JSON_DEPTH
-from yilian.contracts import envelope, standard
 from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS, ROLE_CENTER
 from yilian.contracts.addresses import ROLE_ENTERPRISE as ENTERPRISE_ROLE
-from yilian.contracts.credit_code import make_code, to_bytes32
-from yilian.contracts.record_ids import record_id_for
-from yilian.contracts.signed_request import (
+from yilian.crypto.suites import save_private_key
+from yilian.network_configs.domain import MemberSeed, domain_alloc
+from yilian.network_configs.generate import center_code, dev_members
+from yilian.network_configs.local import dev_accounts, local_genesis
+from yilian.node.config import parse_config
+from yilian.node.service import Node
+from yilian.node.storage import REQUESTS
+from yilian.protocol import envelope, standard
+from yilian.protocol.credit_code import make_code, to_bytes32
+from yilian.protocol.record_ids import record_id_for
+from yilian.protocol.signed_request import (
     ACCOUNT_HEADER,
     EXPIRES_HEADER,
     NONCE_HEADER,
     SIGNATURE_HEADER,
     sign_request,
 )
-from yilian.network_configs.domain import MemberSeed, domain_alloc
-from yilian.network_configs.generate import center_code, dev_members
-from yilian.network_configs.local import dev_accounts, local_genesis
-from yilian.node.config import parse_config
-from yilian.node.crypto.suites import save_private_key
-from yilian.node.service import Node
-from yilian.node.storage import REQUESTS
 from yilian.sdk import client as sdk_client
 from yilian.sdk.auditor import Auditor
 from yilian.sdk.center import Center

@@ -38,13 +38,13 @@ from test_domain_api import (
 )
 
 from yilian.api.app import create_app
-from yilian.contracts import envelope, standard
 from yilian.contracts.addresses import GRANTS_ADDRESS, RECORDS_ADDRESS
-from yilian.contracts.credit_code import to_bytes32
-from yilian.contracts.record_ids import record_id_for
 from yilian.network_configs.generate import center_code
 from yilian.node.config import parse_config
 from yilian.node.service import Node
+from yilian.protocol import envelope, standard
+from yilian.protocol.credit_code import to_bytes32
+from yilian.protocol.record_ids import record_id_for
 from yilian.sdk.admin import Admin
 from yilian.sdk.center import Center
 from yilian.sdk.enterprise import Enterprise

@@ -26,7 +26,6 @@ from web3 import Web3
 
 from yilian.contracts.abi import revert_reason
 from yilian.contracts.artifacts import load
-from yilian.contracts.record_ids import record_id_for
 from yilian.network_configs.domain import (
     GRANTS_ADDRESS,
     MEMBERS_ADDRESS,
@@ -42,6 +41,7 @@ from yilian.network_configs.domain import (
 from yilian.network_configs.local import LOCAL_CHAIN_ID
 from yilian.node.chain import BlockEnv
 from yilian.node.service import Node
+from yilian.protocol.record_ids import record_id_for
 
 # --- an independent reference for the credit-code check ------------------------------------
 
@@ -805,7 +805,7 @@ def test_credit_code_examples(shared: Domain) -> None:
 def test_the_subjects_own_types_on_chain_are_standard_default_owner(shared: Domain) -> None:
     """Grants' SUBJECT_TYPES (what a subject may grant by type before anything is
     published) is exactly the types standard.DEFAULT_OWNER gives the subject."""
-    from yilian.contracts import standard
+    from yilian.protocol import standard
 
     for rtype in standard.RecordType:
         refusal = shared.call("Grants", "grant_refusal", mid(NEW_CODE), mid(NEW_CODE),

@@ -1,4 +1,5 @@
-"""Record envelopes (yilian.contracts.envelope) and the SDK's gmssl SM2 (yilian.sdk.sm2).
+"""Record envelopes (yilian.protocol.envelope) and the tests' gmssl SM2 reference
+(tests/gmssl_reference.py), cross-checked against yilian.crypto.sm2 (OpenSSL).
 
 Vector sources:
 
@@ -24,6 +25,7 @@ from gmssl import sm2 as gm_sm2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import gmssl_reference as gm_ref
 from tests.sm_vectors import (
     ANNEX_C_CT,
     ANNEX_C_PT,
@@ -41,22 +43,13 @@ from tests.sm_vectors import (
     RFC8998_PT,
     RFC8998_TAG,
 )
-from yilian.contracts import envelope as env
-from yilian.contracts.envelope import EnvelopeError, TamperedError, UnwrapError
-from yilian.node.crypto import sm2 as node_sm2
-from yilian.sdk import sm2 as sdk_sm2
+from yilian.crypto import sm2 as node_sm2
+from yilian.protocol import envelope as env
+from yilian.protocol.envelope import EnvelopeError, TamperedError, UnwrapError
 
 H = bytes.fromhex
 SUITES = ("standard", "sm")
-BACKENDS = {"openssl": node_sm2, "gmssl": sdk_sm2}
-
-
-@pytest.fixture
-def default_backend() -> Iterator[None]:
-    """Restore the envelope's default SM2 backend after the test."""
-    saved = env.get_default_sm2_backend()
-    yield
-    env.set_default_sm2_backend(saved)
+BACKENDS = {"openssl": node_sm2, "gmssl": gm_ref}
 
 
 def _aad(version: int = 1, record_id: bytes = b"\x11" * 32, chain_id: int = 7) -> bytes:
@@ -361,7 +354,7 @@ def test_wrap_sm_rejects_bad_input() -> None:
     with pytest.raises(EnvelopeError, match="data key must be 16 bytes"):
         env.wrap_key("sm", kp.public, bytes(32), sm2=node_sm2)
     with pytest.raises(EnvelopeError, match="not a point"):
-        env.wrap_key("sm", kp.public[:-1] + bytes([kp.public[-1] ^ 1]), bytes(16), sm2=sdk_sm2)
+        env.wrap_key("sm", kp.public[:-1] + bytes([kp.public[-1] ^ 1]), bytes(16), sm2=gm_ref)
     with pytest.raises(EnvelopeError, match="private key must be 32 bytes"):
         env.unwrap_key("sm", kp.private[:31], bytes(113), sm2=node_sm2)
 
@@ -404,25 +397,16 @@ def test_rewrap(suite: str) -> None:
         env.rewrap(suite, custodian.private, w, bytes(7), sm2=b)
 
 
-def test_default_backend(default_backend: None) -> None:
-    env.set_default_sm2_backend(None)
-    with pytest.raises(EnvelopeError, match="no SM2 backend: pass sm2="):
-        env.generate_enc_keypair("sm")
-    kp = env.generate_enc_keypair("standard")  # standard needs no SM2 backend
-    assert env.unwrap_key("standard", kp.private, env.wrap_key("standard", kp.public, bytes(32)))
-    with pytest.raises(TypeError, match="lacks encrypt, decrypt, public_key, generate_private_key"):
-        env.set_default_sm2_backend(object())  # type: ignore[arg-type]
-
-    env.set_default_sm2_backend(node_sm2)
-    assert env.get_default_sm2_backend() is node_sm2
+def test_default_backend_is_openssl() -> None:
+    """Without ``sm2=`` the envelope uses yilian.crypto.sm2; an explicit backend is used instead."""
     kp = env.generate_enc_keypair("sm")
+    assert node_sm2.public_key(kp.private) == kp.public
     w = env.wrap_key("sm", kp.public, bytes(range(16)))
-
-    sdk_sm2.register_default_backend()
-    assert env.get_default_sm2_backend() is sdk_sm2
+    assert node_sm2.decrypt(kp.private, w) == bytes(range(16))
     assert env.unwrap_key("sm", kp.private, w) == bytes(range(16))
-    # an explicit backend wins over the default
-    assert env.unwrap_key("sm", kp.private, w, sm2=node_sm2) == bytes(range(16))
+    assert env.unwrap_key("sm", kp.private, w, sm2=gm_ref) == bytes(range(16))
+    kp = env.generate_enc_keypair("standard")  # standard uses no SM2
+    assert env.unwrap_key("standard", kp.private, env.wrap_key("standard", kp.public, bytes(32)))
 
 
 # --------------------------------------------------------------------------- bundle codec
@@ -541,24 +525,24 @@ def test_bundle_encoder_rejects() -> None:
     assert env.decode_wrapped_keys(b"\x80") == {}
 
 
-# ------------------------------------------------------------------- yilian.sdk.sm2 (gmssl)
+# ------------------------------------------------------- tests/gmssl_reference.py (gmssl)
 
 
 
 def test_sdk_annex_a_public_key() -> None:
-    assert sdk_sm2.public_key(ANNEX_D) == ANNEX_PUB
-    assert sdk_sm2.public_key(OSSL_D) == OSSL_PUB
+    assert gm_ref.public_key(ANNEX_D) == ANNEX_PUB
+    assert gm_ref.public_key(OSSL_D) == OSSL_PUB
 
 
 def test_sdk_annex_c_reproduced_with_fixed_k() -> None:
-    assert sdk_sm2._encrypt_with_k(ANNEX_PUB, ANNEX_C_PT, ANNEX_K) == ANNEX_C_CT
+    assert gm_ref._encrypt_with_k(ANNEX_PUB, ANNEX_C_PT, ANNEX_K) == ANNEX_C_CT
 
 
 def test_sdk_decrypts_published_ciphertexts() -> None:
-    assert sdk_sm2.decrypt(ANNEX_D, ANNEX_C_CT) == ANNEX_C_PT
-    assert sdk_sm2.decrypt(OSSL_D, OSSL_CT) == OSSL_PT
+    assert gm_ref.decrypt(ANNEX_D, ANNEX_C_CT) == ANNEX_C_PT
+    assert gm_ref.decrypt(OSSL_D, OSSL_CT) == OSSL_PT
     # same vector as the node sees it
-    assert sdk_sm2.decrypt(
+    assert gm_ref.decrypt(
         OSSL_D, node_sm2.ciphertext_from_der(node_sm2.ciphertext_to_der(OSSL_CT))
     )
 
@@ -566,8 +550,8 @@ def test_sdk_decrypts_published_ciphertexts() -> None:
 def test_sdk_does_not_use_gmssl_random(monkeypatch: pytest.MonkeyPatch) -> None:
     """gmssl draws k with random.choice; ours must not depend on it."""
     monkeypatch.setattr(gm_func, "random_hex", lambda n: "1" * n)
-    a = sdk_sm2.encrypt(ANNEX_PUB, b"k" * 16)
-    b = sdk_sm2.encrypt(ANNEX_PUB, b"k" * 16)
+    a = gm_ref.encrypt(ANNEX_PUB, b"k" * 16)
+    b = gm_ref.encrypt(ANNEX_PUB, b"k" * 16)
     assert a[:65] != b[:65]
 
 
@@ -580,49 +564,49 @@ def test_sdk_public_key_with_leading_zero_and_four() -> None:
         if pub.hex()[0] not in "04":
             continue
         found += 1
-        assert sdk_sm2.public_key(d) == pub
-        assert node_sm2.decrypt(d, sdk_sm2.encrypt(pub, b"abc")) == b"abc"
+        assert gm_ref.public_key(d) == pub
+        assert node_sm2.decrypt(d, gm_ref.encrypt(pub, b"abc")) == b"abc"
 
 
 def test_sdk_decrypt_rejects_tampering() -> None:
-    d = sdk_sm2.generate_private_key()
-    ct = sdk_sm2.encrypt(sdk_sm2.public_key(d), b"secret key material")
+    d = gm_ref.generate_private_key()
+    ct = gm_ref.encrypt(gm_ref.public_key(d), b"secret key material")
     for i in (1, 40, 70, len(ct) - 1):  # C1.x, C1.y, C3, C2
         bad = bytearray(ct)
         bad[i] ^= 1
-        with pytest.raises(sdk_sm2.Sm2Error):
-            sdk_sm2.decrypt(d, bytes(bad))
+        with pytest.raises(gm_ref.Sm2Error):
+            gm_ref.decrypt(d, bytes(bad))
     # gmssl's own decrypt returns garbage for an altered C2 (it never checks C3):
     gm = gm_sm2.CryptSM2(private_key=d.hex(), public_key="", mode=1)
     bad = bytearray(ct)
     bad[-1] ^= 1
     assert gm.decrypt(bytes(bad[1:])) != b"secret key material"
-    with pytest.raises(sdk_sm2.Sm2Error, match="C3 check failed"):
-        sdk_sm2.decrypt(sdk_sm2.generate_private_key(), ct)
-    with pytest.raises(sdk_sm2.Sm2Error, match="non-empty C2"):
-        sdk_sm2.decrypt(d, ct[:97])
-    with pytest.raises(sdk_sm2.Sm2Error, match="non-empty C2"):
-        sdk_sm2.decrypt(d, ct[1:])  # gmssl's layout without 04
-    with pytest.raises(sdk_sm2.Sm2Error, match="C1 is not a point"):
-        sdk_sm2.decrypt(d, b"\x04" + bytes(100))
+    with pytest.raises(gm_ref.Sm2Error, match="C3 check failed"):
+        gm_ref.decrypt(gm_ref.generate_private_key(), ct)
+    with pytest.raises(gm_ref.Sm2Error, match="non-empty C2"):
+        gm_ref.decrypt(d, ct[:97])
+    with pytest.raises(gm_ref.Sm2Error, match="non-empty C2"):
+        gm_ref.decrypt(d, ct[1:])  # gmssl's layout without 04
+    with pytest.raises(gm_ref.Sm2Error, match="C1 is not a point"):
+        gm_ref.decrypt(d, b"\x04" + bytes(100))
 
 
 def test_sdk_rejects_bad_keys_and_input() -> None:
-    d = sdk_sm2.generate_private_key()
-    pub = sdk_sm2.public_key(d)
-    for bad in (bytes(32), (sdk_sm2.N - 1).to_bytes(32, "big"), b"\x01"):
-        assert not sdk_sm2.is_valid_private_key(bad)
-        with pytest.raises(sdk_sm2.Sm2Error, match="1 <= d <= n-2"):
-            sdk_sm2.public_key(bad)
-    with pytest.raises(sdk_sm2.Sm2Error, match="must be bytes"):
-        sdk_sm2.public_key(d.hex())  # type: ignore[arg-type]
-    with pytest.raises(sdk_sm2.Sm2Error, match="64 bytes"):
-        sdk_sm2.encrypt(b"\x04" + pub, b"x")
-    with pytest.raises(sdk_sm2.Sm2Error, match="not a point"):
-        sdk_sm2.encrypt(pub[:63] + bytes([pub[63] ^ 1]), b"x")
-    with pytest.raises(sdk_sm2.Sm2Error, match="empty plaintext"):
-        sdk_sm2.encrypt(pub, b"")
-    assert sdk_sm2.decrypt(bytearray(d), memoryview(sdk_sm2.encrypt(bytearray(pub), b"x"))) == b"x"
+    d = gm_ref.generate_private_key()
+    pub = gm_ref.public_key(d)
+    for bad in (bytes(32), (gm_ref.N - 1).to_bytes(32, "big"), b"\x01"):
+        assert not gm_ref.is_valid_private_key(bad)
+        with pytest.raises(gm_ref.Sm2Error, match="1 <= d <= n-2"):
+            gm_ref.public_key(bad)
+    with pytest.raises(gm_ref.Sm2Error, match="must be bytes"):
+        gm_ref.public_key(d.hex())  # type: ignore[arg-type]
+    with pytest.raises(gm_ref.Sm2Error, match="64 bytes"):
+        gm_ref.encrypt(b"\x04" + pub, b"x")
+    with pytest.raises(gm_ref.Sm2Error, match="not a point"):
+        gm_ref.encrypt(pub[:63] + bytes([pub[63] ^ 1]), b"x")
+    with pytest.raises(gm_ref.Sm2Error, match="empty plaintext"):
+        gm_ref.encrypt(pub, b"")
+    assert gm_ref.decrypt(bytearray(d), memoryview(gm_ref.encrypt(bytearray(pub), b"x"))) == b"x"
 
 
 sm2_keys = st.integers(min_value=1, max_value=node_sm2.N - 2).map(lambda d: d.to_bytes(32, "big"))
@@ -632,8 +616,8 @@ sm2_keys = st.integers(min_value=1, max_value=node_sm2.N - 2).map(lambda d: d.to
 @given(sm2_keys, st.binary(min_size=1, max_size=100))
 def test_sdk_interoperates_with_openssl(d: bytes, msg: bytes) -> None:
     pub = node_sm2.public_key(d)
-    assert sdk_sm2.public_key(d) == pub
-    ct = sdk_sm2.encrypt(pub, msg)
+    assert gm_ref.public_key(d) == pub
+    ct = gm_ref.encrypt(pub, msg)
     assert len(ct) == 97 + len(msg) and ct[0] == 4
     assert node_sm2.decrypt(d, ct) == msg
-    assert sdk_sm2.decrypt(d, node_sm2.encrypt(pub, msg)) == msg
+    assert gm_ref.decrypt(d, node_sm2.encrypt(pub, msg)) == msg

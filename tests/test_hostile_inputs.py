@@ -34,16 +34,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from yilian.api.app import create_app
-from yilian.contracts import credit_code, envelope
 from yilian.contracts.addresses import ROLE_CENTER
-from yilian.contracts.signed_request import sign_request
+from yilian.crypto.suites import save_private_key
 from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.generate import center_code, dev_members
 from yilian.network_configs.local import dev_accounts, local_genesis
 from yilian.node.audience import request_audience
 from yilian.node.config import parse_config
-from yilian.node.crypto.suites import save_private_key
 from yilian.node.service import Node
+from yilian.protocol import credit_code, envelope
+from yilian.protocol.signed_request import sign_request
 
 pytestmark = pytest.mark.timeout(300)
 

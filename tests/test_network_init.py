@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from yilian.crypto.suites import get_suite, load_private_key
 from yilian.network_configs.generate import NODE_KEY_FILE, NetworkInitError, init_network
 from yilian.node.config import load_config
-from yilian.node.crypto.suites import get_suite, load_private_key
 from yilian.node.genesis import load_genesis
 
 

@@ -27,12 +27,12 @@ import pytest
 import requests
 
 from tests.consortium_helpers import Cluster, Spawner, wait_for
-from yilian.contracts import envelope, standard
 from yilian.contracts.addresses import RECORDS_ADDRESS
-from yilian.contracts.credit_code import is_valid, to_bytes32
-from yilian.contracts.record_ids import record_id_for
-from yilian.contracts.signed_request import sign_request
 from yilian.node import launcher
+from yilian.protocol import envelope, standard
+from yilian.protocol.credit_code import is_valid, to_bytes32
+from yilian.protocol.record_ids import record_id_for
+from yilian.protocol.signed_request import sign_request
 from yilian.sdk.auditor import Auditor
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.consortium_helpers import Cluster, Spawner, free_port_range, wait_for
-from yilian.contracts import envelope, standard
 from yilian.network_configs.generate import init_network
 from yilian.node import launcher
+from yilian.protocol import envelope, standard
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import Enterprise

@@ -38,9 +38,9 @@ from tests.rpc_auth_env import (
 from yilian.api.app import create_app
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS
-from yilian.contracts.credit_code import to_bytes32
-from yilian.contracts.rpc_login import sign_login
 from yilian.node.rpc_tokens import TokenKey
+from yilian.protocol.credit_code import to_bytes32
+from yilian.protocol.rpc_login import sign_login
 from yilian.sdk.admin import Admin
 
 pytestmark = pytest.mark.timeout(300)

@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yilian.api.rpc_auth import Challenges
-from yilian.contracts.rpc_login import LoginError, recover_login, sign_login
 from yilian.node.config import ConfigError, NodeConfig, RpcAuthConfig, parse_config
 from yilian.node.rpc_tokens import (
     MEMBER_PERMISSIONS,
@@ -25,6 +24,7 @@ from yilian.node.rpc_tokens import (
     auth_required,
     listens_on_loopback_only,
 )
+from yilian.protocol.rpc_login import LoginError, recover_login, sign_login
 
 KEY = TokenKey(b"k" * 32)
 OTHER = TokenKey(b"o" * 32)

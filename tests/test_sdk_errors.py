@@ -21,7 +21,7 @@ from tests.test_domain_api import (
     plaintext_of,
     sdk_client,
 )
-from yilian.contracts import credit_code, envelope, standard
+from yilian.protocol import credit_code, envelope, standard
 from yilian.sdk import errors
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client, node_base_url

@@ -1,4 +1,4 @@
-"""Signed REST requests (yilian.contracts.signed_request): signing, verification, refusals.
+"""Signed REST requests (yilian.protocol.signed_request): signing, verification, refusals.
 
 The node and the SDK share this module, so these tests pin its contract: what exactly is
 signed (:func:`canonical_request`), that every signed field is bound by the signature, the
@@ -17,7 +17,7 @@ from eth_account.messages import encode_defunct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yilian.contracts.signed_request import (
+from yilian.protocol.signed_request import (
     ACCOUNT_HEADER,
     AUDIENCE_HEADER,
     EXPIRES_HEADER,

@@ -20,8 +20,8 @@ import pytest
 
 from tests.consortium_helpers import Cluster, Spawner, wait_for
 from yilian.contracts.addresses import GRANTS_ADDRESS
-from yilian.contracts.credit_code import to_bytes32
 from yilian.node import launcher
+from yilian.protocol.credit_code import to_bytes32
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import Enterprise, types_mask
 from yilian.sdk.errors import NotCommitted

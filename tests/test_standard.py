@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yilian.contracts import credit_code as cc
-from yilian.contracts import standard as sd
-from yilian.contracts.standard import (
+from yilian.protocol import credit_code as cc
+from yilian.protocol import standard as sd
+from yilian.protocol.standard import (
     CanonicalError,
     FieldError,
     RecordInvalid,

@@ -25,7 +25,6 @@ from eth_utils import to_checksum_address
 
 from yilian.api import waiting
 from yilian.api.app import create_app
-from yilian.contracts import envelope
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.addresses import (
     GRANTS_ADDRESS,
@@ -33,13 +32,14 @@ from yilian.contracts.addresses import (
     ROLE_CENTER,
     ROLE_ENTERPRISE,
 )
-from yilian.contracts.credit_code import make_code, to_bytes32
+from yilian.crypto.suites import save_private_key
 from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.generate import center_code
 from yilian.network_configs.local import LOCAL_CHAIN_ID, dev_accounts, local_genesis
 from yilian.node.config import parse_config
-from yilian.node.crypto.suites import save_private_key
 from yilian.node.service import Node
+from yilian.protocol import envelope
+from yilian.protocol.credit_code import make_code, to_bytes32
 
 pytestmark = pytest.mark.timeout(300)
 

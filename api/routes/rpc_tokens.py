@@ -1,6 +1,6 @@
 """``/v1/auth``: a member obtains a JSON-RPC bearer token by signing a challenge.
 
-The signed text is :func:`yilian.contracts.rpc_login.login_message`; the token and its
+The signed text is :func:`yilian.protocol.rpc_login.login_message`; the token and its
 permissions are described in :mod:`yilian.node.rpc_tokens` and docs/rpc-auth.md.
 """
 
@@ -15,10 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from yilian.api.auth import ApiError
 from yilian.api.deps import NodeDep, app_state
 from yilian.api.rpc_auth import Challenges, member_access
-from yilian.contracts.rpc_login import LoginError, login_message, recover_login
 from yilian.node.domain import code_of
 from yilian.node.rpc_tokens import TokenKey, auth_required
 from yilian.node.service import Node
+from yilian.protocol.rpc_login import LoginError, login_message, recover_login
 
 router = APIRouter(prefix="/v1/auth", tags=["rpc-auth"])
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"

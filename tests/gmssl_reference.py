@@ -1,16 +1,18 @@
-"""SM2 public-key encryption (GB/T 32918.4-2016) for SDK clients, on gmssl (pure Python).
+"""SM2 public-key encryption (GB/T 32918.4-2016) on gmssl (pure Python): the tests'
+independent cross-check of :mod:`yilian.crypto.sm2` (OpenSSL), the one SM2 the product uses.
 
-Produces and consumes exactly the node's encodings (:mod:`yilian.node.crypto.sm2`), so a
-data key wrapped by either side opens on the other:
+Produces and consumes exactly the encodings of :mod:`yilian.crypto.sm2`, so a data key
+wrapped by either opens on the other:
 
 * private key: 32-byte big-endian scalar ``d`` with ``1 <= d <= n - 2``;
 * public key: 64 bytes ``x || y`` (no ``04`` prefix) of a point on the SM2 curve;
 * ciphertext, order C1C3C2: ``04 || x1 || y1`` (65) ``|| C3`` (32, SM3 MAC) ``|| C2``
   (as long as the plaintext), i.e. ``97 + len(M)`` bytes.
 
-The module itself satisfies :class:`yilian.contracts.envelope.Sm2Backend`
-(:func:`encrypt`, :func:`decrypt`, :func:`public_key`, :func:`generate_private_key`);
-:func:`register_default_backend` makes it the envelope default.
+The module itself satisfies :class:`yilian.protocol.envelope.Sm2Backend`
+(:func:`encrypt`, :func:`decrypt`, :func:`public_key`, :func:`generate_private_key`), so
+tests pass it as ``sm2=`` to the envelope functions. Only the curve constants come from
+:mod:`yilian.crypto.sm2`; the arithmetic is gmssl's.
 
 gmssl supplies the curve arithmetic (``CryptSM2._kg``) and SM3 / the SM3 KDF; the
 encryption and decryption procedures are written out here because gmssl's own
@@ -30,7 +32,7 @@ encryption and decryption procedures are written out here because gmssl's own
 Every function raises :class:`Sm2Error` (a ValueError) on malformed input or a failed
 check, never returns unauthenticated plaintext, and is thread-safe (no shared mutable
 state). Pure Python big-int arithmetic is neither fast (5-10 ms per operation) nor
-constant-time: fine for a client handling its own keys, not for a server.
+constant-time: fine for a test reference, not for production.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from typing import TypeAlias
 from gmssl import sm2 as _gm_sm2
 from gmssl import sm3 as _gm_sm3
 
-from yilian.contracts.errors import YilianError
+from yilian.crypto.sm2 import GX, GY, A, B, N, P
 
 __all__ = [
     "CIPHERTEXT_OVERHEAD",
@@ -56,16 +58,7 @@ __all__ = [
     "is_valid_private_key",
     "is_valid_public_key",
     "public_key",
-    "register_default_backend",
 ]
-
-# Curve sm2p256v1 (GB/T 32918.5-2017).
-P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
-A = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC
-B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
-N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
-GX = 0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7
-GY = 0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0
 
 PRIVATE_KEY_SIZE = 32
 PUBLIC_KEY_SIZE = 64
@@ -79,7 +72,7 @@ _CURVE = _gm_sm2.CryptSM2(private_key="", public_key="", mode=1)
 _G_HEX = f"{GX:064x}{GY:064x}"
 
 
-class Sm2Error(YilianError, ValueError):
+class Sm2Error(ValueError):
     """Invalid SM2 key or ciphertext, or a failed decryption check."""
 
 
@@ -210,10 +203,3 @@ def decrypt(private: BytesLike, ciphertext: BytesLike) -> bytes:
         )
     return msg
 
-
-def register_default_backend() -> None:
-    """Make this module the default SM2 backend of :mod:`yilian.contracts.envelope`."""
-    from yilian.contracts import envelope
-    from yilian.sdk import sm2 as this_module
-
-    envelope.set_default_sm2_backend(this_module)

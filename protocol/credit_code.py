@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from yilian.contracts.errors import YilianError
+from yilian.protocol.errors import YilianError
 
 __all__ = [
     "ALPHABET",

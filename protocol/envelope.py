@@ -37,10 +37,9 @@ Invariants:
 * ``decode_wrapped_keys(encode_wrapped_keys(m)) == m`` and ``decode_wrapped_keys`` accepts
   only the exact bytes ``encode_wrapped_keys`` produces (one encoding per bundle).
 
-SM2 is not implemented here: it comes from a :class:`Sm2Backend`, passed per call or
-registered once with :func:`set_default_sm2_backend` (the node registers its OpenSSL module
-:mod:`yilian.node.crypto.sm2`, the SDK its gmssl module :mod:`yilian.sdk.sm2`; both produce
-the same ciphertext format).
+SM2 comes from :mod:`yilian.crypto.sm2` (OpenSSL), the one implementation the node and the
+SDK share; a call may pass another :class:`Sm2Backend` as ``sm2=`` (the tests pass their
+independent gmssl reference to cross-check the formats).
 
 Python cannot wipe ``bytes``: data keys and private keys stay in memory until collected.
 """
@@ -57,11 +56,11 @@ import msgpack
 import nacl.exceptions
 import nacl.public
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from yilian.contracts.errors import YilianError
+from yilian.crypto import sm2 as openssl_sm2
+from yilian.crypto.sm import SM4AuthenticationError, sm3, sm4_gcm_decrypt, sm4_gcm_encrypt
+from yilian.protocol.errors import YilianError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -89,12 +88,10 @@ __all__ = [
     "enc_public_key_size",
     "encode_wrapped_keys",
     "generate_enc_keypair",
-    "get_default_sm2_backend",
     "open_sealed",
     "record_aad",
     "rewrap",
     "seal",
-    "set_default_sm2_backend",
     "unwrap_key",
     "wrap_key",
     "wrapped_key_size",
@@ -117,14 +114,9 @@ _DATA_KEY_SIZE = {STANDARD: 32, SM: 16}
 _ENC_PUBLIC_KEY_SIZE = {STANDARD: 32, SM: 64}
 _ENC_PRIVATE_KEY_SIZE = {STANDARD: 32, SM: 32}
 _SEALED_BOX_OVERHEAD = 48  # crypto_box_PUBLICKEYBYTES + crypto_box_MACBYTES
-_SM2_OVERHEAD = 97  # 04 || x1 || y1 (65) + C3 (32)
+_SM2_OVERHEAD = openssl_sm2.CIPHERTEXT_OVERHEAD  # 04 || x1 || y1 (65) + C3 (32)
 _WRAPPED_KEY_SIZE = {STANDARD: _SEALED_BOX_OVERHEAD + 32, SM: _SM2_OVERHEAD + 16}
 _UINT256_LIMIT = 1 << 256
-
-# SM2 recommended curve (GB/T 32918.5-2017), for the public-key check only.
-_SM2_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
-_SM2_A = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC
-_SM2_B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
 
 
 # ---------------------------------------------------------------------------------------
@@ -145,7 +137,7 @@ class UnwrapError(EnvelopeError):
 
 
 class Sm2Backend(Protocol):
-    """SM2 (GB/T 32918) with the fixed encodings of :mod:`yilian.node.crypto.sm2`.
+    """SM2 (GB/T 32918) with the fixed encodings of :mod:`yilian.crypto.sm2` (the default).
 
     Private keys are 32-byte scalars, public keys 64 bytes ``x || y``, ciphertexts
     ``04 || x1 || y1 || C3 || C2``. Methods raise ValueError (or a subclass) on bad input,
@@ -176,38 +168,8 @@ class EncKeyPair:
     public: bytes
 
 
-_SM2_METHODS = ("encrypt", "decrypt", "public_key", "generate_private_key")
-_default_sm2: Sm2Backend | None = None
-
-
-def set_default_sm2_backend(backend: Sm2Backend | None) -> None:
-    """Register the SM2 backend used when a call passes no ``sm2=`` (None unregisters).
-
-    Raises TypeError if ``backend`` lacks one of the four protocol functions.
-    """
-    global _default_sm2
-    if backend is not None:
-        missing = [m for m in _SM2_METHODS if not callable(getattr(backend, m, None))]
-        if missing:
-            raise TypeError(f"SM2 backend {backend!r} lacks {', '.join(missing)}")
-    _default_sm2 = backend
-
-
-def get_default_sm2_backend() -> Sm2Backend | None:
-    """The backend registered with :func:`set_default_sm2_backend`, if any."""
-    return _default_sm2
-
-
 def _sm2(backend: Sm2Backend | None) -> Sm2Backend:
-    if backend is not None:
-        return backend
-    if _default_sm2 is None:
-        raise EnvelopeError(
-            "no SM2 backend: pass sm2=... or call "
-            "yilian.contracts.envelope.set_default_sm2_backend() first (the node registers "
-            "yilian.node.crypto.sm2, SDK clients yilian.sdk.sm2)"
-        )
-    return _default_sm2
+    return openssl_sm2 if backend is None else backend
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,9 +226,7 @@ def digest(suite: str, data: bytes) -> bytes:
     data = _bytes(data, "data")
     if _suite(suite) == STANDARD:
         return hashlib.sha256(data).digest()
-    h = hashes.Hash(hashes.SM3())
-    h.update(data)
-    return h.finalize()
+    return sm3(data)
 
 
 def _aead_encrypt(suite: str, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -276,10 +236,7 @@ def _aead_encrypt(suite: str, key: bytes, nonce: bytes, plaintext: bytes, aad: b
     """
     if suite == STANDARD:
         return AESGCM(key).encrypt(nonce, plaintext, aad)
-    enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
-    enc.authenticate_additional_data(aad)
-    ct = enc.update(plaintext) + enc.finalize()
-    return ct + enc.tag
+    return sm4_gcm_encrypt(key, nonce, plaintext, aad)
 
 
 def _aead_decrypt(suite: str, key: bytes, nonce: bytes, data: bytes, aad: bytes) -> bytes:
@@ -289,11 +246,8 @@ def _aead_decrypt(suite: str, key: bytes, nonce: bytes, data: bytes, aad: bytes)
     try:
         if suite == STANDARD:
             return AESGCM(key).decrypt(nonce, data, aad)
-        ct, tag = data[:-TAG_SIZE], data[-TAG_SIZE:]
-        dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
-        dec.authenticate_additional_data(aad)
-        return dec.update(ct) + dec.finalize()
-    except InvalidTag:
+        return sm4_gcm_decrypt(key, nonce, data, aad)
+    except (InvalidTag, SM4AuthenticationError):
         raise TamperedError(
             "sealed record failed authentication: the ciphertext or its binding (record "
             "id, version, ...) was altered, or this is the wrong data key"
@@ -383,12 +337,6 @@ def record_aad(
 # ---------------------------------------------------------------------------------------
 
 
-def _sm2_on_curve(public: bytes) -> bool:
-    x = int.from_bytes(public[:32], "big")
-    y = int.from_bytes(public[32:], "big")
-    return x < _SM2_P and y < _SM2_P and (y * y - (x * x * x + _SM2_A * x + _SM2_B)) % _SM2_P == 0
-
-
 def check_enc_public_key(suite: str, public: bytes) -> bytes:
     """Return ``public`` as bytes if it is a well-formed encryption public key of the suite.
 
@@ -412,7 +360,7 @@ def check_enc_public_key(suite: str, public: bytes) -> bytes:
         raise EnvelopeError(
             f"sm (SM2) encryption public key must be {size} bytes x || y, got {len(pub)}{hint}"
         )
-    if not _sm2_on_curve(pub):
+    if not openssl_sm2.is_valid_public_key(pub):
         raise EnvelopeError("sm (SM2) encryption public key is not a point on the SM2 curve")
     return pub
 

@@ -41,7 +41,7 @@ import functools
 import secrets
 from typing import Any, TypeAlias
 
-from yilian.node.crypto.sm import sm3
+from yilian.crypto.sm import sm3
 
 __all__ = [
     "CIPHERTEXT_OVERHEAD",

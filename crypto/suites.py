@@ -13,7 +13,7 @@ Sizes (bytes):
 
 * ``standard``: private key 32 (the RFC 8032 seed), public key 32, signature 64;
 * ``sm``: private key 32 (scalar ``d``, ``1 <= d <= n-2``), public key 64 (``x || y``, no
-  ``04`` prefix), signature 64 (``r || s``). See :mod:`yilian.node.crypto.sm2`.
+  ``04`` prefix), signature 64 (``r || s``). See :mod:`yilian.crypto.sm2`.
 
 Invariants every :class:`Suite` keeps:
 
@@ -46,8 +46,8 @@ import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
-from yilian.node.crypto import sm2
-from yilian.node.crypto.sm import sm3
+from yilian.crypto import sm2
+from yilian.crypto.sm import sm3
 
 __all__ = [
     "NODE_ID_SIZE",
@@ -158,7 +158,7 @@ class _StandardSuite:
 
 
 class _SMSuite:
-    """SM2 (default ID) + SM3, through :mod:`yilian.node.crypto.sm2`."""
+    """SM2 (default ID) + SM3, through :mod:`yilian.crypto.sm2`."""
 
     name = "sm"
     private_key_size = sm2.PRIVATE_KEY_SIZE
