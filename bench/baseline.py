@@ -44,7 +44,8 @@ def run_baseline(raws: Sequence[bytes], *, chain_id: int, block_txs: int | None,
 
     The chain starts from the local network's genesis (chain id ``chain_id``), with the
     senders' nonces set to ``start_nonces`` so the same signed transactions apply. Each
-    block lands in the temporary store (the node's indexes are skipped).
+    block lands in the temporary store (the node's indexes are skipped); a transaction a
+    block leaves for later (its gas cap reached) starts the next block, as in the node.
     """
     doc = local_genesis(dev_accounts(), chain_id=chain_id)
     for address, nonce in start_nonces.items():
@@ -66,13 +67,21 @@ def run_baseline(raws: Sequence[bytes], *, chain_id: int, block_txs: int | None,
                 _ = tx.sender  # sender recovery, as the node does on admission
             decoded = time.perf_counter()
             failed = blocks = 0
-            for k in range(0, len(txs), per_block):
-                chunk = txs[k:k + per_block]
+            pending = list(txs)
+            while pending:
+                chunk, pending = pending[:per_block], pending[per_block:]
                 timestamp = max(int(time.time()), parent.timestamp)
                 built = core.build(chunk, BlockEnv(timestamp=timestamp, proposer=proposer))
                 store.commit(built.overlay)
-                failed += len(built.skipped) + sum(1 for r in built.receipts
-                                                   if not r.state_root)
+                # As the node's mempool does: what waits for a later block (over the block's
+                # gas cap) goes first into the next one; the rest of the skipped failed.
+                later = [s.tx for s in built.skipped if s.retry]
+                failed += len(built.skipped) - len(later) + sum(
+                    1 for r in built.receipts if not r.state_root)
+                if not built.block.transactions:  # nothing fits any more: give up on them
+                    failed += len(later) + len(pending)
+                    break
+                pending = later + pending
                 parent = built.block.header
                 blocks += 1
             seconds = time.perf_counter() - start
