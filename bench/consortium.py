@@ -41,19 +41,11 @@ from typing import Any
 
 import httpx
 
-from yilian.bench.command import (
-    BenchError,
-    HelpFormatter,
-    fraction,
-    log,
-    positive_float,
-    positive_int,
-    run_main,
-    write_json,
-)
-from yilian.bench.measure import CpuMeter, CpuUsage, PhaseResult, no_nan
+from yilian.bench import command
+from yilian.bench.command import BenchError, log, run_main, write_json
+from yilian.bench.measure import CpuUsage, PhaseResult, no_nan
 from yilian.bench.network import start_network, stop_network
-from yilian.bench.phase import run_phase, verify_receipts
+from yilian.bench.phase import run_measured
 from yilian.bench.report import phase_details
 from yilian.bench.rpc import Rpc, node_info
 from yilian.bench.transactions import MAX_SENDERS, PreSigned, Sender, sign_load
@@ -275,25 +267,6 @@ async def _heads_agree(urls: Sequence[str], number: int, *, wait: float,
             await r.close()
 
 
-def _phase(args: argparse.Namespace, urls: Sequence[str], pids: Sequence[int],
-           txs: Sequence[PreSigned], *, label: str, rate: float | None) -> PhaseResult:
-    log(f"{label}: sending {len(txs)} transactions to {len(urls)} node(s)"
-        + (f" at {rate:.0f} tx/s" if rate else " as fast as they take them"))
-    meter = CpuMeter(list(pids))
-    result = asyncio.run(run_phase(
-        urls[0], txs, label=label, batch=args.batch, concurrency=args.concurrency, rate=rate,
-        poll_interval=args.poll_interval, commit_timeout=args.commit_timeout,
-        http_timeout=args.http_timeout, send_urls=urls))
-    result.cpu = meter.stop()
-    log(f"{label}: {result.committed}/{len(txs)} committed, {result.tps:.0f} tx/s, "
-        f"p99 {result.latency.p99:.2f} s")
-    if args.verify != "none":
-        sample = args.verify_sample if args.verify == "sample" else None
-        asyncio.run(verify_receipts(urls[0], txs, result, sample=sample,
-                                         http_timeout=args.http_timeout))
-    return result
-
-
 def run_network(args: argparse.Namespace, nodes: int, signed: _Signed,
                 senders: Sequence[Sender]) -> NetworkResult:
     """Start a fresh network of ``nodes`` validators, measure it, always stop it."""
@@ -326,8 +299,9 @@ def run_network(args: argparse.Namespace, nodes: int, signed: _Signed,
                                 "pre-signed ones: re-signed its transactions")
             signed = _sign_all(senders, chain_id, nonces, args.txs, _load_txs(args))
 
-        sat = result.saturation = _phase(args, urls, pids, signed.saturation,
-                                         label=f"{result.label} saturation", rate=None)
+        sat = result.saturation = run_measured(
+            args, urls[0], signed.saturation, label=f"{result.label} saturation", rate=None,
+            node_pid=pids, send_urls=urls)
         if sat.start_block is not None and sat.blocks:
             last = max(b.number for b in sat.blocks)
             result.blocks = asyncio.run(_census(urls[0], sat.start_block + 1, last,
@@ -338,9 +312,9 @@ def run_network(args: argparse.Namespace, nodes: int, signed: _Signed,
         if sat.timed_out:
             result.notes.append(sat.timed_out + f"; node logs in {data_dir}/*/node.log")
         elif args.load_fraction and signed.loaded and sat.tps > 0:
-            result.loaded = _phase(args, urls, pids, signed.loaded,
-                                   label=f"{result.label} loaded",
-                                   rate=args.load_fraction * sat.tps)
+            result.loaded = run_measured(
+                args, urls[0], signed.loaded, label=f"{result.label} loaded",
+                rate=args.load_fraction * sat.tps, node_pid=pids, send_urls=urls)
         return result
     except (BenchError, launcher.LauncherError) as exc:
         result.error = str(exc)
@@ -540,44 +514,44 @@ def build_parser() -> argparse.ArgumentParser:
             "Measure committed tx/s at saturation, block interval and commit latency of a "
             "single validator and of BFT consortia of several validators on this machine, in "
             "one run, and each consortium's tx/s relative to the single validator's."),
-        epilog=_EPILOG, formatter_class=HelpFormatter)
+        epilog=_EPILOG, formatter_class=command.HelpFormatter)
     p.add_argument("--nodes", type=_node_counts, default=[1, 4, 7], metavar="N,N,...",
                    help="network sizes to measure, in order (1 = single validator) "
                    "(default: 1,4,7)")
-    p.add_argument("-n", "--txs", type=positive_int, default=2000,
+    p.add_argument("-n", "--txs", type=command.positive_int, default=2000,
                    help="transactions per network at saturation")
-    p.add_argument("--senders", type=positive_int, default=8,
+    p.add_argument("--senders", type=command.positive_int, default=8,
                    help=f"sending accounts (at most {MAX_SENDERS})")
-    p.add_argument("--batch", type=positive_int, default=50,
+    p.add_argument("--batch", type=command.positive_int, default=50,
                    help="eth_sendRawTransaction calls per JSON-RPC batch request")
-    p.add_argument("--concurrency", type=positive_int, default=4,
+    p.add_argument("--concurrency", type=command.positive_int, default=4,
                    help="HTTP requests in flight at once (over all nodes)")
-    p.add_argument("--load-fraction", type=fraction, default=0.5,
+    p.add_argument("--load-fraction", type=command.fraction, default=0.5,
                    help="after each saturation phase, also offer this fraction of the "
                    "network's saturation tx/s (open loop) and report the commit latency "
                    "there, without the queueing of saturation; 0 skips it")
-    p.add_argument("--load-txs", type=positive_int, default=None,
+    p.add_argument("--load-txs", type=command.positive_int, default=None,
                    help="transactions in that rate-limited phase (default: --txs, at most "
                    f"{DEFAULT_LOAD_TXS})")
     p.add_argument("--node-cpus", choices=("pinned", "all"), default="pinned",
                    help="pinned: each node process keeps to one CPU chosen by its name "
                    "(the node's default); all: node threads may use every CPU "
                    f"({CPU_ENV}=all)")
-    p.add_argument("--poll-interval", type=positive_float, default=0.05,
+    p.add_argument("--poll-interval", type=command.positive_float, default=0.05,
                    help="seconds between eth_blockNumber polls that detect commits")
-    p.add_argument("--commit-timeout", type=positive_float, default=60.0,
+    p.add_argument("--commit-timeout", type=command.positive_float, default=60.0,
                    help="give up on a network when none of its outstanding transactions "
                    "commits for this many seconds")
-    p.add_argument("--http-timeout", type=positive_float, default=60.0,
+    p.add_argument("--http-timeout", type=command.positive_float, default=60.0,
                    help="timeout of one HTTP request, in seconds")
-    p.add_argument("--start-timeout", type=positive_float, default=90.0,
+    p.add_argument("--start-timeout", type=command.positive_float, default=90.0,
                    help="seconds to wait for a network's nodes to answer; then at most "
                    f"{MESH_TIMEOUT:.0f} s more for each to connect to all the others (if they do "
                    "not, the network is measured anyway, with a note)")
     p.add_argument("--verify", choices=("all", "sample", "none"), default="all",
                    help="after each phase, check eth_getTransactionReceipt status 1 for "
                    "all transactions, a random sample, or none")
-    p.add_argument("--verify-sample", type=positive_int, default=200,
+    p.add_argument("--verify-sample", type=command.positive_int, default=200,
                    help="sample size for --verify sample")
     p.add_argument("--keep-data", action="store_true",
                    help="keep each network's temporary directory (node logs, chain data)")

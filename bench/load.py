@@ -45,37 +45,16 @@ from yilian.bench.command import (
     run_main,
     write_json,
 )
-from yilian.bench.measure import CpuMeter, PhaseResult
 from yilian.bench.network import pid_from_file, start_network, stop_network
-from yilian.bench.phase import run_phase, verify_receipts
+from yilian.bench.phase import run_measured
 from yilian.bench.report import Report, format_report
 from yilian.bench.rpc import node_info
 from yilian.bench.transactions import (
     MAX_SENDERS,
-    PreSigned,
     dev_senders,
     senders_from_file,
     sign_load,
 )
-
-
-def _run_node_phase(args: argparse.Namespace, rpc_url: str, txs: Sequence[PreSigned], *,
-                    label: str, rate: float | None, node_pid: int | None) -> PhaseResult:
-    log(f"{label}: sending {len(txs)} transactions"
-        + (f" at {rate:.0f} tx/s" if rate else " as fast as the node takes them"))
-    meter = CpuMeter(node_pid)
-    result = asyncio.run(run_phase(
-        rpc_url, txs, label=label, batch=args.batch, concurrency=args.concurrency, rate=rate,
-        poll_interval=args.poll_interval, commit_timeout=args.commit_timeout,
-        http_timeout=args.http_timeout))
-    result.cpu = meter.stop()
-    log(f"{label}: {result.committed}/{len(txs)} committed, {result.tps:.0f} tx/s, "
-        f"p99 {result.latency.p99:.2f} s")
-    if args.verify != "none":
-        sample = args.verify_sample if args.verify == "sample" else None
-        asyncio.run(verify_receipts(rpc_url, txs, result, sample=sample,
-                                    http_timeout=args.http_timeout))
-    return result
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -108,7 +87,7 @@ def run(args: argparse.Namespace) -> Report:
                          "nonce gap (1024): expect nonce_too_high retries; use more --senders")
         txs = sign_load(senders, nonces, args.txs, chain_id)
 
-        node = _run_node_phase(args, rpc_url, txs, label="saturation" if not args.rate
+        node = run_measured(args, rpc_url, txs, label="saturation" if not args.rate
                                else "rate-limited", rate=args.rate, node_pid=node_pid)
         report = Report(rpc=rpc_url, own_network=own, chain_id=chain_id, senders=len(senders),
                         node=node, notes=notes)
@@ -139,8 +118,8 @@ def run(args: argparse.Namespace) -> Report:
             else:
                 _, nonces2 = asyncio.run(node_info(rpc_url, senders, args.http_timeout))
                 txs2 = sign_load(senders, nonces2, args.load_txs or args.txs, chain_id)
-                report.loaded = _run_node_phase(args, rpc_url, txs2, label="loaded",
-                                                rate=rate, node_pid=node_pid)
+                report.loaded = run_measured(args, rpc_url, txs2, label="loaded", rate=rate,
+                                             node_pid=node_pid)
         return report
     finally:
         if data_dir is not None:

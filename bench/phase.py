@@ -9,6 +9,7 @@ kind in the :class:`PhaseResult`, never dropped.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import random
@@ -19,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from yilian.bench.command import BenchError
-from yilian.bench.measure import BlockSeen, Latency, PhaseResult, count_error
+from yilian.bench.command import BenchError, log
+from yilian.bench.measure import BlockSeen, CpuMeter, Latency, PhaseResult, count_error
 from yilian.bench.rpc import Rpc, RpcFailure
 from yilian.bench.transactions import PreSigned
 
@@ -295,3 +296,28 @@ async def verify_receipts(rpc_url: str, txs: Sequence[PreSigned], result: PhaseR
                        f"{receipt.get('status')}, gasUsed {receipt.get('gasUsed')}")
             else:
                 result.receipts_ok += 1
+
+
+def run_measured(args: argparse.Namespace, rpc_url: str, txs: Sequence[PreSigned], *,
+                 label: str, rate: float | None, node_pid: int | Sequence[int] | None,
+                 send_urls: Sequence[str] | None = None) -> PhaseResult:
+    """:func:`run_phase` with the CPU time of the node process(es) ``node_pid``, then (per
+    ``args.verify``) the receipt check; the phase's shape comes from the command's ``args``
+    (batch, concurrency, poll_interval, commit_timeout, http_timeout, verify*)."""
+    where = f" to {len(send_urls)} node(s)" if send_urls else ""
+    log(f"{label}: sending {len(txs)} transactions{where}"
+        + (f" at {rate:.0f} tx/s" if rate else
+           " as fast as they take them" if send_urls else " as fast as the node takes them"))
+    meter = CpuMeter(node_pid)
+    result = asyncio.run(run_phase(
+        rpc_url, txs, label=label, batch=args.batch, concurrency=args.concurrency, rate=rate,
+        poll_interval=args.poll_interval, commit_timeout=args.commit_timeout,
+        http_timeout=args.http_timeout, send_urls=send_urls))
+    result.cpu = meter.stop()
+    log(f"{label}: {result.committed}/{len(txs)} committed, {result.tps:.0f} tx/s, "
+        f"p99 {result.latency.p99:.2f} s")
+    if args.verify != "none":
+        sample = args.verify_sample if args.verify == "sample" else None
+        asyncio.run(verify_receipts(rpc_url, txs, result, sample=sample,
+                                    http_timeout=args.http_timeout))
+    return result
