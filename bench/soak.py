@@ -50,7 +50,7 @@ from eth_keys import keys
 from eth_typing import Address
 
 from yilian.bench.command import BenchError, log, positive_float, positive_int, run_main
-from yilian.bench.measure import percentile
+from yilian.bench.measure import percentile, proc_cpu
 from yilian.bench.network import start_network, stop_network
 from yilian.bench.phase import RETRY_REASONS, TRANSPORT_ATTEMPTS
 from yilian.bench.rpc import Rpc, RpcFailure
@@ -78,15 +78,6 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU seconds (utime + stime, all threads) used so far by ``pid``, None if gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
@@ -201,7 +192,7 @@ class Soak:
         done = self.current
         done.end = self.now()
         done.rss = self.sample()
-        cpu_now = [cpu_seconds(pid) for pid in self.pids]
+        cpu_now = [proc_cpu(pid) for pid in self.pids]
         done.cpu = [None if a is None or b is None else a - b
                     for a, b in zip(cpu_now, self.last_cpu, strict=True)]
         self.last_cpu = cpu_now
@@ -318,7 +309,7 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
             for k, s in enumerate(senders)}
         start = int(await rpcs[0].call("eth_blockNumber"), 16)
         soak = Soak(pids=pids, pending=[{} for _ in urls])
-        soak.last_cpu = [cpu_seconds(pid) for pid in pids]
+        soak.last_cpu = [proc_cpu(pid) for pid in pids]
         soak.sample()
         stop = asyncio.Event()
         watchers = [asyncio.create_task(watch_node(soak, rpc, pending, start, stop,

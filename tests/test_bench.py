@@ -273,9 +273,9 @@ def test_soak_reads_rss_and_cpu_of_a_process() -> None:
 
     from yilian.bench import soak
 
-    rss, cpu = soak.rss_mb(os.getpid()), soak.cpu_seconds(os.getpid())
+    rss, cpu = soak.rss_mb(os.getpid()), measure.proc_cpu(os.getpid())
     assert rss is not None and rss > 1 and cpu is not None and cpu > 0
-    assert soak.rss_mb(2**22 + 1) is None and soak.cpu_seconds(2**22 + 1) is None
+    assert soak.rss_mb(2**22 + 1) is None and measure.proc_cpu(2**22 + 1) is None
 
 
 def test_soak_transfer_is_a_zero_fee_type_2_value_transfer() -> None:
