@@ -2,7 +2,7 @@
 validators on this machine, in one run.
 
 ``python -m yilian.bench.consortium`` starts a fresh local network of each size in turn
-(``yilian.node.launcher.up``: one node is a single validator, more are a BFT consortium of
+(``yilian.cli.launcher.up``: one node is a single validator, more are a BFT consortium of
 that many validators on 127.0.0.1), loads it at saturation with the machinery of
 :mod:`yilian.bench.load` - pre-signed ``RecordStore.put`` calls sent as JSON-RPC batches
 of ``eth_sendRawTransaction``, here spread round-robin over every node's RPC URL, commits
@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -42,21 +41,18 @@ from typing import Any
 
 import httpx
 
-from yilian.bench import load
-from yilian.bench.load import (
-    MAX_SENDERS,
-    BenchError,
-    CpuUsage,
-    PhaseResult,
-    PreSigned,
-    Rpc,
-    Sender,
-    log,
-)
+from yilian.bench import command
+from yilian.bench.command import BenchError, log, run_main, write_json
+from yilian.bench.measure import CpuUsage, PhaseResult, no_nan
+from yilian.bench.network import start_network, stop_network
+from yilian.bench.phase import run_measured
+from yilian.bench.report import phase_details
+from yilian.bench.rpc import Rpc, node_info
+from yilian.bench.transactions import MAX_SENDERS, PreSigned, Sender, sign_load
+from yilian.cli import launcher
 from yilian.network_configs.local import LOCAL_CHAIN_ID, dev_accounts
-from yilian.node import launcher
 
-CPU_ENV = "YILIAN_NODE_CPUS"  # node/runner.py: "all" lets a node's threads use every CPU
+CPU_ENV = "YILIAN_NODE_CPUS"  # cli/runner.py: "all" lets a node's threads use every CPU
 DEFAULT_LOAD_TXS = 500
 MESH_TIMEOUT = 30.0  # seconds to wait for every node to connect to every other one
 
@@ -131,7 +127,7 @@ class ConsortiumReport:
                      empty_blocks=n.empty_blocks, late_rounds=n.late_rounds, ok=n.ok,
                      notes=n.notes + _interference(n))
             nets.append(d)
-        return load._no_nan({"txs": self.txs, "senders": self.senders, "batch": self.batch,
+        return no_nan({"txs": self.txs, "senders": self.senders, "batch": self.batch,
                              "concurrency": self.concurrency, "node_cpus": self.node_cpus,
                              "networks": nets, "ok": self.ok})
 
@@ -157,8 +153,8 @@ class _Signed:
 
 def _sign_all(senders: Sequence[Sender], chain_id: int, start: Sequence[int], txs: int,
               load_txs: int | None) -> _Signed:
-    sat = load._sign(senders, start, txs, chain_id)
-    loaded = (load._sign(senders, _next_nonces(start, txs), load_txs, chain_id)
+    sat = sign_load(senders, start, txs, chain_id)
+    loaded = (sign_load(senders, _next_nonces(start, txs), load_txs, chain_id)
               if load_txs else None)
     return _Signed(chain_id, list(start), sat, loaded)
 
@@ -271,25 +267,6 @@ async def _heads_agree(urls: Sequence[str], number: int, *, wait: float,
             await r.close()
 
 
-def _phase(args: argparse.Namespace, urls: Sequence[str], pids: Sequence[int],
-           txs: Sequence[PreSigned], *, label: str, rate: float | None) -> PhaseResult:
-    log(f"{label}: sending {len(txs)} transactions to {len(urls)} node(s)"
-        + (f" at {rate:.0f} tx/s" if rate else " as fast as they take them"))
-    meter = load.CpuMeter(list(pids))
-    result = asyncio.run(load.run_phase(
-        urls[0], txs, label=label, batch=args.batch, concurrency=args.concurrency, rate=rate,
-        poll_interval=args.poll_interval, commit_timeout=args.commit_timeout,
-        http_timeout=args.http_timeout, send_urls=urls))
-    result.cpu = meter.stop()
-    log(f"{label}: {result.committed}/{len(txs)} committed, {result.tps:.0f} tx/s, "
-        f"p99 {result.latency.p99:.2f} s")
-    if args.verify != "none":
-        sample = args.verify_sample if args.verify == "sample" else None
-        asyncio.run(load.verify_receipts(urls[0], txs, result, sample=sample,
-                                         http_timeout=args.http_timeout))
-    return result
-
-
 def run_network(args: argparse.Namespace, nodes: int, signed: _Signed,
                 senders: Sequence[Sender]) -> NetworkResult:
     """Start a fresh network of ``nodes`` validators, measure it, always stop it."""
@@ -300,7 +277,7 @@ def run_network(args: argparse.Namespace, nodes: int, signed: _Signed,
         log(f"{result.label}: starting a local network in {data_dir}")
         started = time.perf_counter()
         with _node_cpus(args.node_cpus):
-            network = load.start_network(data_dir, timeout=args.start_timeout, nodes=nodes)
+            network = start_network(data_dir, timeout=args.start_timeout, nodes=nodes)
         urls = [str(e["rpc"]) for e in network["nodes"]]
         pids = [int(e["pid"]) for e in network["nodes"]]
         result.names = [str(e["name"]) for e in network["nodes"]]
@@ -316,14 +293,15 @@ def run_network(args: argparse.Namespace, nodes: int, signed: _Signed,
         result.cpus_allowed = [_cpus_allowed(pid) for pid in pids]
         log(f"{result.label}: up in {result.startup_seconds:.1f} s")
 
-        chain_id, nonces = asyncio.run(load._node_info(urls[0], senders, args.http_timeout))
+        chain_id, nonces = asyncio.run(node_info(urls[0], senders, args.http_timeout))
         if chain_id != signed.chain_id or nonces != signed.start:
             result.notes.append("this network's chain id or nonces differ from the "
                                 "pre-signed ones: re-signed its transactions")
             signed = _sign_all(senders, chain_id, nonces, args.txs, _load_txs(args))
 
-        sat = result.saturation = _phase(args, urls, pids, signed.saturation,
-                                         label=f"{result.label} saturation", rate=None)
+        sat = result.saturation = run_measured(
+            args, urls[0], signed.saturation, label=f"{result.label} saturation", rate=None,
+            node_pid=pids, send_urls=urls)
         if sat.start_block is not None and sat.blocks:
             last = max(b.number for b in sat.blocks)
             result.blocks = asyncio.run(_census(urls[0], sat.start_block + 1, last,
@@ -334,9 +312,9 @@ def run_network(args: argparse.Namespace, nodes: int, signed: _Signed,
         if sat.timed_out:
             result.notes.append(sat.timed_out + f"; node logs in {data_dir}/*/node.log")
         elif args.load_fraction and signed.loaded and sat.tps > 0:
-            result.loaded = _phase(args, urls, pids, signed.loaded,
-                                   label=f"{result.label} loaded",
-                                   rate=args.load_fraction * sat.tps)
+            result.loaded = run_measured(
+                args, urls[0], signed.loaded, label=f"{result.label} loaded",
+                rate=args.load_fraction * sat.tps, node_pid=pids, send_urls=urls)
         return result
     except (BenchError, launcher.LauncherError) as exc:
         result.error = str(exc)
@@ -344,7 +322,7 @@ def run_network(args: argparse.Namespace, nodes: int, signed: _Signed,
         return result
     finally:
         try:
-            load.stop_network(data_dir)
+            stop_network(data_dir)
             stopped = True
             log(f"{result.label}: network stopped")
         except Exception as exc:
@@ -456,7 +434,7 @@ def format_report(r: ConsortiumReport) -> str:
                      + ("every node holds the last block with the same hash"
                         if n.heads_agree else "NODES DISAGREE on the last block"
                         if n.heads_agree is False else "heads not compared"))
-        lines += load._phase_details(p)
+        lines += phase_details(p)
         for line in (_per_node_cpu(n, p.cpu), _blocks_line(n)):
             if line:
                 lines.append(line)
@@ -467,7 +445,7 @@ def format_report(r: ConsortiumReport) -> str:
                          f"{q.latency.p99:.2f} s max {q.latency.max:.2f} s; block interval "
                          f"{_f(q.mean_block_interval, '.2f', ' s')}, "
                          f"{_f(q.tx_per_block, '.0f')} tx/block")
-            lines += ["  " + line for line in load._phase_details(q)]
+            lines += ["  " + line for line in phase_details(q)]
             line = _per_node_cpu(n, q.cpu)
             if line:
                 lines.append("  " + line)
@@ -536,44 +514,44 @@ def build_parser() -> argparse.ArgumentParser:
             "Measure committed tx/s at saturation, block interval and commit latency of a "
             "single validator and of BFT consortia of several validators on this machine, in "
             "one run, and each consortium's tx/s relative to the single validator's."),
-        epilog=_EPILOG, formatter_class=load._HelpFormatter)
+        epilog=_EPILOG, formatter_class=command.HelpFormatter)
     p.add_argument("--nodes", type=_node_counts, default=[1, 4, 7], metavar="N,N,...",
                    help="network sizes to measure, in order (1 = single validator) "
                    "(default: 1,4,7)")
-    p.add_argument("-n", "--txs", type=load._positive_int, default=2000,
+    p.add_argument("-n", "--txs", type=command.positive_int, default=2000,
                    help="transactions per network at saturation")
-    p.add_argument("--senders", type=load._positive_int, default=8,
+    p.add_argument("--senders", type=command.positive_int, default=8,
                    help=f"sending accounts (at most {MAX_SENDERS})")
-    p.add_argument("--batch", type=load._positive_int, default=50,
+    p.add_argument("--batch", type=command.positive_int, default=50,
                    help="eth_sendRawTransaction calls per JSON-RPC batch request")
-    p.add_argument("--concurrency", type=load._positive_int, default=4,
+    p.add_argument("--concurrency", type=command.positive_int, default=4,
                    help="HTTP requests in flight at once (over all nodes)")
-    p.add_argument("--load-fraction", type=load._fraction, default=0.5,
+    p.add_argument("--load-fraction", type=command.fraction, default=0.5,
                    help="after each saturation phase, also offer this fraction of the "
                    "network's saturation tx/s (open loop) and report the commit latency "
                    "there, without the queueing of saturation; 0 skips it")
-    p.add_argument("--load-txs", type=load._positive_int, default=None,
+    p.add_argument("--load-txs", type=command.positive_int, default=None,
                    help="transactions in that rate-limited phase (default: --txs, at most "
                    f"{DEFAULT_LOAD_TXS})")
     p.add_argument("--node-cpus", choices=("pinned", "all"), default="pinned",
                    help="pinned: each node process keeps to one CPU chosen by its name "
                    "(the node's default); all: node threads may use every CPU "
                    f"({CPU_ENV}=all)")
-    p.add_argument("--poll-interval", type=load._positive_float, default=0.05,
+    p.add_argument("--poll-interval", type=command.positive_float, default=0.05,
                    help="seconds between eth_blockNumber polls that detect commits")
-    p.add_argument("--commit-timeout", type=load._positive_float, default=60.0,
+    p.add_argument("--commit-timeout", type=command.positive_float, default=60.0,
                    help="give up on a network when none of its outstanding transactions "
                    "commits for this many seconds")
-    p.add_argument("--http-timeout", type=load._positive_float, default=60.0,
+    p.add_argument("--http-timeout", type=command.positive_float, default=60.0,
                    help="timeout of one HTTP request, in seconds")
-    p.add_argument("--start-timeout", type=load._positive_float, default=90.0,
+    p.add_argument("--start-timeout", type=command.positive_float, default=90.0,
                    help="seconds to wait for a network's nodes to answer; then at most "
                    f"{MESH_TIMEOUT:.0f} s more for each to connect to all the others (if they do "
                    "not, the network is measured anyway, with a note)")
     p.add_argument("--verify", choices=("all", "sample", "none"), default="all",
                    help="after each phase, check eth_getTransactionReceipt status 1 for "
                    "all transactions, a random sample, or none")
-    p.add_argument("--verify-sample", type=load._positive_int, default=200,
+    p.add_argument("--verify-sample", type=command.positive_int, default=200,
                    help="sample size for --verify sample")
     p.add_argument("--keep-data", action="store_true",
                    help="keep each network's temporary directory (node logs, chain data)")
@@ -593,24 +571,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, load._on_sigterm)
-    try:
-        report = run(args)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except (BenchError, launcher.LauncherError) as exc:
-        log(f"error: {exc}")
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    report = run_main(lambda: run(args))
+    if isinstance(report, int):
+        return report
     print(format_report(report), flush=True)
     if args.json is not None:
-        text = json.dumps(report.to_json(), indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(report.to_json(), args.json)
     return 0 if report.ok else 1
 
 

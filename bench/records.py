@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yilian.bench.load import free_port_range, percentile
+from yilian.bench.measure import percentile
+from yilian.cli import launcher
 from yilian.network_configs.generate import init_network
-from yilian.node import launcher
 from yilian.protocol import standard
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="yilian-bench-records-"))
     data = tmp / "net"
     try:
-        init_network(data, centers=4, suite=args.suite, base_port=free_port_range(8))
+        init_network(data, centers=4, suite=args.suite, base_port=launcher.free_port_range(8))
         net = launcher.up(data)
         api = [n["api"] for n in net["nodes"]]
         members = {m["role"]: m for m in net["members"] if m["id"] != "9144030071526726XG"}

@@ -1,7 +1,7 @@
 """Soak benchmark: memory, CPU and latency of a local consortium under a steady, modest load.
 
 ``python -m yilian.bench.soak --minutes 30 --rate 40 --nodes 4`` starts a fresh local
-network of ``--nodes`` validators (``bench.load.start_network``), sends signed transactions
+network of ``--nodes`` validators (``bench.network.start_network``), sends signed transactions
 at a fixed rate (value transfers by default, ``--kind put`` for ``RecordStore.put``), spread
 round-robin over the nodes (each development account always sends to the same node, so its
 nonces arrive in order), and waits for every receipt. Every ``--interval`` seconds it prints
@@ -37,14 +37,12 @@ import asyncio
 import math
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, cast
 
 import httpx
@@ -53,20 +51,13 @@ from eth_hash.auto import keccak
 from eth_keys import keys
 from eth_typing import Address
 
-from yilian.bench.load import (
-    RETRY_REASONS,
-    TRANSPORT_ATTEMPTS,
-    BenchError,
-    Rpc,
-    RpcFailure,
-    Sender,
-    log,
-    percentile,
-    presign,
-    start_network,
-    stop_network,
-)
-from yilian.node import diagnostics, launcher
+from yilian.bench.command import BenchError, log, positive_float, positive_int, run_main
+from yilian.bench.measure import percentile, proc_cpu
+from yilian.bench.network import start_network, stop_network
+from yilian.bench.phase import RETRY_REASONS, TRANSPORT_ATTEMPTS
+from yilian.bench.rpc import Rpc, RpcFailure
+from yilian.bench.transactions import Sender, presign
+from yilian.node import diagnostics
 from yilian.node.genesis import YilianVM
 
 SINK = "0x" + keccak(b"yilian soak sink").hex()[-40:]  # receives the value transfers
@@ -89,15 +80,6 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU seconds (utime + stime, all threads) used so far by ``pid``, None if gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
@@ -212,7 +194,7 @@ class Soak:
         done = self.current
         done.end = self.now()
         done.rss = self.sample()
-        cpu_now = [cpu_seconds(pid) for pid in self.pids]
+        cpu_now = [proc_cpu(pid) for pid in self.pids]
         done.cpu = [None if a is None or b is None else a - b
                     for a, b in zip(cpu_now, self.last_cpu, strict=True)]
         self.last_cpu = cpu_now
@@ -329,7 +311,7 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
             for k, s in enumerate(senders)}
         start = int(await rpcs[0].call("eth_blockNumber"), 16)
         soak = Soak(pids=pids, pending=[{} for _ in urls])
-        soak.last_cpu = [cpu_seconds(pid) for pid in pids]
+        soak.last_cpu = [proc_cpu(pid) for pid in pids]
         soak.sample()
         stop = asyncio.Event()
         watchers = [asyncio.create_task(watch_node(soak, rpc, pending, start, stop,
@@ -499,15 +481,6 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
-
-
 def _frames(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 100:
@@ -518,22 +491,22 @@ def _frames(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m yilian.bench.soak", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=_positive(float), default=30.0, help="how long to send")
-    p.add_argument("--rate", type=_positive(float), default=40.0, help="transactions per second")
-    p.add_argument("--nodes", type=_positive(int), default=4, help="validators (1: single)")
+    p.add_argument("--minutes", type=positive_float, default=30.0, help="how long to send")
+    p.add_argument("--rate", type=positive_float, default=40.0, help="transactions per second")
+    p.add_argument("--nodes", type=positive_int, default=4, help="validators (1: single)")
     p.add_argument("--kind", choices=sorted(SIGNERS), default="transfer",
                    help="value transfers or RecordStore.put calls")
-    p.add_argument("--interval", type=_positive(float), default=60.0,
+    p.add_argument("--interval", type=positive_float, default=60.0,
                    help="seconds per reported interval")
-    p.add_argument("--sample", type=_positive(float), default=10.0,
+    p.add_argument("--sample", type=positive_float, default=10.0,
                    help="seconds between RSS samples (for the slope)")
-    p.add_argument("--poll-interval", type=_positive(float), default=0.25,
+    p.add_argument("--poll-interval", type=positive_float, default=0.25,
                    help="seconds between eth_blockNumber polls of each node")
-    p.add_argument("--drain-timeout", type=_positive(float), default=60.0,
+    p.add_argument("--drain-timeout", type=positive_float, default=60.0,
                    help="after the last send, wait this long for outstanding receipts")
-    p.add_argument("--http-timeout", type=_positive(float), default=30.0)
-    p.add_argument("--start-timeout", type=_positive(float), default=120.0)
-    p.add_argument("--tracemalloc", type=_positive(float), metavar="SECONDS",
+    p.add_argument("--http-timeout", type=positive_float, default=30.0)
+    p.add_argument("--start-timeout", type=positive_float, default=120.0)
+    p.add_argument("--tracemalloc", type=positive_float, metavar="SECONDS",
                    help="every node writes a tracemalloc snapshot this often; the top growing "
                    "allocation sites are printed at the end (slows the nodes)")
     p.add_argument("--frames", type=_frames, default=25,
@@ -545,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot-dir", metavar="DIR",
                    help="with --tracemalloc: where to write the snapshots (default: in the "
                    "network's temporary directory; pass one with --keep-data or to keep them)")
-    p.add_argument("--top", type=_positive(int), default=15, help="sites listed per node")
+    p.add_argument("--top", type=positive_int, default=15, help="sites listed per node")
     p.add_argument("--group", choices=("own", "lineno", "traceback", "filename"),
                    default="own", help="how to group allocations when comparing snapshots: "
                    "own = by the innermost frame in yilian's code (use --frames 25)")
@@ -555,32 +528,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # As Ctrl-C: asyncio.run cancels the load, then raises KeyboardInterrupt, and run()
-    # stops the network on its way out.
-    signal.raise_signal(signal.SIGINT)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.compare is not None:
         print(diagnostics.compare_snapshots(args.compare, top=args.top, key=args.group))
         return 0
-    # A background job (`nohup ... &`) starts with SIGINT ignored; asyncio.run cancels the
-    # load on SIGINT only when its handler is the default one.
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except (BenchError, launcher.LauncherError) as exc:
-        log(f"error: {exc}")
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
+    return run_main(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,9 @@ import httpx
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from yilian.bench.load import free_port_range
+from yilian.cli import launcher
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.addresses import GRANTS_ADDRESS
-from yilian.node import launcher
 from yilian.protocol.credit_code import to_bytes32
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import types_mask
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="yilian-waiting-"))
     try:
         info = launcher.up(data_dir, nodes=args.nodes,
-                           base_port=free_port_range(2 * args.nodes + 10))
+                           base_port=launcher.free_port_range(2 * args.nodes + 10))
         api, raw = gap_grant(info)
         print(asyncio.run(measure(api, raw, args.posts)))
     finally:

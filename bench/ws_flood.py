@@ -27,9 +27,9 @@ from eth_utils import to_checksum_address
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from yilian.bench.load import GAS_PER_TX, free_port_range, put_selector
+from yilian.bench.transactions import GAS_PER_TX, put_selector
+from yilian.cli import launcher
 from yilian.network_configs.local import RECORD_STORE_ADDRESS, dev_accounts
-from yilian.node import launcher
 
 
 def rss_mb(pid: int) -> float:
@@ -67,7 +67,7 @@ def _open(stack: contextlib.ExitStack, ws_url: str, subscriptions: int
 
 def run(args: argparse.Namespace) -> None:
     data = Path(tempfile.mkdtemp(prefix="ws-flood-"))
-    info = launcher.up(data, nodes=1, base_port=free_port_range(2))
+    info = launcher.up(data, nodes=1, base_port=launcher.free_port_range(2))
     # closing connections the node already dropped raises ConnectionClosed: expected here
     with contextlib.suppress(ConnectionClosed), contextlib.ExitStack() as stack:
         _flood(stack, data, info, args)

@@ -1,7 +1,8 @@
 """Helpers for the multi-process consortium tests (``tests/test_consortium.py``).
 
-* :class:`Spawner` replaces ``launcher._spawn`` so the tests keep each node's ``Popen``
-  (exit codes) and can give one node extra environment (fault injection).
+* :class:`Spawner` is the ``spawner`` the tests give ``launcher.up``: it keeps each node's
+  ``Popen`` (exit codes) and can give one node extra environment (fault injection);
+  :func:`spawning` is the one way the tests make one and reap its processes afterwards.
 * :class:`Cluster` drives a network directory: health, kill/stop/start one node, logs.
 * :class:`Load` is a background thread sending RecordStore puts from several dev accounts
   to a changeable set of nodes, retrying a batch on another node when one dies, and
@@ -18,10 +19,9 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,9 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
-from yilian.bench.load import free_port_range
+from yilian.cli import launcher
+from yilian.cli.launcher import free_port_range
 from yilian.network_configs.local import RECORD_STORE_ADDRESS
-from yilian.node import launcher
 from yilian.node.storage import EVIDENCE, INDEX, LAST_SIGNED, WAL
 
 Json = dict[str, Any]
@@ -46,16 +46,11 @@ EVIDENCE_PREFIX = INDEX + EVIDENCE
 WAL_LAST_SIGNED = WAL + LAST_SIGNED
 
 
-# -- ports -----------------------------------------------------------------------------------
-
-
-
-
 # -- processes -------------------------------------------------------------------------------
 
 
 class Spawner:
-    """Drop-in for ``launcher._spawn``: same command line, keeps the ``Popen`` objects and
+    """A :class:`launcher.Spawner`: the node's command line, keeps the ``Popen`` objects and
     adds ``env[node name]`` to that node's environment."""
 
     def __init__(self) -> None:
@@ -67,8 +62,7 @@ class Spawner:
         env.update(self.env.get(entry["name"], {}))
         with open(entry["log"], "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "yilian.node.cli", "node", "run", "--home",
-                 entry["home"]],
+                launcher.node_command(entry),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, close_fds=True, env=env,
             )
@@ -84,6 +78,24 @@ class Spawner:
                 proc.wait(10)
 
 
+@contextlib.contextmanager
+def spawning() -> Iterator[Spawner]:
+    """A :class:`Spawner` whose processes are all killed and reaped on exit."""
+    spawner = Spawner()
+    try:
+        yield spawner
+    finally:
+        spawner.reap()
+
+
+@pytest.fixture(name="spawner")
+def spawner_fixture() -> Iterator[Spawner]:
+    """The tests' ``spawner`` fixture (a test module imports it): one :class:`Spawner` per
+    test, its processes reaped afterwards."""
+    with spawning() as sp:
+        yield sp
+
+
 class Cluster:
     """A network directory (``network.json`` + node homes) whose nodes run as processes."""
 
@@ -95,12 +107,13 @@ class Cluster:
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
     def start_new(cls, data_dir: Path, spawner: Spawner, nodes: int = 4) -> Cluster:
-        launcher.up(data_dir, nodes=nodes, base_port=free_port_range(2 * nodes + 10))
+        launcher.up(data_dir, nodes=nodes, base_port=free_port_range(2 * nodes + 10),
+                    spawner=spawner)
         return cls(data_dir, spawner)
 
     def up(self) -> None:
         """``yilian up`` on the directory: starts every node that is not running."""
-        self.info = launcher.up(self.data_dir)
+        self.info = launcher.up(self.data_dir, spawner=self.spawner)
 
     def down(self) -> None:
         if (self.data_dir / launcher.NETWORK_FILE).exists():
@@ -158,7 +171,7 @@ class Cluster:
         network = launcher.read_network(self.data_dir)
         entry = network["nodes"][i]
         assert not launcher._alive(entry.get("pid"), entry["home"]), f"{entry['name']} runs"
-        entry["pid"] = launcher._spawn(entry)
+        entry["pid"] = self.spawner(entry)
         launcher._write_network(self.data_dir, network)
         launcher._wait_healthy([entry], timeout)
         self.info = network

@@ -11,11 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from consortium_helpers import Cluster, Load, Spawner, sign_put, wait_for
+from consortium_helpers import Cluster, Load, sign_put, spawning, wait_for
 from eth.db.atomic import AtomicDB
 from eth_account import Account
 
-from yilian.node import launcher
 from yilian.node.genesis import chain_class, load_genesis
 from yilian.protocol import envelope
 from yilian.protocol.credit_code import make_code
@@ -32,9 +31,7 @@ ATTACKER = 9
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    spawner = Spawner()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(launcher, "_spawn", spawner)
+    with spawning() as spawner:
         c: Cluster | None = None
         try:
             c = Cluster.start_new(tmp_path_factory.mktemp("admission"), spawner, nodes=4)
@@ -55,7 +52,6 @@ def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         finally:
             if c is not None:
                 c.down()
-            spawner.reap()
 
 
 def _send(c: Cluster, node: int, raw: bytes) -> dict[str, Any]:

@@ -14,23 +14,25 @@ import pytest
 from eth_hash.auto import keccak
 
 from tests.conftest import LocalNetwork
-from yilian.bench import load
+from yilian.bench import load, measure
+from yilian.bench import phase as load_phase
+from yilian.bench.transactions import Sender, presign
 from yilian.network_configs.local import LOCAL_CHAIN_ID, dev_accounts
 
 
 def test_percentile_interpolates() -> None:
     values = [float(v) for v in range(1, 101)]
-    assert load.percentile(values, 50) == pytest.approx(50.5)
-    assert load.percentile(values, 99) == pytest.approx(99.01)
-    assert load.percentile(values, 100) == 100.0
-    assert load.percentile([3.0], 99) == 3.0
-    assert math.isnan(load.percentile([], 50))
+    assert measure.percentile(values, 50) == pytest.approx(50.5)
+    assert measure.percentile(values, 99) == pytest.approx(99.01)
+    assert measure.percentile(values, 100) == 100.0
+    assert measure.percentile([3.0], 99) == 3.0
+    assert math.isnan(measure.percentile([], 50))
 
 
 def test_presign_interleaves_senders_and_nonces() -> None:
     accounts = dev_accounts(2)
-    senders = [load.Sender(a.address, a.private_key) for a in accounts]
-    txs = load.presign(senders, [5, 0], 5, chain_id=LOCAL_CHAIN_ID, tag=b"t")
+    senders = [Sender(a.address, a.private_key) for a in accounts]
+    txs = presign(senders, [5, 0], 5, chain_id=LOCAL_CHAIN_ID, tag=b"t")
     assert [(t.sender, t.nonce) for t in txs] == [
         (senders[0].address, 5), (senders[1].address, 0), (senders[0].address, 6),
         (senders[1].address, 1), (senders[0].address, 7)]
@@ -39,10 +41,10 @@ def test_presign_interleaves_senders_and_nonces() -> None:
 
 
 def test_send_errors_are_counted_not_dropped() -> None:
-    senders = [load.Sender(a.address, a.private_key) for a in dev_accounts(1)]
-    txs = load.presign(senders, [0], 3, chain_id=LOCAL_CHAIN_ID, tag=b"e")
-    result = load.PhaseResult(label="t", txs=3, offered_rate=None, batch=3, concurrency=1)
-    phase = load._Phase(txs, result)
+    senders = [Sender(a.address, a.private_key) for a in dev_accounts(1)]
+    txs = presign(senders, [0], 3, chain_id=LOCAL_CHAIN_ID, tag=b"e")
+    result = measure.PhaseResult(label="t", txs=3, offered_rate=None, batch=3, concurrency=1)
+    phase = load_phase._Phase(txs, result)
     out = [
         {"jsonrpc": "2.0", "id": 0, "result": txs[0].hash},
         {"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "nonce too far",
@@ -50,7 +52,7 @@ def test_send_errors_are_counted_not_dropped() -> None:
         {"jsonrpc": "2.0", "id": 2, "error": {"code": -32000, "message": "not registered",
                                               "data": {"reason": "unauthorised"}}},
     ]
-    retry = load._handle_send_response(phase, load._Work([0, 1, 2], None), out)
+    retry = load_phase._handle_send_response(phase, load_phase._Work([0, 1, 2], None), out)
     assert retry == [1]
     assert result.accepted == 1 and result.rejected == 1
     assert {k: e.count for k, e in result.errors.items()} == {
@@ -99,10 +101,10 @@ class FakeNode:
 
 
 def _fake_phase(node: FakeNode, count: int, *, commit_timeout: float = 5.0,
-                rate: float | None = None) -> load.PhaseResult:
-    senders = [load.Sender(a.address, a.private_key) for a in dev_accounts(2)]
-    txs = load.presign(senders, [0, 0], count, chain_id=LOCAL_CHAIN_ID, tag=b"fake")
-    return asyncio.run(load.run_phase(
+                rate: float | None = None) -> measure.PhaseResult:
+    senders = [Sender(a.address, a.private_key) for a in dev_accounts(2)]
+    txs = presign(senders, [0, 0], count, chain_id=LOCAL_CHAIN_ID, tag=b"fake")
+    return asyncio.run(load_phase.run_phase(
         "http://fake/rpc", txs, label="fake", batch=4, concurrency=2, rate=rate,
         poll_interval=0.01, commit_timeout=commit_timeout, http_timeout=5.0,
         transport=httpx.MockTransport(node.handle)))
@@ -194,9 +196,9 @@ def test_consortium_round_robin_spreads_batches() -> None:
             raise AssertionError("commits must be polled on the first endpoint only")
         return node.handle(request)
 
-    senders = [load.Sender(a.address, a.private_key) for a in dev_accounts(2)]
-    txs = load.presign(senders, [0, 0], 16, chain_id=LOCAL_CHAIN_ID, tag=b"rr")
-    result = asyncio.run(load.run_phase(
+    senders = [Sender(a.address, a.private_key) for a in dev_accounts(2)]
+    txs = presign(senders, [0, 0], 16, chain_id=LOCAL_CHAIN_ID, tag=b"rr")
+    result = asyncio.run(load_phase.run_phase(
         "http://a/rpc", txs, label="rr", batch=4, concurrency=1, rate=None,
         poll_interval=0.01, commit_timeout=5.0, http_timeout=5.0,
         transport=httpx.MockTransport(handle), send_urls=["http://a/rpc", "http://b/rpc"]))
@@ -292,9 +294,9 @@ def test_soak_reads_rss_and_cpu_of_a_process() -> None:
 
     from yilian.bench import soak
 
-    rss, cpu = soak.rss_mb(os.getpid()), soak.cpu_seconds(os.getpid())
+    rss, cpu = soak.rss_mb(os.getpid()), measure.proc_cpu(os.getpid())
     assert rss is not None and rss > 1 and cpu is not None and cpu > 0
-    assert soak.rss_mb(2**22 + 1) is None and soak.cpu_seconds(2**22 + 1) is None
+    assert soak.rss_mb(2**22 + 1) is None and measure.proc_cpu(2**22 + 1) is None
 
 
 def test_soak_transfer_is_a_zero_fee_type_2_value_transfer() -> None:
@@ -302,7 +304,7 @@ def test_soak_transfer_is_a_zero_fee_type_2_value_transfer() -> None:
     from yilian.node.genesis import YilianVM
 
     account = dev_accounts(1)[0]
-    raw, tx_hash = soak.sign_transfer(load.Sender(account.address, account.private_key), 3,
+    raw, tx_hash = soak.sign_transfer(Sender(account.address, account.private_key), 3,
                                       LOCAL_CHAIN_ID)
     tx = YilianVM.get_transaction_builder().decode(bytes.fromhex(raw[2:]))
     assert "0x" + bytes(tx.hash).hex() == tx_hash

@@ -11,33 +11,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.consortium_helpers import (
     Cluster,
     Load,
     Spawner,
-    free_port_range,
+    spawner_fixture,  # noqa: F401 - the spawner fixture
     wait_for,
 )
+from yilian.cli.launcher import free_port_range
 from yilian.network_configs.generate import init_network
-from yilian.node import launcher
 
 INTERVAL_MS = 2000
 ALL4 = [0, 1, 2, 3]
-
-
-@pytest.fixture
-def spawner(monkeypatch: pytest.MonkeyPatch) -> Iterator[Spawner]:
-    sp = Spawner()
-    monkeypatch.setattr(launcher, "_spawn", sp)
-    try:
-        yield sp
-    finally:
-        sp.reap()
 
 
 def _blocks_with_txs(c: Cluster, first: int, last: int) -> list[tuple[int, int]]:

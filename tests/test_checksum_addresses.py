@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from web3 import Web3
 
+from yilian.cli.launcher import init_local
 from yilian.network_configs.generate import init_network
-from yilian.node.launcher import init_local
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("api", "node", "contracts", "network-configs", "sdk", "consensus", "bench")

@@ -51,7 +51,6 @@ from tests.consortium_helpers import (
     batch,
     batched_results,
     evidence_records,
-    free_port_range,
     log_lines,
     max_head,
     no_equivocation_in_logs,
@@ -59,9 +58,13 @@ from tests.consortium_helpers import (
     same_heads,
     sign_large,
     sign_put,
+    spawner_fixture,  # noqa: F401 - the spawner fixture
+    spawning,
     wait_for,
     wait_heads_at_least,
 )
+from yilian.cli import launcher
+from yilian.cli.launcher import free_port_range
 from yilian.consensus import (
     Validator,
     ValidatorSet,
@@ -72,7 +75,7 @@ from yilian.consensus import (
 )
 from yilian.crypto.suites import get_suite, load_private_key
 from yilian.network_configs.generate import init_network
-from yilian.node import launcher, wire
+from yilian.node import wire
 from yilian.node.consensus_driver import FAULT_ENV, FAULT_EXIT_CODE
 from yilian.node.genesis import load_genesis
 from yilian.node.p2p.frames import ChannelClosed, FrameError
@@ -91,16 +94,6 @@ ALL4 = [0, 1, 2, 3]
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def spawner(monkeypatch: pytest.MonkeyPatch) -> Iterator[Spawner]:
-    sp = Spawner()
-    monkeypatch.setattr(launcher, "_spawn", sp)
-    try:
-        yield sp
-    finally:
-        sp.reap()
 
 
 @pytest.fixture
@@ -450,9 +443,7 @@ def test_crash_after_signing_a_vote_never_equivocates(
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """4 centers + 1 observer generated with ``init_network``, started with ``yilian up``."""
-    with pytest.MonkeyPatch.context() as mp:
-        sp = Spawner()
-        mp.setattr(launcher, "_spawn", sp)
+    with spawning() as sp:
         out = tmp_path_factory.mktemp("observed") / "net"
         init_network(out, centers=4, observers=1, base_port=free_port_range(12))
         c = Cluster(out, sp)
@@ -463,7 +454,6 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             yield c
         finally:
             c.down()
-            sp.reap()
 
 
 OBSERVER = 4

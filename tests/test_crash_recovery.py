@@ -25,8 +25,8 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from tests.conftest import LocalNetwork
+from yilian.cli import launcher
 from yilian.network_configs.local import LOCAL_CHAIN_ID, RECORD_STORE_ADDRESS
-from yilian.node import launcher
 
 TOTAL = 2000
 SENDERS = 8  # dev accounts 0..7, 250 transactions each

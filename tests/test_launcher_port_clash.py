@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from yilian.node import launcher
+from yilian.cli import launcher
+from yilian.cli.launcher import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -7,22 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.consortium_helpers import Cluster, Spawner, wait_for
-from yilian.node import launcher
+from tests.consortium_helpers import (
+    Cluster,
+    Spawner,
+    spawner_fixture,  # noqa: F401 - the spawner fixture
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def three_centers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    spawner = Spawner()
-    monkeypatch.setattr(launcher, "_spawn", spawner)
+def three_centers(tmp_path: Path, spawner: Spawner) -> Iterator[Cluster]:
     cluster = Cluster.start_new(tmp_path / "net", spawner, nodes=3)
     try:
         yield cluster
     finally:
         cluster.down()
-        spawner.reap()
 
 
 def test_net_peer_count_is_the_connected_peers(three_centers: Cluster) -> None:

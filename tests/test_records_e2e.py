@@ -26,9 +26,8 @@ import plyvel
 import pytest
 import requests
 
-from tests.consortium_helpers import Cluster, Spawner, wait_for
+from tests.consortium_helpers import Cluster, spawning, wait_for
 from yilian.contracts.addresses import RECORDS_ADDRESS
-from yilian.node import launcher
 from yilian.protocol import envelope, standard
 from yilian.protocol.credit_code import is_valid, to_bytes32
 from yilian.protocol.record_ids import record_id_for
@@ -73,9 +72,7 @@ class Net:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    spawner = Spawner()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(launcher, "_spawn", spawner)
+    with spawning() as spawner:
         cluster: Cluster | None = None
         try:
             cluster = Cluster.start_new(tmp_path_factory.mktemp("records"), spawner, nodes=4)
@@ -86,7 +83,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         finally:
             if cluster is not None:
                 cluster.down()
-            spawner.reap()
 
 
 def bank(net: Net, node: int = B) -> Grantee:

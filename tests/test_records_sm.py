@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.consortium_helpers import Cluster, Spawner, free_port_range, wait_for
+from tests.consortium_helpers import (
+    Cluster,
+    Spawner,
+    spawner_fixture,  # noqa: F401 - the spawner fixture
+    wait_for,
+)
+from yilian.cli.launcher import free_port_range
 from yilian.network_configs.generate import init_network
-from yilian.node import launcher
 from yilian.protocol import envelope, standard
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client
@@ -25,9 +30,7 @@ ENTERPRISE = "914403001922038216"
 
 
 @pytest.fixture
-def sm_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    spawner = Spawner()
-    monkeypatch.setattr(launcher, "_spawn", spawner)
+def sm_cluster(tmp_path: Path, spawner: Spawner) -> Iterator[Cluster]:
     out = tmp_path / "sm"
     init_network(out, centers=4, suite="sm", base_port=free_port_range(12))
     cluster = Cluster(out, spawner)
@@ -39,7 +42,6 @@ def sm_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Clus
         yield cluster
     finally:
         cluster.down()
-        spawner.reap()
 
 
 @pytest.mark.timeout(300)

@@ -30,10 +30,11 @@ from tests.consortium_helpers import (
     assert_no_fork,
     no_equivocation_in_logs,
     sign_put,
+    spawner_fixture,  # noqa: F401 - the spawner fixture
     wait_for,
     wait_heads_at_least,
 )
-from yilian.node import launcher
+from yilian.cli import launcher
 from yilian.node.storage import SIGN_LOG, WAL
 
 pytestmark = pytest.mark.slow
@@ -45,16 +46,13 @@ COMMIT_TIMEOUT = 90.0  # after a restart: processes start, connect, resume, time
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    spawner = Spawner()
-    monkeypatch.setattr(launcher, "_spawn", spawner)
+def cluster(tmp_path: Path, spawner: Spawner) -> Iterator[Cluster]:
     data_dir = tmp_path / "net"
     try:
         yield Cluster.start_new(data_dir, spawner)
     finally:
         if (data_dir / launcher.NETWORK_FILE).exists():
             launcher.down(data_dir)
-        spawner.reap()
 
 
 def _consensus(c: Cluster, i: int) -> dict[str, Any]:

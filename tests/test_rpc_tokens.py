@@ -170,7 +170,7 @@ def test_auth_config_is_parsed_strictly() -> None:
 def test_the_operator_mints_a_token_with_the_node_secret(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from yilian.node.cli import _rpc_access, main
+    from yilian.cli.main import _rpc_access, main
 
     (tmp_path / "config.json").write_text(json.dumps({"host": "0.0.0.0"}))
     runner = CliRunner()

@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.consortium_helpers import Cluster, Spawner, wait_for
+from tests.consortium_helpers import Cluster, spawning, wait_for
 from yilian.contracts.addresses import GRANTS_ADDRESS
-from yilian.node import launcher
 from yilian.protocol.credit_code import to_bytes32
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import Enterprise, types_mask
@@ -34,9 +33,7 @@ ENTERPRISE = "914403001922038216"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    spawner = Spawner()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(launcher, "_spawn", spawner)
+    with spawning() as spawner:
         net: Cluster | None = None
         try:
             net = Cluster.start_new(tmp_path_factory.mktemp("stall"), spawner, nodes=4)
@@ -47,7 +44,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         finally:
             if net is not None:
                 net.down()
-            spawner.reap()
 
 
 def base(net: Cluster, i: int) -> str:

@@ -12,9 +12,10 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from yilian.api.app import create_app
+from yilian.cli.launcher import START_ID_FILE
 from yilian.node.config import load_config
 from yilian.node.diagnostics import start_from_env as start_diagnostics
-from yilian.node.launcher import START_ID_FILE
 from yilian.node.service import Node
 
 
@@ -39,8 +40,6 @@ def _one_cpu(name: str) -> None:
 
 def run_node(home: Path) -> None:
     """Start the node in ``home`` and serve until SIGINT/SIGTERM; then stop cleanly."""
-    from yilian.api.app import create_app  # api imports node; keep node importable alone
-
     config = load_config(home)
     _one_cpu(config.name)
     logging.basicConfig(

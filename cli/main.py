@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from yilian.node import launcher
+from yilian.cli import launcher
 
 DEFAULT_DIR = Path(".yilian")
 
@@ -138,9 +138,9 @@ def node() -> None:
               required=True, help="Node home with config.json and genesis.json.")
 def node_run(home: Path) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
+    from yilian.cli.runner import run_node
     from yilian.node.config import ConfigError
     from yilian.node.genesis import GenesisError
-    from yilian.node.runner import run_node
     from yilian.node.storage import StorageError
 
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -24,7 +25,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS
 from yilian.network_configs.local import RECORD_STORE_ADDRESS, dev_accounts, local_genesis
@@ -46,7 +47,15 @@ class NodeStatus:
     rpc_url: str
 
 
-def _free_port(preferred: int) -> int:
+def free_port() -> int:
+    """Any free TCP port on 127.0.0.1 (the kernel picks one from its ephemeral range)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_near(preferred: int) -> int:
+    """``preferred`` if it is free on 127.0.0.1, else the first free port of the next 199."""
     for port in [preferred, *range(preferred + 1, preferred + 200)]:
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,6 +65,29 @@ def _free_port(preferred: int) -> int:
                 continue
             return port
     raise LauncherError(f"no free TCP port near {preferred}; pass --base-port")
+
+
+def free_port_range(count: int, attempts: int = 200) -> int:
+    """A base port such that ``base .. base + count - 1`` are all free on 127.0.0.1.
+
+    Chosen below the kernel's ephemeral range (32768+) so the nodes' own outgoing
+    connections cannot take one of them between this check and the bind.
+    """
+    for _ in range(attempts):
+        base = random.randrange(20_000, 32_000 - count)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise LauncherError(f"found no {count} consecutive free TCP ports")
 
 
 def _alive(pid: int | None, home: str) -> bool:
@@ -119,9 +151,9 @@ def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
     if nodes > 1:
         from yilian.network_configs.generate import NetworkInitError, init_network
 
-        first = _free_port(base_port)
+        first = free_port_near(base_port)
         for port in range(first, first + 2 * nodes):
-            if _free_port(port) != port:
+            if free_port_near(port) != port:
                 raise LauncherError(f"port {port} is in use; pass a different --base-port")
         try:
             return init_network(data_dir, centers=nodes, base_port=first)
@@ -139,7 +171,7 @@ def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
     name = "node-1"
     home = (data_dir / name).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    port = _free_port(base_port)
+    port = free_port_near(base_port)
     center = make_center(home, 1, name, f"http://127.0.0.1:{port}", "standard")
     genesis = local_genesis(accounts)
     members = add_members(genesis, "standard", [center], accounts)
@@ -176,11 +208,26 @@ def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
     return network
 
 
-def _spawn(entry: dict[str, Any]) -> int:
-    home = entry["home"]
+class Spawner(Protocol):
+    """Starts the node process of a ``network.json`` entry in the background; returns its pid.
+
+    The process must run ``node_command(entry)`` (``_alive`` recognises a node by its home
+    in the command line) with its output appended to ``entry["log"]``.
+    """
+
+    def __call__(self, entry: dict[str, Any]) -> int: ...
+
+
+def node_command(entry: dict[str, Any]) -> list[str]:
+    """The command line of the node process for ``entry``."""
+    return [sys.executable, "-m", "yilian.cli.main", "node", "run", "--home", entry["home"]]
+
+
+def spawn(entry: dict[str, Any]) -> int:
+    """The default :class:`Spawner`: a detached process in its own session."""
     log = open(entry["log"], "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        [sys.executable, "-m", "yilian.node.cli", "node", "run", "--home", home],
+        node_command(entry),
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
     )
@@ -189,8 +236,11 @@ def _spawn(entry: dict[str, Any]) -> int:
 
 
 def up(data_dir: Path, nodes: int = 1, base_port: int = 8545,
-       timeout: float = 60.0) -> dict[str, Any]:
-    """Start (or restart the stopped nodes of) the local network in ``data_dir``."""
+       timeout: float = 60.0, spawner: Spawner = spawn) -> dict[str, Any]:
+    """Start (or restart the stopped nodes of) the local network in ``data_dir``.
+
+    ``spawner`` starts each node process (tests pass one that keeps the ``Popen``).
+    """
     data_dir = data_dir.resolve()
     if (data_dir / NETWORK_FILE).exists():
         network = read_network(data_dir)
@@ -201,7 +251,7 @@ def up(data_dir: Path, nodes: int = 1, base_port: int = 8545,
         if _alive(entry.get("pid"), entry["home"]):
             continue
         (Path(entry["home"]) / START_ID_FILE).write_text(secrets.token_hex(16) + "\n")
-        entry["pid"] = _spawn(entry)
+        entry["pid"] = spawner(entry)
         started.append(entry)
     _write_network(data_dir, network)
     try:

@@ -1,0 +1,95 @@
+"""What every bench command shares: its error type, its log line, argument types and the
+``main`` wrapper.
+
+:func:`run_main` gives every command the same exit statuses: 130 on Ctrl-C or SIGTERM (the
+command's own ``finally`` blocks stop its networks on the way out), 1 with one logged line
+on a :class:`BenchError` or a launcher error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+from yilian.cli import launcher
+
+R = TypeVar("R")
+
+
+class BenchError(Exception):
+    """The benchmark cannot run or its result is invalid; the message says why."""
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # As Ctrl-C: asyncio.run cancels the running load, then raises KeyboardInterrupt.
+    signal.raise_signal(signal.SIGINT)
+
+
+def run_main(run: Callable[[], R]) -> R | int:
+    """``run()``, or the exit status when it was interrupted (130) or failed (1, logged)."""
+    # A background job (`nohup ... &`) starts with SIGINT ignored; asyncio.run cancels the
+    # load on SIGINT only when its handler is the default one.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return run()
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    except (BenchError, launcher.LauncherError) as exc:
+        log(f"error: {exc}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+def write_json(doc: Any, dest: str) -> None:
+    """``--json [PATH]``: the report as JSON to PATH, or to stdout when PATH is ``-``."""
+    text = json.dumps(doc, indent=2, default=str)
+    if dest == "-":
+        print(text)
+    else:
+        Path(dest).write_text(text + "\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10, got {text}")
+    return value
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's layout; appends a default only where the help has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (action.default not in (None, False, argparse.SUPPRESS)
+                and "default" not in text):
+            text += " (default: %(default)s)"
+        return text

@@ -1,0 +1,1 @@
+"""yilian.cli: the ``yilian`` command line and the local-network process tooling."""
