@@ -14,6 +14,9 @@ first vs the last full interval with their ratio (the drain after the last send,
 the last receipts, is reported as its own interval and left out of that comparison), and
 the second half's trend of p50, p99 and CPU per transaction: mean, least-squares slope, and
 the drift that slope makes over the half as a share of the mean (flat: within noise of 0).
+Where the heap is comes from each node's ``/metrics`` memory gauges (LevelDB's memtables
+and block cache, malloc in use and free, Python's allocated blocks), read every ``--sample``
+seconds and summarised per node the same way.
 
 Definitions: send time is when the ``eth_sendRawTransaction`` request started; receipt
 time is when the poller of the node the transaction was sent to (``eth_blockNumber`` every
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import shutil
@@ -167,6 +171,8 @@ class Soak:
     intervals: list[Interval] = field(default_factory=list)
     rss_samples: list[tuple[float, list[float | None]]] = field(default_factory=list)
     anon_samples: list[tuple[float, list[float | None]]] = field(default_factory=list)
+    # the nodes' /metrics memory gauges (yilian.node.diagnostics.memory_figures), per sample
+    gauges: list[tuple[float, list[dict[str, float]]]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     last_cpu: list[float | None] = field(default_factory=list)
     transport_retries: int = 0
@@ -317,6 +323,7 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
         watchers = [asyncio.create_task(watch_node(soak, rpc, pending, start, stop,
                                                    args.poll_interval))
                     for rpc, pending in zip(rpcs, soak.pending, strict=True)]
+        watchers.append(asyncio.create_task(watch_gauges(soak, urls, stop, args.sample)))
         tasks.update(watchers)
         sends: set[asyncio.Task[None]] = set()
         total = int(args.minutes * 60 * args.rate)
@@ -376,6 +383,27 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
             await rpc.close()
 
 
+async def watch_gauges(soak: Soak, urls: list[str], stop: asyncio.Event,
+                       every: float) -> None:
+    """Read every node's ``/metrics`` memory gauges each ``every`` seconds (a node that does
+    not answer is left out of that sample)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        while not stop.is_set():
+            row: list[dict[str, float]] = []
+            for url in urls:
+                try:
+                    text = (await client.get(url.removesuffix("/rpc") + "/metrics")).text
+                except httpx.HTTPError:
+                    row.append({})
+                    continue
+                row.append({k: float(v) for k, _, v in (
+                    line.partition(" ") for line in text.splitlines()
+                    if line and not line.startswith("#"))})
+            soak.gauges.append((soak.now(), row))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+
 # -- report ------------------------------------------------------------------------------
 
 
@@ -396,6 +424,7 @@ def summary(soak: Soak, nodes: int) -> str:
     # RssAnon: the heap alone, without mapped files (libraries, LevelDB's mmapped tables,
     # which grow with the database and are page cache the kernel can reclaim).
     lines += _memory_lines(soak.anon_samples, nodes, "anonymous RSS (heap)")
+    lines += _gauge_lines(soak.gauges)
     if ivs:
         a, b = ivs[0], ivs[-1]
         lines.append(f"latency first interval p50 {a.p50:.3f} s p99 {a.p99:.3f} s; last full "
@@ -432,6 +461,33 @@ def _trend_lines(ivs: Sequence[Interval]) -> list[str]:
         lines.append(f"second half ({len(points)} intervals): {name} mean {mean:.3f} {unit}, "
                      f"slope {slope:+.4f} {unit}/min, drift over the half "
                      f"{100 * slope * span / mean if mean else math.nan:+.1f}% of the mean")
+    return lines
+
+
+GAUGES = (("yilian_leveldb_memory_bytes", "LevelDB memtables + block cache"),
+          ("yilian_malloc_in_use_bytes", "malloc in use"),
+          ("yilian_malloc_free_bytes", "malloc free in arenas"),
+          ("yilian_python_allocated_blocks", "Python allocated blocks"))
+
+
+def _gauge_lines(gauges: Sequence[tuple[float, list[dict[str, float]]]]) -> list[str]:
+    """Where the heap is, averaged over the nodes: first and last sample and the slope over
+    the second half (MB, or thousands of blocks)."""
+    if not gauges:
+        return []
+    end = gauges[-1][0]
+    lines = []
+    for name, what in GAUGES:
+        scale = 1e3 if name.endswith("blocks") else 2**20
+        unit = "k" if name.endswith("blocks") else "MB"
+        points = [(t, sum(vals) / len(vals) / scale) for t, row in gauges
+                  if (vals := [r[name] for r in row if name in r])]
+        if not points:
+            continue
+        half = [(t, v) for t, v in points if t >= end / 2]
+        lines.append(f"per node (mean): {what} {points[0][1]:.1f} -> {points[-1][1]:.1f} "
+                     f"{unit}, slope over the second half {slope_per_minute(half):+.2f} "
+                     f"{unit}/min")
     return lines
 
 

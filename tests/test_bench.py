@@ -289,6 +289,23 @@ def test_soak_trend_is_measured_over_the_second_half() -> None:
     assert "slope +0.1000 s/min" in p99
 
 
+def test_soak_summarises_the_memory_gauges_over_the_second_half() -> None:
+    from yilian.bench import soak
+
+    mb = 2.0**20
+    gauges = [(60.0 * m, [{"yilian_leveldb_memory_bytes": min(m, 5) * mb,
+                           "yilian_python_allocated_blocks": 400_000.0},
+                          {}])  # the second node did not answer
+              for m in range(11)]
+    lines = soak._gauge_lines(gauges)
+    leveldb = next(line for line in lines if "LevelDB" in line)
+    assert "0.0 -> 5.0 MB" in leveldb and "slope over the second half +0.00 MB/min" in leveldb
+    blocks = next(line for line in lines if "Python allocated blocks" in line)
+    assert "400.0 -> 400.0 k" in blocks
+    assert not any("malloc" in line for line in lines)  # gauges no node reported
+    assert soak._gauge_lines([]) == []
+
+
 def test_soak_reads_rss_and_cpu_of_a_process() -> None:
     import os
 
