@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -127,11 +128,12 @@ def _refuse(item: pytest.Item, real: Callable[..., Any]) -> Callable[..., Any]:
     return refuse
 
 
-# Every way to start a process ends in one of these (subprocess, asyncio subprocesses and
-# multiprocessing's spawn/forkserver use _posixsubprocess.fork_exec or os.posix_spawn;
-# multiprocessing's fork and pty use os.fork / os.forkpty).
+# Every way to start a process ends in one of these: subprocess (and asyncio's subprocesses)
+# in its own _fork_exec or os.posix_spawn, multiprocessing's spawn/forkserver in
+# _posixsubprocess.fork_exec, multiprocessing's fork and pty in os.fork / os.forkpty, and
+# os.system in C.
 _PROCESS_STARTERS = ((os, "fork"), (os, "forkpty"), (os, "posix_spawn"), (os, "posix_spawnp"),
-                     (_posixsubprocess, "fork_exec"))
+                     (os, "system"), (_posixsubprocess, "fork_exec"), (subprocess, "_fork_exec"))
 
 
 @contextlib.contextmanager
