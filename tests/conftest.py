@@ -95,6 +95,7 @@ _PROCESS_MODULES = frozenset({
 _PROCESS_TESTS = frozenset({
     "test_bench.py::test_bench_end_to_end_on_its_own_network",
     "test_bench.py::test_consortium_bench_1_and_4_validators",
+    "test_bench.py::test_records_benchmark_runs_end_to_end",
     "test_bench.py::test_soak_bench_runs_on_4_validators",
     "test_contracts.py::test_loader_does_not_need_vyper",
     "test_rpc_bad_input.py::test_deeply_nested_json_does_not_kill_the_node",
