@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import _posixsubprocess
+import contextlib
 import json
-from collections.abc import Iterator
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +74,83 @@ def fresh_network(tmp_path: Path) -> Iterator[LocalNetwork]:
         net.stop()
 
 
-# The fast lane (`pytest -m "not slow"`) runs no node processes. Tests that start them are
-# marked here in one place: by the fixtures that start a network, and by the modules whose
-# tests start nodes themselves (launcher.up, consortium helpers, spawned node processes).
+# -- the fast lane --------------------------------------------------------------------------
+# The fast lane (`pytest -m "not slow"`, see README) starts no process; CI runs everything.
+# Every test that starts a process (a node, a consortium, `python -c`, multiprocessing) is
+# marked `slow` here, in one place: by the fixtures that start a network, by the modules whose
+# tests start nodes themselves, and by name for single tests. The guard below enforces it: a
+# test not marked `slow` that starts a process fails and says where to mark it.
 _PROCESS_FIXTURES = frozenset({"network", "fresh_network"})
 _PROCESS_MODULES = frozenset({
-    "test_consortium", "test_crash_recovery", "test_other_client", "test_records_e2e",
-    "test_records_sm", "test_web3_e2e",
+    "test_admission_e2e", "test_block_interval", "test_consortium", "test_crash_recovery",
+    "test_launcher_port_clash", "test_other_client", "test_peer_count", "test_records_e2e",
+    "test_records_sm", "test_restart_liveness", "test_stall_e2e", "test_web3_e2e",
 })
+_PROCESS_TESTS = frozenset({
+    "test_bench.py::test_bench_end_to_end_on_its_own_network",
+    "test_bench.py::test_consortium_bench_1_and_4_validators",
+    "test_bench.py::test_records_benchmark_runs_end_to_end",
+    "test_bench.py::test_soak_bench_runs_on_4_validators",
+    "test_contracts.py::test_loader_does_not_need_vyper",
+    "test_rpc_bad_input.py::test_deeply_nested_json_does_not_kill_the_node",
+})
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    module = item.module.__name__.rpartition(".")[2] if isinstance(item, pytest.Function) else ""
+    name = f"{module}.py::{getattr(item, 'originalname', item.name)}"
+    return bool(_PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                or module in _PROCESS_MODULES or name in _PROCESS_TESTS)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        module = item.module.__name__.rpartition(".")[2] if item.module else ""
-        if _PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())) or (
-                module in _PROCESS_MODULES):
+        if _starts_processes(item):
             item.add_marker(pytest.mark.slow)
+
+
+class ProcessStartedError(AssertionError):
+    """A test not marked `slow` started a process."""
+
+
+def _refuse(item: pytest.Item, real: Callable[..., Any]) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ProcessStartedError(
+            f"{item.nodeid} starts a process but is not marked slow: the fast lane runs no "
+            "process. Name the test (or its fixture or module) in tests/conftest.py's "
+            "_PROCESS_TESTS (_PROCESS_FIXTURES, _PROCESS_MODULES).")
+    refuse.__wrapped__ = real  # type: ignore[attr-defined]
+    return refuse
+
+
+# Every way to start a process ends in one of these: subprocess (and asyncio's subprocesses)
+# in its own _fork_exec or os.posix_spawn, multiprocessing's spawn/forkserver in
+# _posixsubprocess.fork_exec, multiprocessing's fork and pty in os.fork / os.forkpty, and
+# os.system in C.
+_PROCESS_STARTERS = ((os, "fork"), (os, "forkpty"), (os, "posix_spawn"), (os, "posix_spawnp"),
+                     (os, "system"), (_posixsubprocess, "fork_exec"), (subprocess, "_fork_exec"))
+
+
+@contextlib.contextmanager
+def _no_processes(item: pytest.Item) -> Iterator[None]:
+    if item.get_closest_marker("slow"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        for owner, name in _PROCESS_STARTERS:
+            real = getattr(owner, name, None)
+            if real is not None:
+                mp.setattr(owner, name, _refuse(item, real))
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _no_processes(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _no_processes(item):
+        return (yield)
