@@ -25,7 +25,7 @@ Python's allocated blocks (objects and their buffers from pymalloc).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
 import json
 import logging
@@ -36,6 +36,7 @@ import tracemalloc
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 ENV_VAR = "YILIAN_TRACEMALLOC"
 SUFFIX = ".tracemalloc"
@@ -234,16 +235,23 @@ class _MallInfo2(ctypes.Structure):
         "fordblks", "keepcost")]
 
 
-def _mallinfo2() -> _MallInfo2 | None:
-    """glibc's ``mallinfo2()`` (2.33+), or None on another C library."""
-    name = ctypes.util.find_library("c")
+@functools.cache
+def _mallinfo2_function() -> Any | None:
+    """glibc's ``mallinfo2`` (2.33+) from the symbols already loaded into the process
+    (``dlopen(NULL)``: no library search, which would start ``ldconfig``), or None."""
     try:
-        fn = ctypes.CDLL(name).mallinfo2
-    except (OSError, AttributeError, TypeError):
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
         return None
     fn.restype = _MallInfo2
-    info: _MallInfo2 = fn()
-    return info
+    fn.argtypes = []
+    return fn
+
+
+def _mallinfo2() -> _MallInfo2 | None:
+    """glibc's ``mallinfo2()``, or None on another C library."""
+    fn = _mallinfo2_function()
+    return None if fn is None else cast(_MallInfo2, fn())
 
 
 def memory_figures() -> dict[str, int]:
