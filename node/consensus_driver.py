@@ -80,9 +80,9 @@ from yilian.node.block_sync import BlockSync
 from yilian.node.chain import BuiltBlock, ChainError
 from yilian.node.crypto.suites import Suite
 from yilian.node.evidence import evidence_record
-from yilian.node.faults import FAULT_ENV as FAULT_ENV  # re-exported for the tests
 from yilian.node.faults import FAULT_EXIT_CODE, crash_after_sign
 from yilian.node.height_pacing import Pacing, start_delay
+from yilian.node.interfaces import LedgerAPI
 from yilian.node.p2p.handshake import Identity, NetworkId
 from yilian.node.p2p.peers import PeerAddress, PeerManager
 from yilian.node.privval import SigningGuard, SigningRefused, Step
@@ -116,16 +116,13 @@ class ConsensusStatus:
 
 
 class ConsensusDriver:
-    def __init__(self, node: Any, suite: Suite, private_key: bytes, *, validator: bool,
+    def __init__(self, ledger: LedgerAPI, suite: Suite, private_key: bytes, *, validator: bool,
                  peers: list[PeerAddress], listen: tuple[str, int],
                  timeouts: TimeoutConfig | None = None) -> None:
-        from yilian.node.service import Node  # circular at import time only
-
-        assert isinstance(node, Node)
-        self.node = node
-        self.core = node.core
+        self.ledger = ledger
+        self.core = ledger.core
         self.suite = suite
-        genesis = node.genesis
+        genesis = ledger.genesis
         self.chain_id = str(genesis.chain_id)
         self.vset = ValidatorSet(tuple(
             Validator(suite.node_id(v.node_key), v.node_key, v.power) for v in genesis.validators))
@@ -133,7 +130,7 @@ class ConsensusDriver:
         own = suite.node_id(self.public_key)
         self.address: bytes | None = own if validator and own in self.vset else None
         self._private = private_key
-        self.guard = SigningGuard(node.store, lambda m: suite.sign(private_key, m))
+        self.guard = SigningGuard(ledger.store, lambda m: suite.sign(private_key, m))
         self.timeouts = timeouts or TimeoutConfig(
             propose_ms=2000, propose_delta_ms=500, prevote_ms=500, prevote_delta_ms=250,
             precommit_ms=500, precommit_delta_ms=250, max_ms=30_000)
@@ -149,9 +146,9 @@ class ConsensusDriver:
         self._pending_height: int | None = None
         self._last_block_at = time.monotonic()
         self._height_started_at = float("-inf")  # when the current height started
-        params = node.genesis.params
+        params = ledger.genesis.params
         self.pacing = Pacing(params.block_interval_ms / 1000, params.heartbeat_ms / 1000)
-        self.sync = BlockSync(node.store, self.core, self._send, self._broadcast)
+        self.sync = BlockSync(ledger.store, self.core, self._send, self._broadcast)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -200,7 +197,7 @@ class ConsensusDriver:
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-        members = self.node.genesis.member_keys
+        members = self.ledger.genesis.member_keys
         self.pm = PeerManager(
             identity=Identity(self.public_key, lambda m: self.suite.sign(self._private, m)),
             network=self._network, verify=self.suite.verify, members=members,
@@ -220,7 +217,7 @@ class ConsensusDriver:
 
     def _on_message(self, peer: bytes, msg_type: int, body: Any) -> None:
         if msg_type == wire.TXS:
-            admit_remote_txs(body, self.node.submit)
+            admit_remote_txs(body, self.ledger.submit)
         else:
             self._inbox.put(("msg", (peer, msg_type, body)))
 
@@ -296,7 +293,7 @@ class ConsensusDriver:
             # Transactions are gossiped once, on admission, to the peers connected then:
             # a peer that (re)connects gets the pending ones now, or it may never see them
             # (an observer never proposes them itself).
-            for chunk in tx_batches(self.node.mempool.pending_raw()):
+            for chunk in tx_batches(self.ledger.mempool.pending_raw()):
                 self._send(item, wire.TXS, chunk)
 
     def _feed(self, first: Input) -> None:
@@ -332,7 +329,7 @@ class ConsensusDriver:
         h = self._pending_height
         return None if h is None else start_delay(
             self.pacing, now=time.monotonic(), height_started_at=self._height_started_at,
-            last_commit_at=self._last_block_at, txs_ready=self.node.mempool.has_ready.is_set(),
+            last_commit_at=self._last_block_at, txs_ready=self.ledger.mempool.has_ready.is_set(),
             peer_started=h in self._held)
 
     def _maybe_start_pending(self) -> None:
@@ -364,9 +361,9 @@ class ConsensusDriver:
     def _propose_value(self, effect: RequestValue) -> Input | None:
         if self.core.head().block_number != effect.height - 1:
             return None
-        params = self.node.genesis.params
+        params = self.ledger.genesis.params
         budget = self.timeouts.propose_ms / 1000 * BUILD_BUDGET_FRACTION
-        built = self.node.build(self.node.mempool.select(params.max_tx_per_block),
+        built = self.ledger.build(self.ledger.mempool.select(params.max_tx_per_block),
                                 proposer=self.address, budget_s=budget,
                                 max_bytes=MAX_PROPOSAL_TX_BYTES)
         value_id = bytes(built.block.hash)
@@ -438,7 +435,7 @@ class ConsensusDriver:
             return
         cert = effect.certificate
         # the certificate and the pruning of the height's sign log land with the block
-        self.node.commit_block(built, {**self.sync.certificate_writes(cert),
+        self.ledger.commit_block(built, {**self.sync.certificate_writes(cert),
                                        **self.guard.prune_writes(effect.height + 1)})
         self._last_block_at = time.monotonic()
         log.info("committed height %d round %d (%d txs)", effect.height, cert.round,
@@ -460,7 +457,7 @@ class ConsensusDriver:
         vote = ev.vote_a
         log.warning("equivocation by validator %s at height %d round %d",
                     vote.validator.hex(), vote.height, vote.round)
-        self.node.store.put(INDEX, *evidence_record(ev), sync=True)
+        self.ledger.store.put(INDEX, *evidence_record(ev), sync=True)
 
     def _fire_timers(self) -> None:
         now = time.monotonic()
@@ -594,5 +591,3 @@ class ConsensusDriver:
     def certificate(self, height: int) -> CommitCertificate | None:
         return self.sync.certificate(height)
 
-
-Submit = Callable[[bytes], bytes]
