@@ -153,11 +153,6 @@ class ConsensusDriver:
     def certificate(self, height: int) -> CommitCertificate | None:
         return self.sync.certificate(height)
 
-    def gossip_tx(self, raw: bytes) -> None:
-        """Queue a locally admitted transaction for the peers (the ledger's admission
-        listener, wired by the composition root)."""
-        self.p2p.gossip_tx(raw)
-
     # -- from the p2p thread -----------------------------------------------------------------
     def _on_message(self, peer: bytes, msg_type: int, body: Any) -> None:
         if msg_type == wire.TXS:

@@ -12,8 +12,8 @@ Invariants:
 * Nothing here admits, builds or commits: the ledger does; this module only wires.
 * The mempool journal is replayed through the ledger's one admission path before the
   node serves or produces anything.
-* In a consortium every transaction submitted locally goes to the peers (the driver's
-  ``gossip_tx`` is the ledger's admission listener).
+* In a consortium every transaction submitted locally goes to the peers (the p2p
+  bridge's ``gossip_tx`` is the ledger's admission listener).
 
 The attributes the API reads (``core``, ``domain``, ``store``, ``mempool``, ``genesis``,
 ``submit``, ``wait_for_commit``, ``subscribe``, ``commit_waiters`` ...) point at the parts.
@@ -64,7 +64,7 @@ class Node:
         self.producer: BlockProducer | None = None
         if config.p2p_port:
             self.consensus = self._make_consensus()
-            self.ledger.on_admitted(self.consensus.gossip_tx)
+            self.ledger.on_admitted(self.consensus.p2p.gossip_tx)
         else:
             self.producer = BlockProducer(self.ledger, self.genesis.params)
         self.liveness = Liveness(self.ledger, self.consensus)
