@@ -49,8 +49,9 @@ from yilian.api.rpc_format import (
 )
 from yilian.api.rpc_framing import WorkBudget
 from yilian.api.rpc_permissions import guarded
+from yilian.node.interfaces import CommittedBlock
 from yilian.node.mempool import Rejected
-from yilian.node.service import CommittedBlock, Node
+from yilian.node.service import Node
 
 log = logging.getLogger("yilian.rpc")
 

@@ -175,7 +175,7 @@ def _checked_call(node: Node, raw: bytes, contract: bytes, functions: frozenset[
 
 def _final(node: Node, record: TxRecord) -> TxRecord:
     try:
-        return final_record(node, record)
+        return final_record(node.ledger, record)
     except TxFailed as exc:
         raise ApiError(409, exc.reason, str(exc),
                        {"tx_hash": "0x" + bytes(record.tx.hash).hex()}) from None
@@ -251,7 +251,7 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
                        "new one for the same change)", {**kept, "chain": health.json()})
     with slots.slot(bytes(tx.sender), kept):
         try:
-            return await wait_committed(node, tx_hash, COMMIT_TIMEOUT_S)
+            return await wait_committed(node.ledger, tx_hash, COMMIT_TIMEOUT_S)
         except TxFailed as exc:
             if exc.reason != "commit_timeout":
                 raise ApiError(409, exc.reason, str(exc),

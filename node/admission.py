@@ -1,7 +1,7 @@
 """Admission: the one path by which a transaction enters the mempool, and every rule it meets.
 
 JSON-RPC, REST, peer gossip and the mempool-journal replay after a restart all call
-``Node.admit``, which runs :func:`check_transaction` and then hands the transaction to the
+``Ledger.admit``, which runs :func:`check_transaction` and then hands the transaction to the
 mempool. The rules, in the order they are applied (each refusal is a :class:`Rejected`
 whose ``reason`` tag is stable and whose message says what to do):
 

@@ -17,18 +17,26 @@ Every node shows its own under ``audience`` in ``/healthz``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from yilian.node.config import NodeConfig
 from yilian.node.domain import code_of
-from yilian.node.key_service import ServiceError
-
-if TYPE_CHECKING:
-    from yilian.node.service import Node
+from yilian.node.key_service import KeyService, ServiceError
 
 _NOT_ALLOWED = re.compile(r"[^0-9A-Za-z:._-]")
 
 
-def request_audience(node: Node) -> str:
+class NamedNode(Protocol):
+    """What the audience is made of: the node's key service (if any) and configuration."""
+
+    @property
+    def key_service(self) -> KeyService | None: ...
+
+    @property
+    def config(self) -> NodeConfig: ...
+
+
+def request_audience(node: NamedNode) -> str:
     """This node's audience (stable while its center stays registered)."""
     if node.key_service is not None:
         try:

@@ -4,7 +4,7 @@ transactions (published records, access receipts) and waits for them to commit.
 Invariants: nonces are assigned under one lock from the mempool's pending nonce, so
 concurrent requests never collide; a transaction is reported successful only after its
 block is committed (final under BFT) with status 1; a revert is reported with the
-contract's reason string. Waiting holds no thread (``Node.wait_for_commit``); the short
+contract's reason string. Waiting holds no thread (``LedgerAPI.wait_for_commit``); the short
 blocking steps (signing, admission, revert replay) run in the loop's executor. When the
 chain is stalled (``yilian.node.liveness``) nothing is submitted: the call fails at once
 with ``no_quorum`` or ``no_commit`` instead of adding a transaction that cannot commit.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING
 
 from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
@@ -22,10 +21,8 @@ from eth_utils import to_checksum_address
 
 from yilian.contracts.abi import revert_reason
 from yilian.node.chain import TxRecord
+from yilian.node.interfaces import HealthCheck, LedgerAPI
 from yilian.node.mempool import Rejected
-
-if TYPE_CHECKING:
-    from yilian.node.service import Node
 
 TX_GAS = 2_000_000
 
@@ -40,8 +37,9 @@ class TxFailed(RuntimeError):
 
 
 class CenterAccount:
-    def __init__(self, node: Node, private_key: bytes) -> None:
-        self.node = node
+    def __init__(self, ledger: LedgerAPI, liveness: HealthCheck, private_key: bytes) -> None:
+        self.ledger = ledger
+        self.liveness = liveness
         self._account = Account.from_key(private_key)
         self.address = bytes.fromhex(self._account.address[2:])
         self._lock = threading.Lock()
@@ -53,20 +51,20 @@ class CenterAccount:
     def submit(self, to: bytes, data: bytes) -> bytes:
         """Sign and admit one transaction; return its hash (Rejected propagates)."""
         with self._lock:
-            nonce = self.node.mempool.pending_nonce(self.address)
+            nonce = self.ledger.mempool.pending_nonce(self.address)
             signed = self._account.sign_transaction({
-                "type": 2, "chainId": self.node.genesis.chain_id, "nonce": nonce,
+                "type": 2, "chainId": self.ledger.genesis.chain_id, "nonce": nonce,
                 "to": to_checksum_address(to), "value": 0, "data": data, "gas": TX_GAS,
                 "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
             })
-            return self.node.submit(bytes(signed.raw_transaction))
+            return self.ledger.submit(bytes(signed.raw_transaction))
 
     async def send(self, to: bytes, data: bytes, timeout: float = 30.0) -> TxRecord:
         """Submit and wait until final. TxFailed: ``reverted`` (with the contract's reason),
         ``no_quorum``/``no_commit`` (chain stalled; nothing was submitted),
         ``commit_timeout`` (submitted and still pending), or the node's admission reason
         (e.g. ``mempool_full``)."""
-        health = await asyncio.to_thread(self.node.liveness.check)
+        health = await asyncio.to_thread(self.liveness.check)
         if health.stalled:
             problem = health.problems[0]
             raise TxFailed(problem.reason, f"the chain is stalled ({problem.message}); "
@@ -76,7 +74,7 @@ class CenterAccount:
         except Rejected as exc:
             raise TxFailed(exc.reason, f"the node refused the center's transaction: {exc}"
                            ) from None
-        return await wait_committed(self.node, tx_hash, timeout)
+        return await wait_committed(self.ledger, tx_hash, timeout)
 
 
 def pending_message(tx_hash: bytes, timeout: float) -> str:
@@ -87,39 +85,39 @@ def pending_message(tx_hash: bytes, timeout: float) -> str:
             "are idempotent) instead of sending a new transaction")
 
 
-async def wait_committed(node: Node, tx_hash: bytes, timeout: float) -> TxRecord:
+async def wait_committed(ledger: LedgerAPI, tx_hash: bytes, timeout: float) -> TxRecord:
     """The committed record of ``tx_hash`` (waiting up to ``timeout`` s, no thread held);
     TxFailed on revert (with the reason) or ``commit_timeout`` (still pending)."""
-    committed = await node.wait_for_commit(tx_hash, timeout)
-    record = node.core.tx_record(tx_hash) if committed else None
+    committed = await ledger.wait_for_commit(tx_hash, timeout)
+    record = ledger.core.tx_record(tx_hash) if committed else None
     if record is None:
         raise TxFailed("commit_timeout", pending_message(tx_hash, timeout), tx_hash)
-    return await asyncio.to_thread(final_record, node, record)
+    return await asyncio.to_thread(final_record, ledger, record)
 
 
-def final_record(node: Node, record: TxRecord) -> TxRecord:
+def final_record(ledger: LedgerAPI, record: TxRecord) -> TxRecord:
     """``record`` if it succeeded; TxFailed ``reverted`` with the contract's reason."""
     if record.receipt.state_root != b"\x01":  # EIP-658 status lives here
-        raise TxFailed("reverted", _revert_reason(node, record), bytes(record.tx.hash))
+        raise TxFailed("reverted", _revert_reason(ledger, record), bytes(record.tx.hash))
     return record
 
 
-def _revert_reason(node: Node, record: TxRecord) -> str:
+def _revert_reason(ledger: LedgerAPI, record: TxRecord) -> str:
     """Re-run a reverted transaction on its parent state to recover the revert reason.
 
     Earlier transactions of the same block are not replayed first, so the reason is the
     one the call gives on the parent state; for the domain contracts' checks that is the
     reason that applied (they depend on state the same block rarely changes)."""
-    header = node.core.header_by_number(record.block_number - 1)
+    header = ledger.core.header_by_number(record.block_number - 1)
     if header is None:
         return "transaction reverted"
     tx = record.tx
     try:
-        nonce = node.core.reader().get_vm(header).state.get_nonce(tx.sender)
-        unsigned = node.core.vm_class.create_unsigned_transaction(
+        nonce = ledger.core.reader().get_vm(header).state.get_nonce(tx.sender)
+        unsigned = ledger.core.vm_class.create_unsigned_transaction(
             nonce=nonce, gas_price=0, gas=tx.gas, to=tx.to, value=tx.value, data=tx.data)
         spoof = SpoofTransaction(unsigned, from_=tx.sender)
-        computation = node.core.call(spoof, header, TX_GAS)  # type: ignore[arg-type]
+        computation = ledger.core.call(spoof, header, TX_GAS)  # type: ignore[arg-type]
     except Exception:
         return "transaction reverted"
     return revert_reason(computation.output) or "transaction reverted"

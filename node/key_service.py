@@ -29,11 +29,14 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from eth_hash.auto import keccak
 
+from yilian.crypto.suites import load_private_key
 from yilian.node.center_account import CenterAccount, TxFailed
+from yilian.node.config import NodeConfig
 from yilian.node.domain import (
     GRANT_STATUS,
     GRANTS,
@@ -43,13 +46,12 @@ from yilian.node.domain import (
     RecordMeta,
     code_of,
 )
+from yilian.node.genesis import Genesis
+from yilian.node.interfaces import HealthCheck, LedgerAPI
 from yilian.protocol import envelope, standard
 from yilian.protocol.credit_code import CreditCodeError
 from yilian.protocol.credit_code import to_bytes32 as code_to_id
 from yilian.protocol.record_ids import record_id_for
-
-if TYPE_CHECKING:
-    from yilian.node.service import Node
 
 REQUEST_ID_TAG = b"yilian-key-request-v1"
 MAX_CIPHERTEXT = 32768  # Records.publish takes ciphertext: Bytes[32768]
@@ -138,12 +140,12 @@ def request_id_for(account: bytes, nonce: str) -> bytes:
 
 
 class KeyService:
-    def __init__(self, node: Node, domain: Domain, account: CenterAccount,
+    def __init__(self, genesis: Genesis, domain: Domain, account: CenterAccount,
                  enc_private: bytes) -> None:
-        self.node = node
+        self.genesis = genesis
         self.domain = domain
         self.account = account
-        self.suite = node.genesis.suite
+        self.suite = genesis.suite
         self._enc_private = enc_private
         self._center: bytes | None = None
 
@@ -160,7 +162,7 @@ class KeyService:
 
     def _aad(self, meta: RecordMeta, version: int, schema: int) -> bytes:
         return envelope.record_aad(
-            self.node.genesis.chain_id, RECORDS, meta.record_id, version, meta.rtype,
+            self.genesis.chain_id, RECORDS, meta.record_id, version, meta.rtype,
             meta.subject, meta.owner, schema)
 
     # -- publishing -----------------------------------------------------------------------
@@ -464,17 +466,15 @@ class KeyService:
         return replace(plan, request_id=request_id, receipt_call=data)
 
 
-def load_key_service(node: Node, domain: Domain) -> KeyService | None:
+def load_key_service(config: NodeConfig, home: Path, ledger: LedgerAPI, liveness: HealthCheck,
+                     domain: Domain) -> KeyService | None:
     """The key service when the node is configured with a center account and enc key."""
-    from yilian.crypto.suites import load_private_key
-
-    cfg = node.config
-    if not (cfg.account_key_file and cfg.enc_key_file and domain.enabled):
+    if not (config.account_key_file and config.enc_key_file and domain.enabled):
         return None
 
     def path(name: str) -> os.PathLike[str] | str:
-        return name if os.path.isabs(name) else node.home / name
+        return name if os.path.isabs(name) else home / name
 
-    account = CenterAccount(node, load_private_key(path(cfg.account_key_file)))
-    enc_private = load_private_key(path(cfg.enc_key_file))
-    return KeyService(node, domain, account, enc_private)
+    account = CenterAccount(ledger, liveness, load_private_key(path(config.account_key_file)))
+    enc_private = load_private_key(path(config.enc_key_file))
+    return KeyService(ledger.genesis, domain, account, enc_private)

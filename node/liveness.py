@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from yilian.node.service import Node
+from yilian.node.interfaces import ChainHealth, ConsensusView, LedgerAPI, Problem
 
 # A healthy height decides in round 0 (~1 s); three failed rounds with the default
 # timeouts (propose 2 s + 0.5 s per round, prevote/precommit 0.5 s + 0.25 s per round)
@@ -33,57 +30,28 @@ if TYPE_CHECKING:
 STALL_AFTER_S = 20.0
 
 
-@dataclass(frozen=True)
-class Problem:
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class ChainHealth:
-    quorum: bool
-    voting_power: int  # of the validators this node is connected to, itself included
-    total_power: int
-    peers: int
-    head: int
-    last_commit_age_s: float | None  # since this process last committed a block
-    problems: tuple[Problem, ...] = field(default=())
-
-    @property
-    def stalled(self) -> bool:
-        return bool(self.problems)
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "stalled": self.stalled,
-            "reasons": [{"reason": p.reason, "message": p.message} for p in self.problems],
-            "quorum": self.quorum, "votingPower": self.voting_power,
-            "totalVotingPower": self.total_power, "peers": self.peers, "head": self.head,
-            "lastCommitAgeSeconds": (None if self.last_commit_age_s is None
-                                     else round(self.last_commit_age_s, 1)),
-        }
-
-
 class Liveness:
     """Tracks commits and waiting transactions of one node; ``check()`` judges them."""
 
-    def __init__(self, node: Node, stall_after_s: float = STALL_AFTER_S) -> None:
-        self.node = node
+    def __init__(self, ledger: LedgerAPI, consensus: ConsensusView | None,
+                 stall_after_s: float = STALL_AFTER_S) -> None:
+        self.ledger = ledger
+        self.consensus = consensus
         self.stall_after_s = stall_after_s
         self._lock = threading.Lock()
         self._last_commit: float | None = None
         self._ready_since: float | None = None
 
     def committed(self) -> None:
-        """A block was committed (called by the node's commit path)."""
+        """A block was committed (a ledger subscriber: called on every commit)."""
         with self._lock:
             self._last_commit = time.monotonic()
             self._ready_since = None
 
     def _power(self) -> tuple[int, int, int]:
         """(connected voting power incl. this node, total voting power, peers)."""
-        validators = self.node.genesis.validators
-        driver = self.node.consensus
+        validators = self.ledger.genesis.validators
+        driver = self.consensus
         if driver is None:  # a single validator: it is the quorum
             return 1, 1, 0
         total = sum(v.power for v in validators)
@@ -98,7 +66,7 @@ class Liveness:
         power, total, peers = self._power()
         quorum = 3 * power > 2 * total
         now = time.monotonic()
-        ready = self.node.mempool.has_ready.is_set()
+        ready = self.ledger.mempool.has_ready.is_set()
         with self._lock:
             if not ready:
                 self._ready_since = None
@@ -116,5 +84,5 @@ class Liveness:
             problems.append(Problem(
                 "no_commit", f"transactions have waited {waiting_s:.0f} s without a block "
                 "being committed; check the validators' logs and connectivity"))
-        return ChainHealth(quorum, power, total, peers, self.node.core.head().block_number,
+        return ChainHealth(quorum, power, total, peers, self.ledger.core.head().block_number,
                            None if last is None else now - last, tuple(problems))

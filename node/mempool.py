@@ -1,6 +1,6 @@
 """The mempool: admitted transactions waiting for a block.
 
-Every transaction reaches it through ``Node.admit`` after :mod:`yilian.node.admission`'s
+Every transaction reaches it through ``Ledger.admit`` after :mod:`yilian.node.admission`'s
 ``check_transaction`` (encoding, signature, gas, sender, domain and account rules). The
 pool then applies its own rules, under its lock (each rejection a :class:`Rejected`):
 

@@ -27,7 +27,9 @@ from yilian.network_configs.local import (
     local_genesis,
 )
 from yilian.node.config import parse_config
-from yilian.node.service import CommittedBlock, Node
+from yilian.node.interfaces import CommittedBlock
+from yilian.node.producer import produce
+from yilian.node.service import Node
 
 ACCOUNTS: list[DevAccount] = dev_accounts()
 KEYS: list[str] = [a.private_key for a in ACCOUNTS]
@@ -75,7 +77,7 @@ def make_client(node: Node, *, raise_server_exceptions: bool = True) -> TestClie
 
 def produce_all(node: Node, max_count: int = 10_000) -> CommittedBlock | None:
     """Build and commit one block from whatever the mempool has ready."""
-    return node.produce(node.mempool.select(max_count))
+    return produce(node.ledger, node.mempool.select(max_count))
 
 
 def record_put_data(key: bytes, value: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""The one admission path (``admission.check_transaction`` via ``Node.admit``), the block
+"""The one admission path (``admission.check_transaction`` via ``Ledger.admit``), the block
 builder's per-transaction failure handling, the gas caps and the journal replay, in process.
 
 Network: the local development genesis with the domain contracts (admin = dev account 0,
@@ -27,7 +27,7 @@ from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, ROLE_ENT
 from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.generate import dev_members
 from yilian.network_configs.local import LOCAL_CHAIN_ID, RECORD_STORE_ADDRESS, local_genesis
-from yilian.node import admission, execution_limits
+from yilian.node import admission, execution_limits, producer
 from yilian.node.admission import Rejected, decode_transaction
 from yilian.node.chain import BlockEnv, ChainCore, ChainError
 from yilian.node.config import parse_config
@@ -77,7 +77,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 
 def produce(node: Node) -> None:
-    node.produce(node.mempool.select(node.genesis.params.max_tx_per_block))
+    producer.produce(node.ledger, node.mempool.select(node.genesis.params.max_tx_per_block))
 
 
 def tx_fields(nonce: int, **kw: Any) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def grant(key: str, nonce: int, owner: str) -> bytes:
 
 def refused(node: Node, raw_tx: bytes) -> Rejected:
     with pytest.raises(Rejected) as info:
-        node.admit(raw_tx)
+        node.ledger.admit(raw_tx)
     return info.value
 
 
@@ -159,8 +159,9 @@ def test_a_contract_cannot_send(tmp_path: Path) -> None:
 
 def test_funds_are_checked_at_the_head(node: Node) -> None:
     fresh = Account.create()
-    node.rules = dataclasses.replace(
-        node.rules, operators=node.rules.operators | {bytes.fromhex(fresh.address[2:])})
+    rules = node.ledger.rules
+    node.ledger.rules = dataclasses.replace(
+        rules, operators=rules.operators | {bytes.fromhex(fresh.address[2:])})
     err = refused(node, raw("0x" + bytes(fresh.key).hex(), 0, value=1))
     assert err.reason == "insufficient_funds"
 
@@ -204,9 +205,9 @@ def test_journal_replay_goes_through_admission(tmp_path: Path) -> None:
     the journal on restart instead of being re-admitted."""
     n = start_node(tmp_path, genesis_doc())
     good = raw(KEYS[OPERATOR], 0)
-    n.admit(good)
+    n.ledger.admit(good)
     suspended_grant = grant(KEYS[ENTERPRISE_2], 0, MEMBERS[ENTERPRISE_2]["id"])
-    n.admit(suspended_grant)
+    n.ledger.admit(suspended_grant)
     oversized = raw(KEYS[OPERATOR + 1], 0, **OVERSIZED_INITCODE)
     n.store.put(MEMPOOL, bytes(decode(oversized).hash), oversized)
     n.store.close()
@@ -215,8 +216,8 @@ def test_journal_replay_goes_through_admission(tmp_path: Path) -> None:
         assert len(n.mempool) == 3 - 1
         suspend = call(KEYS[ADMIN], 0, "Members", MEMBERS_ADDRESS, "set_active",
                        to_bytes32(MEMBERS[ENTERPRISE_2]["id"]), False)
-        n.admit(suspend)
-        n.produce([decode(suspend)])
+        n.ledger.admit(suspend)
+        producer.produce(n.ledger, [decode(suspend)])
     finally:
         n.store.close()
     n = start_node(tmp_path)
@@ -326,8 +327,8 @@ def test_proposals_over_the_caps_are_refused_before_executing(tmp_path: Path) ->
 
 
 def test_operator_and_member_accounts_send_others_are_refused(node: Node) -> None:
-    node.admit(raw(KEYS[OPERATOR], 0))  # operator: in authorisedSenders, no member
-    node.admit(grant(KEYS[ENTERPRISE], 0, ENTERPRISE_CODE))  # member: not in the list
+    node.ledger.admit(raw(KEYS[OPERATOR], 0))  # operator: in authorisedSenders, no member
+    node.ledger.admit(grant(KEYS[ENTERPRISE], 0, ENTERPRISE_CODE))  # member: not in the list
     outsider = "0x" + "42" * 32
     assert refused(node, raw(outsider, 0)).reason == "unauthorised"
 
@@ -340,29 +341,29 @@ def test_member_added_after_genesis_transacts_at_once_and_suspension_stops_it(
     assert refused(node, grant(key, 0, code)).reason == "unauthorised"
     add = call(KEYS[ADMIN], 0, "Members", MEMBERS_ADDRESS, "add_member", to_bytes32(code),
                ROLE_ENTERPRISE, "新企业 Newcomer Co.", b"\x01" * 32, "", newcomer.address)
-    node.admit(add)
+    node.ledger.admit(add)
     produce(node)
     assert status(node, add) == 1
     first = grant(key, 0, code)
-    node.admit(first)  # the very next block's head already knows it
+    node.ledger.admit(first)  # the very next block's head already knows it
     produce(node)
     assert status(node, first) == 1
     # A second account for the same member (key rotation) transacts at once too.
     rotated = Account.create()
     add_account = call(KEYS[ADMIN], 1, "Members", MEMBERS_ADDRESS, "add_account",
                        to_bytes32(code), rotated.address)
-    node.admit(add_account)
+    node.ledger.admit(add_account)
     produce(node)
-    node.admit(grant("0x" + bytes(rotated.key).hex(), 0, code))
+    node.ledger.admit(grant("0x" + bytes(rotated.key).hex(), 0, code))
     # Suspended: refused at once, except revoking its own grants.
     suspend = call(KEYS[ADMIN], 2, "Members", MEMBERS_ADDRESS, "set_active",
                    to_bytes32(code), False)
-    node.admit(suspend)
+    node.ledger.admit(suspend)
     produce(node)
     err = refused(node, grant(key, 1, code))
     assert err.reason == "suspended" and "revoke" in err.message
     revoke = call(key, 1, "Grants", GRANTS_ADDRESS, "revoke", 1)
-    node.admit(revoke)
+    node.ledger.admit(revoke)
 
 
 # -- property: admission and build agree ---------------------------------------------------
@@ -400,10 +401,10 @@ def test_admission_and_build_agree(node: Node, txs: list[dict[str, Any]]) -> Non
         raw_tx = raw(KEYS[5 + i], 0, **fields)
         t = decode(raw_tx)
         try:
-            admission.check_transaction(raw_tx, node.rules, node)
+            admission.check_transaction(raw_tx, node.ledger.rules, node.ledger)
         except Rejected:
             try:
-                admission.validate_transaction(t, node.rules.max_tx_gas)
+                admission.validate_transaction(t, node.ledger.rules.max_tx_gas)
             except Rejected as stateless:
                 built = node.core.build([t], BlockEnv(timestamp=1, proposer=b"\x01" * 20))
                 assert not built.block.transactions

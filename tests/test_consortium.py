@@ -76,7 +76,7 @@ from yilian.consensus import (
 from yilian.crypto.suites import get_suite, load_private_key
 from yilian.network_configs.generate import init_network
 from yilian.node import wire
-from yilian.node.consensus_driver import FAULT_ENV, FAULT_EXIT_CODE
+from yilian.node.faults import FAULT_ENV, FAULT_EXIT_CODE
 from yilian.node.genesis import load_genesis
 from yilian.node.p2p.frames import ChannelClosed, FrameError
 from yilian.node.p2p.handshake import (

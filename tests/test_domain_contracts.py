@@ -170,7 +170,7 @@ class Domain:
         # tests are about what the contracts themselves enforce.
         built = self.node.core.build([tx], BlockEnv(timestamp, self.node.proposer))
         assert not built.skipped, built.skipped
-        committed = self.node.commit_block(built)
+        committed = self.node.ledger.commit_block(built)
         (receipt,) = committed.receipts
         return receipt
 

@@ -92,15 +92,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 @contextlib.contextmanager
 def producer_stopped(node: Node) -> Iterator[None]:
     """No block is made inside the block: admitted transactions wait (a stalled chain)."""
-    node._stop.set()
-    node.mempool.has_ready.set()
-    assert node._thread is not None
-    node._thread.join(timeout=30)
+    assert node.producer is not None
+    node.producer.stop()
     try:
         yield
     finally:
-        node._stop.clear()
-        node.start()
+        node.producer.start()
 
 
 def sign_grant(member: int, nonce: int, purpose: str) -> str:

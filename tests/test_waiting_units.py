@@ -174,7 +174,7 @@ def fake_node(connected: list[bytes], powers: list[int], *, observer: bool = Fal
 def test_quorum_is_more_than_two_thirds_of_the_connected_voting_power(
         connected: list[int], powers: list[int], observer: bool, quorum: bool) -> None:
     node = fake_node(connected, powers, observer=observer)
-    health = Liveness(node).check()
+    health = Liveness(node, node.consensus).check()
     own = 0 if observer else powers[0]
     power = own + sum(powers[i] for i in connected)
     assert (health.voting_power, health.total_power) == (power, sum(powers))
@@ -187,7 +187,7 @@ def test_quorum_is_more_than_two_thirds_of_the_connected_voting_power(
 
 def test_a_stall_is_reported_only_while_executable_transactions_wait_too_long() -> None:
     node = fake_node([1, 2, 3], [1, 1, 1, 1], ready=False)
-    liveness = Liveness(node, stall_after_s=0.05)
+    liveness = Liveness(node, node.consensus, stall_after_s=0.05)
     assert not liveness.check().stalled  # idle: never stalled
     node.mempool.has_ready.set()
     assert not liveness.check().stalled  # just observed

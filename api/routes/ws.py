@@ -38,7 +38,8 @@ from yilian.api.rpc import RpcHandler
 from yilian.api.rpc_errors import InvalidParams, LimitExceeded
 from yilian.api.rpc_permissions import visible_logs
 from yilian.node.config import RpcLimits
-from yilian.node.service import CommittedBlock, Node
+from yilian.node.interfaces import CommittedBlock
+from yilian.node.service import Node
 
 router = APIRouter()
 CLOSE_TOO_SLOW = 1008  # policy violation

@@ -1,0 +1,138 @@
+"""The small typed interfaces the node's parts depend on (in the style of py-evm's ``eth/abc.py``).
+
+The parts of a node (the ledger, the consensus driver, the block producer, the key service,
+the center account, liveness) know each other only through these protocols and value
+types, never through each other's classes or the composition root (:mod:`yilian.node.service`).
+
+Invariants:
+
+* This module imports no other module of the node's parts (only the data layers below
+  them: chain, storage, mempool, genesis), so any part can import it without a circle.
+* :class:`LedgerAPI` is the one way to change the chain: transactions enter through
+  ``admit``/``submit`` and blocks through ``commit_block``; everything else reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+
+from yilian.node.chain import BuiltBlock, ChainCore
+from yilian.node.genesis import Genesis
+from yilian.node.mempool import Mempool
+from yilian.node.storage import Store
+
+
+@dataclass(frozen=True)
+class CommittedBlock:
+    """A block as announced to subscribers, after its batch is synced to disk."""
+
+    block: BlockAPI
+    receipts: tuple[ReceiptAPI, ...]
+
+
+Listener = Callable[[CommittedBlock], None]
+AdmissionListener = Callable[[bytes], None]  # called with each locally admitted raw tx
+
+
+class LedgerAPI(Protocol):
+    """Submit, build, commit, wait for commits and subscribe to them (:mod:`yilian.node.ledger`)."""
+
+    @property
+    def core(self) -> ChainCore: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def mempool(self) -> Mempool: ...
+
+    @property
+    def genesis(self) -> Genesis: ...
+
+    def admit(self, raw: bytes, *, journal: bool = True) -> bytes:
+        """The one admission path; returns the hash, raises ``Rejected``."""
+        ...
+
+    def submit(self, raw: bytes, *, gossip: bool = True) -> bytes:
+        """Admit, then tell the admission listeners (gossip) unless ``gossip`` is False."""
+        ...
+
+    def on_admitted(self, listener: AdmissionListener) -> None:
+        """Call ``listener`` with every transaction submitted with ``gossip``."""
+        ...
+
+    def build(self, txs: list[SignedTransactionAPI], proposer: bytes | None = None,
+              budget_s: float | None = None, max_bytes: int | None = None) -> BuiltBlock:
+        """A block on the committed head from ``txs``."""
+        ...
+
+    def commit_block(self, built: BuiltBlock,
+                     extra: dict[bytes, bytes | None] | None = None) -> CommittedBlock:
+        """Commit a built or imported block atomically with ``extra``; announce it."""
+        ...
+
+    async def wait_for_commit(self, tx_hash: bytes, timeout: float) -> bool:
+        """True once ``tx_hash`` is committed, False after ``timeout`` seconds."""
+        ...
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every committed block; returns the unsubscribe call."""
+        ...
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ChainHealth:
+    quorum: bool
+    voting_power: int  # of the validators this node is connected to, itself included
+    total_power: int
+    peers: int
+    head: int
+    last_commit_age_s: float | None  # since this process last committed a block
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def stalled(self) -> bool:
+        return bool(self.problems)
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "stalled": self.stalled,
+            "reasons": [{"reason": p.reason, "message": p.message} for p in self.problems],
+            "quorum": self.quorum, "votingPower": self.voting_power,
+            "totalVotingPower": self.total_power, "peers": self.peers, "head": self.head,
+            "lastCommitAgeSeconds": (None if self.last_commit_age_s is None
+                                     else round(self.last_commit_age_s, 1)),
+        }
+
+
+class HealthCheck(Protocol):
+    """Is the chain making progress (:class:`yilian.node.liveness.Liveness`)."""
+
+    def check(self) -> ChainHealth: ...
+
+
+class PeerSet(Protocol):
+    def connected_peers(self) -> Iterable[bytes]: ...
+
+
+class ConsensusView(Protocol):
+    """What liveness reads of the consensus driver: its peers and its own validator key."""
+
+    @property
+    def pm(self) -> PeerSet | None: ...
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    @property
+    def address(self) -> bytes | None: ...
