@@ -15,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
 from eth_utils import to_checksum_address
 
 from yilian.contracts.abi import revert_reason
+from yilian.contracts.addresses import DOMAIN_TX_GAS
 from yilian.node.chain import TxRecord
 from yilian.node.interfaces import HealthCheck, LedgerAPI
 from yilian.node.mempool import Rejected
-
-TX_GAS = 2_000_000
 
 
 class TxFailed(RuntimeError):
@@ -54,7 +52,7 @@ class CenterAccount:
             nonce = self.ledger.mempool.pending_nonce(self.address)
             signed = self._account.sign_transaction({
                 "type": 2, "chainId": self.ledger.genesis.chain_id, "nonce": nonce,
-                "to": to_checksum_address(to), "value": 0, "data": data, "gas": TX_GAS,
+                "to": to_checksum_address(to), "value": 0, "data": data, "gas": DOMAIN_TX_GAS,
                 "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
             })
             return self.ledger.submit(bytes(signed.raw_transaction))
@@ -113,11 +111,8 @@ def _revert_reason(ledger: LedgerAPI, record: TxRecord) -> str:
         return "transaction reverted"
     tx = record.tx
     try:
-        nonce = ledger.core.reader().get_vm(header).state.get_nonce(tx.sender)
-        unsigned = ledger.core.vm_class.create_unsigned_transaction(
-            nonce=nonce, gas_price=0, gas=tx.gas, to=tx.to, value=tx.value, data=tx.data)
-        spoof = SpoofTransaction(unsigned, from_=tx.sender)
-        computation = ledger.core.call(spoof, header, TX_GAS)  # type: ignore[arg-type]
+        call = ledger.core.call_tx(tx.sender, tx.to, tx.data, header, tx.gas, value=tx.value)
+        computation = ledger.core.call(call, header, DOMAIN_TX_GAS)
     except Exception:
         return "transaction reverted"
     return revert_reason(computation.output) or "transaction reverted"
