@@ -471,8 +471,17 @@ def test_a_64_kib_regex_bomb_is_answered_while_health_stays_fast(network: Any) -
                 health.append(time.monotonic() - t)
                 time.sleep(0.02)
 
+    def polls_after(n: int) -> None:
+        """Wait until the poller has finished more than ``n`` polls (so /healthz is
+        measured before and after the bombs, however fast they are answered)."""
+        deadline = time.monotonic() + 30
+        while len(health) <= n and poller.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(health) > n, "the /healthz poller finished no request"
+
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
+    polls_after(0)
     took: dict[str, float] = {}
     with httpx.Client(timeout=30) as c:
         for name, url in (("rpc", network.rpc), ("v1", base + "/v1/records")):
@@ -485,6 +494,7 @@ def test_a_64_kib_regex_bomb_is_answered_while_health_stays_fast(network: Any) -
         ws.send(bomb.decode())
         assert json.loads(ws.recv(timeout=30))["error"]["code"] == -32700
         took["ws"] = time.monotonic() - t
+    polls_after(len(health))
     stop.set()
     poller.join(30)
     print(f"answered in {took}; /healthz max {max(health):.3f} s over {len(health)} polls")
