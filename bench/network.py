@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,21 @@ def _pid_running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def start_network(data_dir: Path, timeout: float = 60.0, nodes: int = 1) -> dict[str, Any]:
+def start_network(data_dir: Path, timeout: float = 60.0, nodes: int = 1,
+                  env: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """``launcher.up`` a fresh network of ``nodes`` node processes in ``data_dir``: one
-    node is a single validator, more a BFT consortium of that many validators. Returns
-    network.json."""
+    node is a single validator, more a BFT consortium of that many validators. ``env``
+    adds environment variables per node name (e.g. ``{"center-1": {"MALLOC_ARENA_MAX":
+    "2"}}``, to compare two settings side by side in one run). Returns network.json."""
     # A consortium node uses two ports (RPC, p2p); launcher.up wants them consecutive.
     base = launcher.free_port() if nodes == 1 else launcher.free_port_range(2 * nodes)
-    return launcher.up(data_dir, nodes=nodes, base_port=base, timeout=timeout)
+    extra = env or {}
+
+    def spawner(entry: dict[str, Any]) -> int:
+        return launcher.spawn(entry, env=extra.get(entry["name"]))
+
+    return launcher.up(data_dir, nodes=nodes, base_port=base, timeout=timeout,
+                       spawner=spawner)
 
 
 def _own_node(pid: int, data_dir: Path) -> bool:

@@ -38,14 +38,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -56,10 +54,11 @@ from eth_keys import keys
 from eth_typing import Address
 
 from yilian.bench.command import BenchError, log, positive_float, positive_int, run_main
-from yilian.bench.measure import percentile, proc_cpu
+from yilian.bench.measure import proc_cpu
 from yilian.bench.network import start_network, stop_network
 from yilian.bench.phase import RETRY_REASONS, TRANSPORT_ATTEMPTS
 from yilian.bench.rpc import Rpc, RpcFailure
+from yilian.bench.soak_report import Soak, format_interval, header, summary, table_files
 from yilian.bench.transactions import Sender, presign
 from yilian.node import diagnostics
 from yilian.node.genesis import YilianVM
@@ -69,34 +68,6 @@ TRANSFER_GAS = 21_000
 MAX_SEND_ATTEMPTS = 40  # x RETRY_DELAY: ~10 s of retrying a refusal that clears by itself
 RETRY_DELAY = 0.25
 MAX_BLOCKS_PER_POLL = 50
-
-
-# -- process figures ---------------------------------------------------------------------
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
-    """Resident memory of ``pid`` in MB (``field`` of /proc/<pid>/status: VmRSS, or its
-    RssAnon part, the heap, or RssFile, mapped files), None if gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
-    """Least-squares slope of (seconds, value) points, in value per minute (nan if < 2)."""
-    if len(points) < 2:
-        return math.nan
-    n = len(points)
-    mx = sum(t for t, _ in points) / n
-    my = sum(v for _, v in points) / n
-    var = sum((t - mx) ** 2 for t, _ in points)
-    if var == 0:
-        return math.nan
-    return 60 * sum((t - mx) * (v - my) for t, v in points) / var
 
 
 # -- transactions ------------------------------------------------------------------------
@@ -124,89 +95,6 @@ def sign_put(sender: Sender, nonce: int, chain_id: int) -> tuple[str, str]:
 
 
 SIGNERS = {"transfer": sign_transfer, "put": sign_put}
-
-
-# -- measurement -------------------------------------------------------------------------
-
-
-@dataclass
-class Interval:
-    """What happened between two reports (``end`` seconds since the first send)."""
-
-    end: float
-    drain: bool = False  # after the last send: only waiting for the last receipts
-    sent: int = 0
-    committed: int = 0
-    failed: int = 0
-    latencies: list[float] = field(default_factory=list)
-    rss: list[float | None] = field(default_factory=list)  # MB per node at the end
-    cpu: list[float | None] = field(default_factory=list)  # CPU s per node in the interval
-
-    @property
-    def p50(self) -> float:
-        return percentile(sorted(self.latencies), 50)
-
-    @property
-    def p99(self) -> float:
-        return percentile(sorted(self.latencies), 99)
-
-    @property
-    def cpu_total(self) -> float | None:
-        return None if any(c is None for c in self.cpu) else sum(c or 0 for c in self.cpu)
-
-    @property
-    def cpu_ms_per_tx(self) -> float:
-        total = self.cpu_total
-        return math.nan if total is None or not self.committed else 1000 * total / self.committed
-
-
-@dataclass
-class Soak:
-    """The running measurement: pending transactions and the intervals so far."""
-
-    pids: list[int]
-    t0: float = field(default_factory=time.monotonic)
-    pending: list[dict[str, float]] = field(default_factory=list)  # per node: hash -> sent
-    current: Interval = field(default_factory=lambda: Interval(end=0.0))
-    intervals: list[Interval] = field(default_factory=list)
-    rss_samples: list[tuple[float, list[float | None]]] = field(default_factory=list)
-    anon_samples: list[tuple[float, list[float | None]]] = field(default_factory=list)
-    # the nodes' /metrics memory gauges (yilian.node.diagnostics.memory_figures), per sample
-    gauges: list[tuple[float, list[dict[str, float]]]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    last_cpu: list[float | None] = field(default_factory=list)
-    transport_retries: int = 0
-    retries: dict[str, int] = field(default_factory=dict)  # refusals retried, by reason
-
-    def now(self) -> float:
-        return time.monotonic() - self.t0
-
-    def outstanding(self) -> int:
-        return sum(len(p) for p in self.pending)
-
-    def fail(self, what: str) -> None:
-        self.current.failed += 1
-        if len(self.failures) < 20:
-            self.failures.append(what)
-            log(f"FAILED: {what}")
-
-    def sample(self) -> list[float | None]:
-        rss = [rss_mb(pid) for pid in self.pids]
-        self.rss_samples.append((self.now(), rss))
-        self.anon_samples.append((self.now(), [rss_mb(pid, "RssAnon") for pid in self.pids]))
-        return rss
-
-    def close_interval(self) -> Interval:
-        done = self.current
-        done.end = self.now()
-        done.rss = self.sample()
-        cpu_now = [proc_cpu(pid) for pid in self.pids]
-        done.cpu = [None if a is None or b is None else a - b
-                    for a, b in zip(cpu_now, self.last_cpu, strict=True)]
-        self.last_cpu = cpu_now
-        self.intervals.append(done)
-        self.current = Interval(end=0.0)
-        return done
 
 
 # -- the load ----------------------------------------------------------------------------
@@ -281,20 +169,6 @@ async def watch_node(soak: Soak, rpc: Rpc, pending: dict[str, float], start: int
         except (RpcFailure, httpx.HTTPError) as exc:
             log(f"poll of {rpc.url}: {exc}")
         await asyncio.sleep(poll)
-
-
-def format_interval(i: Interval, index: int) -> str:
-    rss = " ".join("   -  " if r is None else f"{r:6.1f}" for r in i.rss)
-    total = sum(r for r in i.rss if r is not None)
-    return (f"{index:3d} {i.end / 60:6.2f} {i.sent:6d} {i.committed:6d} {i.failed:4d} "
-            f"{i.p50:6.3f} {i.p99:6.3f} {(i.cpu_total or math.nan):7.1f} "
-            f"{i.cpu_ms_per_tx:7.2f}  {total:7.1f} | {rss}{'  (drain)' if i.drain else ''}")
-
-
-def header(nodes: int) -> str:
-    names = " ".join(f"{'n' + str(k + 1):>6}" for k in range(nodes))
-    return ("  #    min   sent commit fail  p50 s  p99 s   cpu s  ms/tx  rss MB | "
-            f"{names}")
 
 
 async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
@@ -404,113 +278,6 @@ async def watch_gauges(soak: Soak, urls: list[str], stop: asyncio.Event,
                 await asyncio.wait_for(stop.wait(), every)
 
 
-# -- report ------------------------------------------------------------------------------
-
-
-def summary(soak: Soak, nodes: int) -> str:
-    ivs = [i for i in soak.intervals if i.committed and not i.drain]
-    lines = ["", header(nodes)]
-    lines += [format_interval(i, k + 1) for k, i in enumerate(soak.intervals)]
-    sent = sum(i.sent for i in soak.intervals)
-    committed = sum(i.committed for i in soak.intervals)
-    failed = sum(i.failed for i in soak.intervals)
-    cpu = [i.cpu_total for i in soak.intervals]
-    cpu_total = None if any(c is None for c in cpu) else sum(c or 0 for c in cpu)
-    lines.append(f"sent {sent}, committed {committed}, failed {failed}; node CPU "
-                 f"{'-' if cpu_total is None else f'{cpu_total:.1f} s'}"
-                 + (f" = {1000 * cpu_total / committed:.2f} ms per committed tx"
-                    if cpu_total is not None and committed else ""))
-    lines += _memory_lines(soak.rss_samples, nodes, "RSS")
-    # RssAnon: the heap alone, without mapped files (libraries, LevelDB's mmapped tables,
-    # which grow with the database and are page cache the kernel can reclaim).
-    lines += _memory_lines(soak.anon_samples, nodes, "anonymous RSS (heap)")
-    lines += _gauge_lines(soak.gauges)
-    if ivs:
-        a, b = ivs[0], ivs[-1]
-        lines.append(f"latency first interval p50 {a.p50:.3f} s p99 {a.p99:.3f} s; last full "
-                     f"interval p50 {b.p50:.3f} s p99 {b.p99:.3f} s; p99 last/first "
-                     f"{b.p99 / a.p99 if a.p99 else math.nan:.2f}")
-        lines.append(f"CPU per tx first interval {a.cpu_ms_per_tx:.2f} ms, last "
-                     f"{b.cpu_ms_per_tx:.2f} ms")
-        lines += _trend_lines(ivs)
-    if soak.retries:
-        lines.append("sends retried after a refusal that clears by itself: " + ", ".join(
-            f"{reason} {n}" for reason, n in sorted(soak.retries.items())))
-    if soak.transport_retries:
-        lines.append(f"sends retried after a transport error: {soak.transport_retries}")
-    if soak.failures:
-        lines.append("failures (first ones): " + "; ".join(soak.failures[:5]))
-    return "\n".join(lines)
-
-
-def _trend_lines(ivs: Sequence[Interval]) -> list[str]:
-    """Latency and CPU per transaction over the second half of the full intervals: mean,
-    least-squares slope, and the drift that slope makes over the half, relative to the mean
-    (the first minutes warm up: the database grows from empty into its first compactions)."""
-    half = [i for i in ivs if i.end > ivs[-1].end / 2]  # intervals that end in it
-    lines = []
-    for name, unit, get in (("latency p50", "s", lambda i: i.p50),
-                            ("latency p99", "s", lambda i: i.p99),
-                            ("CPU per tx", "ms", lambda i: i.cpu_ms_per_tx)):
-        points = [(i.end, v) for i in half if not math.isnan(v := get(i))]
-        if len(points) < 2:
-            continue
-        mean = sum(v for _, v in points) / len(points)
-        slope = slope_per_minute(points)
-        span = (points[-1][0] - points[0][0]) / 60
-        lines.append(f"second half ({len(points)} intervals): {name} mean {mean:.3f} {unit}, "
-                     f"slope {slope:+.4f} {unit}/min, drift over the half "
-                     f"{100 * slope * span / mean if mean else math.nan:+.1f}% of the mean")
-    return lines
-
-
-GAUGES = (("yilian_leveldb_memory_bytes", "LevelDB memtables + block cache"),
-          ("yilian_malloc_in_use_bytes", "malloc in use"),
-          ("yilian_malloc_free_bytes", "malloc free in arenas"),
-          ("yilian_python_allocated_blocks", "Python allocated blocks"))
-
-
-def _gauge_lines(gauges: Sequence[tuple[float, list[dict[str, float]]]]) -> list[str]:
-    """Where the heap is, averaged over the nodes: first and last sample and the slope over
-    the second half (MB, or thousands of blocks)."""
-    if not gauges:
-        return []
-    end = gauges[-1][0]
-    lines = []
-    for name, what in GAUGES:
-        scale = 1e3 if name.endswith("blocks") else 2**20
-        unit = "k" if name.endswith("blocks") else "MB"
-        points = [(t, sum(vals) / len(vals) / scale) for t, row in gauges
-                  if (vals := [r[name] for r in row if name in r])]
-        if not points:
-            continue
-        half = [(t, v) for t, v in points if t >= end / 2]
-        lines.append(f"per node (mean): {what} {points[0][1]:.1f} -> {points[-1][1]:.1f} "
-                     f"{unit}, slope over the second half {slope_per_minute(half):+.2f} "
-                     f"{unit}/min")
-    return lines
-
-
-def _memory_lines(samples: Sequence[tuple[float, list[float | None]]], nodes: int,
-                  what: str) -> list[str]:
-    """Per node: first and last sample, least-squares slope over the second half."""
-    end = samples[-1][0] if samples else 0.0
-    half = [(t, r) for t, r in samples if t >= end / 2]
-    lines = []
-    for k in range(nodes):
-        points = [(t, v) for t, r in half if (v := r[k]) is not None]
-        first = next((r[k] for _, r in samples if r[k] is not None), None)
-        last = points[-1][1] if points else None
-        lines.append(f"node {k + 1}: {what} {first or math.nan:.1f} -> {last or math.nan:.1f} "
-                     f"MB, slope over the second half {slope_per_minute(points):+.2f} MB/min")
-    totals = [(t, sum(v for v in r if v is not None)) for t, r in half
-              if all(v is not None for v in r)]
-    lines.append(f"all nodes: {what} slope over the second half "
-                 f"{slope_per_minute(totals):+.2f} MB/min ({len(totals)} samples from "
-                 f"{end / 120:.1f} to {end / 60:.1f} min)")
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="yilian-soak-"))
     snapshots = Path(args.snapshot_dir or data_dir / "tracemalloc")
@@ -519,10 +286,12 @@ def run(args: argparse.Namespace) -> int:
                                            f"{args.trace_node or ''}")
     try:
         log(f"starting {args.nodes} nodes in {data_dir}")
-        network = start_network(data_dir, nodes=args.nodes, timeout=args.start_timeout)
+        network = start_network(data_dir, nodes=args.nodes, timeout=args.start_timeout,
+                                env=node_env(args.node_env))
         log(f"sending {args.rate:g} {args.kind} tx/s for {args.minutes:g} min")
         soak = asyncio.run(run_load(args, network))
         print(summary(soak, len(network["nodes"])), flush=True)
+        print(table_files([n["home"] for n in network["nodes"]]), flush=True)
         if args.tracemalloc:
             print(diagnostics.compare_snapshots(snapshots, top=args.top, key=args.group),
                   flush=True)
@@ -581,7 +350,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="DIR", type=Path,
                    help="only print the top growing sites of the snapshots in DIR, then exit")
     p.add_argument("--keep-data", action="store_true", help="keep the network directory")
+    p.add_argument("--node-env", metavar="NAME:VAR=VALUE", type=_node_env, action="append",
+                   default=[], help="set an environment variable for one node only (repeat "
+                   "it; e.g. center-1:MALLOC_ARENA_MAX=2 to compare two settings in one run)")
     return p
+
+
+def _node_env(text: str) -> tuple[str, str, str]:
+    name, colon, rest = text.partition(":")
+    var, eq, value = rest.partition("=")
+    if not (name and colon and var and eq):
+        raise argparse.ArgumentTypeError(f"expected NAME:VAR=VALUE, got {text!r}")
+    return name, var, value
+
+
+def node_env(pairs: Sequence[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
+    """``--node-env`` values as {node name: {variable: value}}."""
+    env: dict[str, dict[str, str]] = {}
+    for name, var, value in pairs:
+        env.setdefault(name, {})[var] = value
+    return env
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -223,13 +224,15 @@ def node_command(entry: dict[str, Any]) -> list[str]:
     return [sys.executable, "-m", "yilian.cli.main", "node", "run", "--home", entry["home"]]
 
 
-def spawn(entry: dict[str, Any]) -> int:
-    """The default :class:`Spawner`: a detached process in its own session."""
+def spawn(entry: dict[str, Any], env: Mapping[str, str] | None = None) -> int:
+    """The default :class:`Spawner`: a detached process in its own session, with this
+    process's environment plus ``env``."""
     log = open(entry["log"], "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         node_command(entry),
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
+        env=None if env is None else {**os.environ, **env},
     )
     log.close()
     return proc.pid

@@ -260,24 +260,24 @@ def test_records_benchmark_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_soak_slope_is_least_squares_per_minute() -> None:
-    from yilian.bench import soak
+    from yilian.bench import soak_report as report
 
     points = [(t, 100 + 0.5 * t / 60 + (0.2 if t % 20 else -0.2)) for t in range(0, 600, 10)]
-    assert soak.slope_per_minute(points) == pytest.approx(0.5, abs=0.01)
-    assert soak.slope_per_minute([(0.0, 5.0), (60.0, 5.0)]) == 0.0
-    assert math.isnan(soak.slope_per_minute([(0.0, 5.0)]))
+    assert report.slope_per_minute(points) == pytest.approx(0.5, abs=0.01)
+    assert report.slope_per_minute([(0.0, 5.0), (60.0, 5.0)]) == 0.0
+    assert math.isnan(report.slope_per_minute([(0.0, 5.0)]))
 
 
 def test_soak_trend_is_measured_over_the_second_half() -> None:
-    from yilian.bench import soak
+    from yilian.bench import soak_report as report
 
-    def interval(minute: int, latency: float, cpu_s: float) -> soak.Interval:
-        return soak.Interval(end=60.0 * minute, committed=100, latencies=[latency] * 100,
+    def interval(minute: int, latency: float, cpu_s: float) -> report.Interval:
+        return report.Interval(end=60.0 * minute, committed=100, latencies=[latency] * 100,
                              cpu=[cpu_s])
 
     # warm-up in the first half (slower), flat afterwards
     ivs = [interval(m, 0.5 if m <= 5 else 1.0, 2.0 if m <= 5 else 3.0) for m in range(1, 11)]
-    lines = soak._trend_lines(ivs)
+    lines = report._trend_lines(ivs)
     assert len(lines) == 3
     p99 = next(line for line in lines if "latency p99" in line)
     assert "(5 intervals)" in p99 and "mean 1.000 s" in p99 and "slope +0.0000 s/min" in p99
@@ -285,35 +285,46 @@ def test_soak_trend_is_measured_over_the_second_half() -> None:
     assert "mean 30.000 ms" in cpu and "drift over the half +0.0% of the mean" in cpu
     # a real drift shows: 1.0 -> 1.4 s over minutes 6..10
     ivs = ivs[:5] + [interval(m, 1.0 + 0.1 * (m - 6), 3.0) for m in range(6, 11)]
-    p99 = next(line for line in soak._trend_lines(ivs) if "latency p99" in line)
+    p99 = next(line for line in report._trend_lines(ivs) if "latency p99" in line)
     assert "slope +0.1000 s/min" in p99
 
 
 def test_soak_summarises_the_memory_gauges_over_the_second_half() -> None:
-    from yilian.bench import soak
+    from yilian.bench import soak_report as report
 
     mb = 2.0**20
     gauges = [(60.0 * m, [{"yilian_leveldb_memory_bytes": min(m, 5) * mb,
                            "yilian_python_allocated_blocks": 400_000.0},
                           {}])  # the second node did not answer
               for m in range(11)]
-    lines = soak._gauge_lines(gauges)
+    lines = report._gauge_lines(gauges)
     leveldb = next(line for line in lines if "LevelDB" in line)
-    assert "0.0 -> 5.0 MB" in leveldb and "slope over the second half +0.00 MB/min" in leveldb
+    assert "node 1 0.0 -> 5.0 (+0.00/min)" in leveldb and "(MB;" in leveldb
+    assert "node 2" not in leveldb
     blocks = next(line for line in lines if "Python allocated blocks" in line)
-    assert "400.0 -> 400.0 k" in blocks
+    assert "node 1 400.0 -> 400.0 (+0.00/min)" in blocks and "(k;" in blocks
     assert not any("malloc" in line for line in lines)  # gauges no node reported
-    assert soak._gauge_lines([]) == []
+    assert report._gauge_lines([]) == []
+
+
+def test_soak_node_env_sets_a_variable_for_one_node_only() -> None:
+    from yilian.bench import soak
+
+    args = soak.build_parser().parse_args(["--node-env", "center-1:MALLOC_ARENA_MAX=2",
+                                           "--node-env", "center-1:X=a=b"])
+    assert soak.node_env(args.node_env) == {"center-1": {"MALLOC_ARENA_MAX": "2", "X": "a=b"}}
+    with pytest.raises(SystemExit):
+        soak.build_parser().parse_args(["--node-env", "MALLOC_ARENA_MAX=2"])
 
 
 def test_soak_reads_rss_and_cpu_of_a_process() -> None:
     import os
 
-    from yilian.bench import soak
+    from yilian.bench import soak_report as report
 
-    rss, cpu = soak.rss_mb(os.getpid()), measure.proc_cpu(os.getpid())
+    rss, cpu = report.rss_mb(os.getpid()), measure.proc_cpu(os.getpid())
     assert rss is not None and rss > 1 and cpu is not None and cpu > 0
-    assert soak.rss_mb(2**22 + 1) is None and measure.proc_cpu(2**22 + 1) is None
+    assert report.rss_mb(2**22 + 1) is None and measure.proc_cpu(2**22 + 1) is None
 
 
 def test_soak_transfer_is_a_zero_fee_type_2_value_transfer() -> None:
@@ -340,7 +351,7 @@ def test_soak_bench_runs_on_4_validators(capsys: pytest.CaptureFixture[str]) -> 
 
     code = soak.main(["--minutes", "0.5", "--rate", "4", "--nodes", "4", "--interval", "10",
                       "--sample", "2", "--tracemalloc", "8", "--frames", "5",
-                      "--trace-node", "center-2"])
+                      "--trace-node", "center-2", "--node-env", "center-1:MALLOC_ARENA_MAX=2"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "failed 0" in out and "committed 120" in out
@@ -348,6 +359,7 @@ def test_soak_bench_runs_on_4_validators(capsys: pytest.CaptureFixture[str]) -> 
     assert "anonymous RSS (heap) slope" in out
     assert "ms per committed tx" in out
     assert "center-2-" in out and "traced " in out and "center-1-" not in out
+    assert "LevelDB tables at the end: node 1 " in out and "malloc free in arenas" in out
 
 
 def test_tracemalloc_plan_parses_and_names_the_bad_part(tmp_path: Path) -> None:
