@@ -199,7 +199,18 @@ def _trend_lines(ivs: Sequence[Interval]) -> list[str]:
 GAUGES = (("yilian_leveldb_memory_bytes", "LevelDB memtables + block cache"),
           ("yilian_malloc_in_use_bytes", "malloc in use"),
           ("yilian_malloc_free_bytes", "malloc free in arenas"),
+          ("outside_malloc", "anonymous memory outside malloc (pymalloc arenas, stacks)"),
           ("yilian_python_allocated_blocks", "Python allocated blocks"))
+MALLOC_PARTS = ("yilian_malloc_in_use_bytes", "yilian_malloc_free_bytes")
+
+
+def _derived(row: dict[str, float]) -> dict[str, float]:
+    """A node's gauges plus ``outside_malloc``: resident anonymous memory that glibc's
+    malloc does not account for (Python's pymalloc arenas are mmapped directly)."""
+    if "yilian_resident_anon_bytes" in row and all(k in row for k in MALLOC_PARTS):
+        return {**row, "outside_malloc": row["yilian_resident_anon_bytes"]
+                - sum(row[k] for k in MALLOC_PARTS)}
+    return row
 
 
 def _gauge_lines(gauges: Sequence[tuple[float, list[dict[str, float]]]]) -> list[str]:
@@ -208,12 +219,13 @@ def _gauge_lines(gauges: Sequence[tuple[float, list[dict[str, float]]]]) -> list
     if not gauges:
         return []
     end = gauges[-1][0]
+    gauges = [(t, [_derived(r) for r in row]) for t, row in gauges]
     nodes = max(len(row) for _, row in gauges)
     lines = []
     for name, what in GAUGES:
         scale = 1e3 if name.endswith("blocks") else 2**20
         unit = "k" if name.endswith("blocks") else "MB"
-        parts = []
+        parts: list[str] = []
         for k in range(nodes):
             points = [(t, row[k][name] / scale) for t, row in gauges
                       if k < len(row) and name in row[k]]

@@ -305,6 +305,12 @@ def test_soak_summarises_the_memory_gauges_over_the_second_half() -> None:
     assert "node 1 400.0 -> 400.0 (+0.00/min)" in blocks and "(k;" in blocks
     assert not any("malloc" in line for line in lines)  # gauges no node reported
     assert report._gauge_lines([]) == []
+    # resident anonymous memory that malloc does not account for (pymalloc arenas, stacks)
+    row = {"yilian_resident_anon_bytes": 50 * mb, "yilian_malloc_in_use_bytes": 30 * mb,
+           "yilian_malloc_free_bytes": 5 * mb}
+    outside = next(line for line in report._gauge_lines([(0.0, [row]), (60.0, [row])])
+                   if "outside malloc" in line)
+    assert "node 1 15.0 -> 15.0 (+0.00/min)" in outside
 
 
 def test_soak_node_env_sets_a_variable_for_one_node_only() -> None:
