@@ -16,6 +16,7 @@ from yilian.api.app import create_app
 from yilian.cli.launcher import START_ID_FILE
 from yilian.node.config import load_config
 from yilian.node.diagnostics import start_from_env as start_diagnostics
+from yilian.node.malloc_arenas import limit_arenas
 from yilian.node.service import Node
 
 
@@ -42,6 +43,7 @@ def run_node(home: Path) -> None:
     """Start the node in ``home`` and serve until SIGINT/SIGTERM; then stop cleanly."""
     config = load_config(home)
     _one_cpu(config.name)
+    limit_arenas()  # before the node's threads start: see yilian.node.malloc_arenas
     logging.basicConfig(
         level=config.log_level.upper(),
         format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s",
