@@ -19,12 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI
-from eth.rlp.accounts import Account
 from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
-from trie import HexaryTrie
 
 import yilian.api.rpc_params as P
 from yilian.api import rpc_calls, rpc_framing
@@ -256,31 +253,16 @@ class RpcHandler:
                  else int.from_bytes(P.hash32(k, f"params[1][{i}]"), "big")
                  for i, k in enumerate(p[1])]
         header = self._header(p[2] if len(p) > 2 else "latest", "params[2]")
-        db = self.node.store.committed_evm_db()
-        account_trie = HexaryTrie(db, header.state_root)
-        key = keccak(address)
-        account_proof = [rlp.encode(node) for node in account_trie.get_proof(key)]
-        encoded = account_trie.get(key)
-        account = rlp.decode(encoded, sedes=Account) if encoded else Account()
-        storage_trie = HexaryTrie(db, account.storage_root)
-        storage_proof = []
-        for slot in slots:
-            skey = keccak(slot.to_bytes(32, "big"))
-            raw = storage_trie.get(skey)
-            value = rlp.decode(raw, sedes=rlp.sedes.big_endian_int) if raw else 0
-            storage_proof.append({
-                "key": hexq(slot),
-                "value": hexq(value),
-                "proof": [hexd(rlp.encode(n)) for n in storage_trie.get_proof(skey)],
-            })
+        proof = self.node.ledger.proof(address, slots, header)
         return {
-            "address": hexd(address),
-            "accountProof": [hexd(n) for n in account_proof],
-            "balance": hexq(account.balance),
-            "codeHash": hexd(account.code_hash),
-            "nonce": hexq(account.nonce),
-            "storageHash": hexd(account.storage_root),
-            "storageProof": storage_proof,
+            "address": hexd(proof.address),
+            "accountProof": [hexd(n) for n in proof.proof],
+            "balance": hexq(proof.balance),
+            "codeHash": hexd(proof.code_hash),
+            "nonce": hexq(proof.nonce),
+            "storageHash": hexd(proof.storage_root),
+            "storageProof": [{"key": hexq(s.slot), "value": hexq(s.value),
+                              "proof": [hexd(n) for n in s.proof]} for s in proof.storage],
         }
 
     # -- blocks --------------------------------------------------------------------------------

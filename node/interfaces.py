@@ -7,22 +7,23 @@ types, never through each other's classes or the composition root (:mod:`yilian.
 Invariants:
 
 * This module imports no other module of the node's parts (only the data layers below
-  them: chain, storage, mempool, genesis), so any part can import it without a circle.
+  them: chain, storage, mempool, genesis, proofs), so any part can import it without a circle.
 * :class:`LedgerAPI` is the one way to change the chain: transactions enter through
   ``admit``/``submit`` and blocks through ``commit_block``; everything else reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 
 from yilian.node.chain import BuiltBlock, ChainCore
 from yilian.node.genesis import Genesis
 from yilian.node.mempool import Mempool
+from yilian.node.proofs import AccountProof
 from yilian.node.storage import Store
 
 
@@ -81,6 +82,10 @@ class LedgerAPI(Protocol):
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with every committed block; returns the unsubscribe call."""
+        ...
+
+    def proof(self, address: bytes, slots: Sequence[int], at: BlockHeaderAPI) -> AccountProof:
+        """The EIP-1186 proof of ``address`` and its storage ``slots`` after block ``at``."""
         ...
 
 

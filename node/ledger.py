@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from eth.abc import SignedTransactionAPI
+from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth_typing import Address
 
 from yilian.crypto.suites import get_suite
@@ -41,6 +41,7 @@ from yilian.node.domain import Domain
 from yilian.node.genesis import Genesis
 from yilian.node.interfaces import AdmissionListener, CommittedBlock, Listener
 from yilian.node.mempool import Mempool, MempoolLimits
+from yilian.node.proofs import AccountProof, account_proof
 from yilian.node.storage import MEMPOOL, Store
 
 log = logging.getLogger("yilian.node")
@@ -168,6 +169,11 @@ class Ledger:
 
         Holds no thread while it waits (an asyncio future resolved by ``_announce``)."""
         return await self.commit_waiters.wait(tx_hash, timeout, self.core.is_committed)
+
+    # -- reads -----------------------------------------------------------------------------
+    def proof(self, address: bytes, slots: Sequence[int], at: BlockHeaderAPI) -> AccountProof:
+        """The EIP-1186 proof of ``address`` and its storage ``slots`` after block ``at``."""
+        return account_proof(self.store.committed_evm_db(), at.state_root, address, slots)
 
     def _announce(self, built: BuiltBlock) -> CommittedBlock:
         self.commit_waiters.resolve(bytes(tx.hash) for tx in built.block.transactions)
