@@ -126,6 +126,14 @@ class HealthCheck(Protocol):
     def check(self) -> ChainHealth: ...
 
 
+class ReplayWindow(Protocol):
+    """Was a signed request served before (:mod:`yilian.node.request_replay`)."""
+
+    def first_use(self, account: bytes, nonce: bytes, expires: int) -> bool:
+        """True (and remembered until ``expires``) the first time; False for a replay."""
+        ...
+
+
 class PeerSet(Protocol):
     def connected_peers(self) -> Iterable[bytes]: ...
 

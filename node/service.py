@@ -16,7 +16,8 @@ Invariants:
   bridge's ``gossip_tx`` is the ledger's admission listener).
 
 The attributes the API reads (``core``, ``domain``, ``store``, ``mempool``, ``genesis``,
-``submit``, ``wait_for_commit``, ``subscribe``, ``commit_waiters`` ...) point at the parts.
+``submit``, ``wait_for_commit``, ``subscribe``, ``commit_waiters``, ``request_replay`` ...)
+point at the parts.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from yilian.node.config import ConfigError, NodeConfig
 from yilian.node.consensus_driver import ConsensusDriver
 from yilian.node.domain import Domain
 from yilian.node.genesis import Genesis, load_genesis
+from yilian.node.interfaces import ReplayWindow
 from yilian.node.key_service import KeyService, load_key_service
 from yilian.node.ledger import Ledger
 from yilian.node.liveness import Liveness
 from yilian.node.p2p.peers import PeerAddress
 from yilian.node.producer import BlockProducer
+from yilian.node.request_replay import RequestReplay
 from yilian.node.storage import Store
 
 
@@ -72,6 +75,7 @@ class Node:
         self.ledger.replay_journal()
         self.key_service: KeyService | None = load_key_service(
             config, home, self.ledger, self.liveness, self.domain)
+        self.request_replay: ReplayWindow = RequestReplay(self.store)
 
     def _make_consensus(self) -> ConsensusDriver:
         if not self.genesis.validators:
