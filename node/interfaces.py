@@ -54,11 +54,18 @@ class LedgerAPI(Protocol):
     @property
     def genesis(self) -> Genesis: ...
 
-    def admit(self, raw: bytes, *, journal: bool = True) -> bytes:
-        """The one admission path; returns the hash, raises ``Rejected``."""
+    def decode(self, raw: bytes) -> SignedTransactionAPI:
+        """``raw`` decoded under the admission rules (raises ``Rejected``)."""
         ...
 
-    def submit(self, raw: bytes, *, gossip: bool = True) -> bytes:
+    def admit(self, raw: bytes, *, journal: bool = True,
+              decoded: SignedTransactionAPI | None = None) -> bytes:
+        """The one admission path; returns the hash, raises ``Rejected``. ``decoded``: ``raw``
+        as ``decode`` returned it, so it is not decoded twice."""
+        ...
+
+    def submit(self, raw: bytes, *, gossip: bool = True,
+               decoded: SignedTransactionAPI | None = None) -> bytes:
         """Admit, then tell the admission listeners (gossip) unless ``gossip`` is False."""
         ...
 

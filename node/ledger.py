@@ -34,6 +34,7 @@ from yilian.node.admission import (
     Standing,
     TxRules,
     check_transaction,
+    decode,
 )
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
 from yilian.node.commit_waiters import CommitWaiters
@@ -98,11 +99,17 @@ class Ledger:
                      ", ".join(f"{n} ({why})" for why, n in sorted(dropped.items())) or "none")
 
     # -- submission ------------------------------------------------------------------------
-    def admit(self, raw: bytes, *, journal: bool = True) -> bytes:
+    def decode(self, raw: bytes) -> SignedTransactionAPI:
+        """``raw`` decoded under this chain's admission rule 1 (Rejected if it cannot be)."""
+        return decode(raw, self.rules)
+
+    def admit(self, raw: bytes, *, journal: bool = True,
+              decoded: SignedTransactionAPI | None = None) -> bytes:
         """The one admission path: every rule of ``admission.check_transaction``, then the
         mempool's; journal the transaction (unless it is being replayed from the journal).
+        ``decoded`` is ``raw`` as :meth:`decode` returned it, if the caller has it.
         Returns its hash; raises Rejected."""
-        tx = check_transaction(raw, self.rules, self)
+        tx = check_transaction(raw, self.rules, self, decoded)
         tx_hash = bytes(tx.hash)
         if self.core.is_committed(tx_hash):
             raise Rejected("known", f"transaction 0x{tx_hash.hex()} is already committed")
@@ -113,12 +120,13 @@ class Ledger:
             self.store.delete(MEMPOOL, replaced)
         return tx_hash
 
-    def submit(self, raw: bytes, *, gossip: bool = True) -> bytes:
+    def submit(self, raw: bytes, *, gossip: bool = True,
+               decoded: SignedTransactionAPI | None = None) -> bytes:
         """Admit a raw signed transaction (:meth:`admit`); return its hash. Raises Rejected.
 
         With ``gossip`` the admission listeners (in a consortium: the peers) get it next.
         """
-        tx_hash = self.admit(raw)
+        tx_hash = self.admit(raw, decoded=decoded)
         if gossip:
             for listener in self._admission_listeners:
                 listener(raw)

@@ -16,8 +16,8 @@ Invariants:
   bridge's ``gossip_tx`` is the ledger's admission listener).
 
 The attributes the API reads (``core``, ``domain``, ``store``, ``mempool``, ``genesis``,
-``submit``, ``wait_for_commit``, ``subscribe``, ``commit_waiters``, ``request_replay`` ...)
-point at the parts.
+``submit``, ``wait_for_commit``, ``subscribe``, ``commit_waiters``, ``user_calls``,
+``request_replay`` ...) point at the parts.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from yilian.node.p2p.peers import PeerAddress
 from yilian.node.producer import BlockProducer
 from yilian.node.request_replay import RequestReplay
 from yilian.node.storage import Store
+from yilian.node.user_calls import UserCalls
 
 
 class Node:
@@ -75,6 +76,7 @@ class Node:
         self.ledger.replay_journal()
         self.key_service: KeyService | None = load_key_service(
             config, home, self.ledger, self.liveness, self.domain)
+        self.user_calls = UserCalls(self.ledger, self.domain, self.liveness)
         self.request_replay: ReplayWindow = RequestReplay(self.store)
 
     def _make_consensus(self) -> ConsensusDriver:
