@@ -7,7 +7,8 @@ types, never through each other's classes or the composition root (:mod:`yilian.
 Invariants:
 
 * This module imports no other module of the node's parts (only the data layers below
-  them: chain, storage, mempool, genesis, proofs), so any part can import it without a circle.
+  them: chain, storage, mempool, genesis, proofs, execution limits), so any part can
+  import it without a circle.
 * :class:`LedgerAPI` is the one way to change the chain: transactions enter through
   ``admit``/``submit`` and blocks through ``commit_block``; everything else reads.
 """
@@ -18,9 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 
 from yilian.node.chain import BuiltBlock, ChainCore
+from yilian.node.execution_limits import Deadline
 from yilian.node.genesis import Genesis
 from yilian.node.mempool import Mempool
 from yilian.node.proofs import AccountProof
@@ -93,6 +95,17 @@ class LedgerAPI(Protocol):
 
     def proof(self, address: bytes, slots: Sequence[int], at: BlockHeaderAPI) -> AccountProof:
         """The EIP-1186 proof of ``address`` and its storage ``slots`` after block ``at``."""
+        ...
+
+    def call_as(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI, gas: int, *,
+                value: int = 0, deadline: Deadline | None = None) -> ComputationAPI:
+        """Run a call from ``sender`` on the state after block ``at``; nothing is written."""
+        ...
+
+    def estimate_gas_as(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI,
+                        gas_cap: int, *, value: int = 0,
+                        deadline: Deadline | None = None) -> int:
+        """The least gas (at most ``gas_cap``) the call of ``call_as`` needs."""
         ...
 
 

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI
 from eth_typing import Address
 
 from yilian.crypto.suites import get_suite
@@ -39,6 +39,7 @@ from yilian.node.admission import (
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
 from yilian.node.commit_waiters import CommitWaiters
 from yilian.node.domain import Domain
+from yilian.node.execution_limits import Deadline
 from yilian.node.genesis import Genesis
 from yilian.node.interfaces import AdmissionListener, CommittedBlock, Listener
 from yilian.node.mempool import Mempool, MempoolLimits
@@ -182,6 +183,22 @@ class Ledger:
     def proof(self, address: bytes, slots: Sequence[int], at: BlockHeaderAPI) -> AccountProof:
         """The EIP-1186 proof of ``address`` and its storage ``slots`` after block ``at``."""
         return account_proof(self.store.committed_evm_db(), at.state_root, address, slots)
+
+    def call_as(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI, gas: int, *,
+                value: int = 0, deadline: Deadline | None = None) -> ComputationAPI:
+        """Run a call from ``sender`` (no signature needed) with ``gas`` on the state after
+        block ``at``; nothing is written. ``to`` empty creates a contract. Past ``deadline``
+        execution raises OutOfTime."""
+        tx = self.core.call_tx(sender, to, data, at, gas, value=value)
+        return self.core.call(tx, at, gas, deadline)
+
+    def estimate_gas_as(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI,
+                        gas_cap: int, *, value: int = 0,
+                        deadline: Deadline | None = None) -> int:
+        """The least gas (at most ``gas_cap``) with which the call of :meth:`call_as` does
+        not run out of gas; OutOfTime past ``deadline``."""
+        tx = self.core.call_tx(sender, to, data, at, gas_cap, value=value)
+        return self.core.estimate_gas(tx, at, gas_cap, deadline)
 
     def _announce(self, built: BuiltBlock) -> CommittedBlock:
         self.commit_waiters.resolve(bytes(tx.hash) for tx in built.block.transactions)

@@ -23,7 +23,6 @@ import asyncio
 from dataclasses import dataclass
 
 from yilian.contracts.abi import revert_reason
-from yilian.contracts.addresses import DOMAIN_TX_GAS
 from yilian.node.chain import TxRecord
 from yilian.node.interfaces import LedgerAPI
 
@@ -83,8 +82,7 @@ def _revert_reason(ledger: LedgerAPI, record: TxRecord) -> str:
         return "transaction reverted"
     tx = record.tx
     try:
-        call = ledger.core.call_tx(tx.sender, tx.to, tx.data, header, tx.gas, value=tx.value)
-        computation = ledger.core.call(call, header, DOMAIN_TX_GAS)
+        computation = ledger.call_as(tx.sender, tx.to, tx.data, header, tx.gas, value=tx.value)
     except Exception:
         return "transaction reverted"
     return revert_reason(computation.output) or "transaction reverted"
