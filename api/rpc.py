@@ -25,6 +25,7 @@ from eth_hash.auto import keccak
 
 import yilian.api.rpc_params as P
 from yilian.api import rpc_calls, rpc_framing
+from yilian.api.json_bytes import hex0x
 from yilian.api.rpc_errors import (
     InternalError,
     InvalidParams,
@@ -39,7 +40,6 @@ from yilian.api.rpc_format import (
     format_header,
     format_receipt,
     format_transaction,
-    hexd,
     hexq,
 )
 from yilian.api.rpc_framing import WorkBudget
@@ -74,7 +74,7 @@ class RpcHandler:
             "eth_chainId": lambda p: self._arity(p, 0, 0, "eth_chainId") or hexq(self.chain_id),
             "eth_syncing": lambda p: False,
             "eth_accounts": lambda p: [],
-            "eth_coinbase": lambda p: hexd(self.node.proposer),
+            "eth_coinbase": lambda p: hex0x(self.node.proposer),
             "eth_mining": lambda p: False,
             "eth_hashrate": lambda p: "0x0",
             "eth_gasPrice": lambda p: "0x0",
@@ -158,7 +158,7 @@ class RpcHandler:
             if ref.hash is not None:
                 header = core.header_by_hash(ref.hash)
                 if header is None:
-                    raise ResourceNotFound(f"block {hexd(ref.hash)} not found")
+                    raise ResourceNotFound(f"block {hex0x(ref.hash)} not found")
                 return header
             assert ref.number is not None
             ref = ref.number
@@ -183,7 +183,7 @@ class RpcHandler:
         """The timestamp of a committed block (of a transaction record just read)."""
         header = self.node.core.header_by_hash(block_hash)
         if header is None:
-            raise InternalError(f"block {hexd(block_hash)} of a committed transaction is missing")
+            raise InternalError(f"block {hex0x(block_hash)} of a committed transaction is missing")
         return int(header.timestamp)
 
     def _state(self, header: BlockHeaderAPI) -> Any:
@@ -192,7 +192,7 @@ class RpcHandler:
     # -- state ---------------------------------------------------------------------------------
     def web3_sha3(self, p: list[Any]) -> str:
         P.params_list(p, 1, 1, "web3_sha3")
-        return hexd(keccak(P.data(p[0], "params[0]")))
+        return hex0x(keccak(P.data(p[0], "params[0]")))
 
     def _account_query(self, p: list[Any], method: str) -> tuple[bytes, Any, Any]:
         """(address, state, tag) for the ``[address, block?]`` methods."""
@@ -214,7 +214,7 @@ class RpcHandler:
 
     def eth_getCode(self, p: list[Any]) -> str:
         address, state, _ = self._account_query(p, "eth_getCode")
-        return hexd(state.get_code(address))
+        return hex0x(state.get_code(address))
 
     def eth_getStorageAt(self, p: list[Any]) -> str:
         P.params_list(p, 2, 3, "eth_getStorageAt")
@@ -222,7 +222,7 @@ class RpcHandler:
         slot = P.quantity(p[1], "params[1]")
         header = self._header(p[2] if len(p) > 2 else "latest", "params[2]")
         value = self._state(header).get_storage(address, slot)
-        return hexd(value.to_bytes(32, "big"))
+        return hex0x(value.to_bytes(32, "big"))
 
     def eth_getProof(self, p: list[Any]) -> JsonObj:
         """EIP-1186 account and storage proofs against the block's state root."""
@@ -238,14 +238,14 @@ class RpcHandler:
         header = self._header(p[2] if len(p) > 2 else "latest", "params[2]")
         proof = self.node.ledger.proof(address, slots, header)
         return {
-            "address": hexd(proof.address),
-            "accountProof": [hexd(n) for n in proof.proof],
+            "address": hex0x(proof.address),
+            "accountProof": [hex0x(n) for n in proof.proof],
             "balance": hexq(proof.balance),
-            "codeHash": hexd(proof.code_hash),
+            "codeHash": hex0x(proof.code_hash),
             "nonce": hexq(proof.nonce),
-            "storageHash": hexd(proof.storage_root),
+            "storageHash": hex0x(proof.storage_root),
             "storageProof": [{"key": hexq(s.slot), "value": hexq(s.value),
-                              "proof": [hexd(n) for n in s.proof]} for s in proof.storage],
+                              "proof": [hex0x(n) for n in s.proof]} for s in proof.storage],
         }
 
     # -- blocks --------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ class RpcHandler:
         P.params_list(p, 1, 1, "eth_sendRawTransaction")
         raw = P.data(p[0], "params[0]")
         try:
-            return hexd(self.node.submit(raw))
+            return hex0x(self.node.submit(raw))
         except Rejected as exc:
             raise ServerError(exc.message, data={"reason": exc.reason}) from exc
 
@@ -381,7 +381,7 @@ class RpcHandler:
         P.params_list(p, 1, 3, "eth_call")
         args = P.call_object(p[0], "params[0]")
         header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
-        return hexd(rpc_calls.eth_call(self.node, args, header, budget))
+        return hex0x(rpc_calls.eth_call(self.node, args, header, budget))
 
     def eth_estimateGas(self, p: list[Any], budget: WorkBudget) -> str:
         P.params_list(p, 1, 2, "eth_estimateGas")
@@ -401,8 +401,8 @@ class RpcHandler:
             return None
         return {
             "height": hexq(cert.height), "round": hexq(cert.round),
-            "blockHash": hexd(cert.value_id),
-            "precommits": [{"validator": hexd(v.validator), "signature": hexd(v.signature)}
+            "blockHash": hex0x(cert.value_id),
+            "precommits": [{"validator": hex0x(v.validator), "signature": hex0x(v.signature)}
                            for v in cert.votes],
         }
 

@@ -28,8 +28,9 @@ from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
 
 import yilian.api.rpc_params as P
+from yilian.api.json_bytes import hex0x
 from yilian.api.rpc_errors import InvalidParams, LimitExceeded, ResourceNotFound
-from yilian.api.rpc_format import format_log, hexd, hexq, log_matches
+from yilian.api.rpc_format import format_log, hexq, log_matches
 from yilian.api.rpc_log_params import LogFilter, log_filter
 from yilian.node.config import RpcLimits
 from yilian.node.interfaces import CommittedBlock
@@ -77,7 +78,7 @@ class LogQueries:
         if spec.block_hash is not None:
             header = core.header_by_hash(spec.block_hash)
             if header is None:
-                raise ResourceNotFound(f"block {hexd(spec.block_hash)} not found")
+                raise ResourceNotFound(f"block {hex0x(spec.block_hash)} not found")
             return header.block_number, header.block_number
         head = core.head().block_number
 
@@ -88,7 +89,7 @@ class LogQueries:
                 return tag
             if isinstance(tag, P.BlockRef):
                 return self._header(tag.number if tag.number is not None else
-                                    {"blockHash": hexd(tag.hash or b"")}, "filter").block_number
+                                    {"blockHash": hex0x(tag.hash or b"")}, "filter").block_number
             return 0 if tag == "earliest" else head
 
         first = resolve(spec.from_block, head)
@@ -178,7 +179,7 @@ class LogQueries:
         if first > head:
             return []
         if f.kind == "blocks":
-            return [hexd(self.node.core.header_by_number(n).hash)  # type: ignore[union-attr]
+            return [hex0x(self.node.core.header_by_number(n).hash)  # type: ignore[union-attr]
                     for n in range(first, head + 1)]
         assert f.spec is not None
         last = head

@@ -38,6 +38,7 @@ from web3.types import RPCEndpoint, RPCResponse
 from yilian.api import rpc_format as F
 from yilian.api import rpc_log_params as L
 from yilian.api import rpc_params as P
+from yilian.api.json_bytes import hex0x
 
 CHAIN_ID = 1337
 TOPIC = keccak(b"Ping()")
@@ -678,4 +679,4 @@ def test_hexq_rejects_bad_input() -> None:
         F.hexq(-1)
     with pytest.raises(TypeError):
         F.hexq(True)
-    assert F.hexd(b"") == "0x" and F.hexd(b"\xab") == "0xab"
+    assert hex0x(b"") == "0x" and hex0x(b"\xab") == "0xab"

@@ -22,9 +22,9 @@ from yilian.api.domain_format import (
     SignedTransaction,
     committed_json,
     event_json,
-    hex0x,
     member_id_of,
 )
+from yilian.api.json_bytes import hex0x
 from yilian.api.privacy import NOT_PARTY, may_see_grant, visible_history
 from yilian.api.waiting import (
     PENDING_RESPONSES,

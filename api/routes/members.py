@@ -13,9 +13,9 @@ from yilian.api.deps import NodeDep
 from yilian.api.domain_format import (
     SignedTransaction,
     committed_json,
-    hex0x,
     member_id_of,
 )
+from yilian.api.json_bytes import hex0x
 from yilian.api.waiting import (
     PENDING_RESPONSES,
     WaitsDep,
