@@ -27,15 +27,6 @@ from yilian.node.chain import TxRecord
 from yilian.node.interfaces import LedgerAPI
 
 
-class TxFailed(RuntimeError):
-    """A transaction reverted, was refused or did not commit in time."""
-
-    def __init__(self, reason: str, message: str, tx_hash: bytes | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.tx_hash = tx_hash
-
-
 @dataclass(frozen=True)
 class Pending:
     """A transaction accepted but not (yet) committed."""
@@ -44,6 +35,15 @@ class Pending:
     status: str  # "pending": will execute; "queued": waits for an earlier nonce
     reason: str  # why the caller was not given its result: known, nonce_gap, commit_timeout
     message: str
+
+
+class TxFailed(RuntimeError):
+    """A transaction reverted, was refused or did not commit in time."""
+
+    def __init__(self, reason: str, message: str, tx_hash: bytes | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.tx_hash = tx_hash
 
 
 def pending_message(tx_hash: bytes, timeout: float) -> str:
