@@ -39,6 +39,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from yilian.api.auth import ApiError
+from yilian.api.json_bytes import hex0x
 from yilian.api.openapi import ErrorResponse
 from yilian.node.admission import Rejected
 from yilian.node.chain import TxRecord
@@ -133,7 +134,7 @@ WaitsDep = Annotated[WaitSlots, Depends(wait_slots)]
 
 def pending_response(pending: Pending) -> JSONResponse:
     """The HTTP 202 answer for a transaction accepted but not committed yet."""
-    return JSONResponse({"status": pending.status, "tx_hash": "0x" + pending.tx_hash.hex(),
+    return JSONResponse({"status": pending.status, "tx_hash": hex0x(pending.tx_hash),
                          "reason": pending.reason, "message": pending.message},
                         status_code=202)
 
@@ -168,22 +169,24 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
         raise ApiError(403 if exc.reason in FORBIDDEN_REASONS else 422, exc.reason, str(exc)
                        ) from None
     except ChainStalled as exc:
-        kept = {"status": "pending", "tx_hash": "0x" + (exc.tx_hash or b"").hex()}
-        raise ApiError(503, exc.reason, str(exc), {**kept, "chain": exc.health.json()}
-                       ) from None
+        raise ApiError(503, exc.reason, str(exc),
+                       {**_kept(exc.tx_hash or b""), "chain": exc.health.json()}) from None
     except TxFailed as exc:  # committed before, and reverted
         raise ApiError(409, exc.reason, str(exc),
-                       {"tx_hash": "0x" + (exc.tx_hash or b"").hex()}) from None
+                       {"tx_hash": hex0x(exc.tx_hash or b"")}) from None
     if not isinstance(state, Admitted):
         return state
-    tx_hash = state.tx_hash
-    kept = {"status": "pending", "tx_hash": "0x" + tx_hash.hex()}
-    with slots.slot(state.sender, kept):
+    with slots.slot(state.sender, _kept(state.tx_hash)):
         try:
             return await node.user_calls.wait(state, COMMIT_TIMEOUT_S)
         except TxFailed as exc:
             raise ApiError(409, exc.reason, str(exc),
-                           {"tx_hash": "0x" + tx_hash.hex()}) from None
+                           {"tx_hash": hex0x(state.tx_hash)}) from None
+
+
+def _kept(tx_hash: bytes) -> dict[str, Any]:
+    """What a refusal says of a transaction the node keeps (it commits later)."""
+    return {"status": "pending", "tx_hash": hex0x(tx_hash)}
 
 
 class PendingPublic(BaseModel):
