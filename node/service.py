@@ -3,9 +3,11 @@
 The parts: the store and the chain core, the ledger (:mod:`yilian.node.ledger`: admission,
 mempool, build, commit, commit waiters, subscriptions), either the single-validator block
 producer (:mod:`yilian.node.producer`) or, with a ``p2p_port``, the consensus driver
-(:mod:`yilian.node.consensus_driver`), liveness, and the key service of a center's node.
-The parts depend on each other only through :mod:`yilian.node.interfaces`; only this
-module knows them all.
+(:mod:`yilian.node.consensus_driver`), liveness, the user calls (signed REST writes,
+:mod:`yilian.node.user_calls`), the signed-request replay window
+(:mod:`yilian.node.request_replay`), and the key service of a center's node. The parts
+depend on each other only through :mod:`yilian.node.interfaces`; only this module knows
+them all.
 
 Invariants:
 
