@@ -1,7 +1,10 @@
 """The ledger: the one place that admits transactions and commits blocks.
 
 It owns the mempool and its journal, builds blocks on the committed head, commits built or
-imported blocks, resolves commit waiters and announces committed blocks to subscribers.
+imported blocks, resolves commit waiters and announces committed blocks to subscribers. It
+also answers the reads that run against committed state for the API: EIP-1186 proofs
+(:mod:`yilian.node.proofs`) and calls as an account (``eth_call``, ``eth_estimateGas``,
+revert reasons), which never write.
 Who decides *which* block to commit (the single-validator producer in
 :mod:`yilian.node.producer`, or the consensus driver) is not its concern: they reach it
 through :class:`yilian.node.interfaces.LedgerAPI`. It knows no consensus driver; gossip of
