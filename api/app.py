@@ -11,7 +11,6 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from yilian.api.auth import NonceStore
 from yilian.api.body_guard import BodyGuard
 from yilian.api.errors import install_error_handlers
 from yilian.api.openapi import ERROR_RESPONSES, install_openapi
@@ -36,7 +35,6 @@ def create_app(node: Node) -> FastAPI:
     )
     app.state.node = node
     app.state.rpc = RpcHandler(node)
-    app.state.nonces = NonceStore(node)
     app.state.waits = WaitBudget()
     app.state.ws_limiter = ConnectionLimiter(node.config.rpc)
     app.include_router(rpc.router)

@@ -1,9 +1,9 @@
 """Authentication of ``/v1`` requests and the REST error shape.
 
-A signed request (see :mod:`yilian.protocol.signed_request`) is accepted once: its
-(account, nonce) is written to the node's LevelDB (prefix ``r``) before the
-request runs, and kept until its expiry has passed, so a replay is refused even after a
-restart. It is accepted only by the node it names (its audience,
+A signed request (see :mod:`yilian.protocol.signed_request`) is accepted once: the node's
+replay window (:mod:`yilian.node.request_replay`) records its (account, nonce) before the
+request runs and keeps it until its expiry has passed, so a replay is refused even after
+a restart. It is accepted only by the node it names (its audience,
 :func:`yilian.node.audience.request_audience`), so it cannot be replayed at another node
 either; the one exception is the key request, which names the record's custodian and is
 checked by its route (forwarded unchanged by other nodes, served only by the custodian).
@@ -19,9 +19,6 @@ in :mod:`yilian.api.errors`.
 from __future__ import annotations
 
 import json
-import struct
-import threading
-import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -29,11 +26,10 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from yilian.api.deps import app_state, get_node
+from yilian.api.deps import get_node
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.node.audience import request_audience
 from yilian.node.service import Node
-from yilian.node.storage import REQUESTS
 from yilian.protocol.signed_request import (
     ACCOUNT_HEADER,
     AUDIENCE_HEADER,
@@ -47,7 +43,6 @@ from yilian.protocol.signed_request import (
 
 AUTH_HEADERS = (ACCOUNT_HEADER, AUDIENCE_HEADER, NONCE_HEADER, EXPIRES_HEADER,
                 SIGNATURE_HEADER)
-PRUNE_EVERY_S = 60.0
 
 
 class ApiError(Exception):
@@ -78,33 +73,6 @@ async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return AsciiJSONResponse(error_body(exc.reason, exc.message, exc.extra),
                              status_code=exc.status)
-
-
-class NonceStore:
-    """Seen request nonces, persisted until they expire."""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self._lock = threading.Lock()
-        self._last_prune = 0.0
-
-    def use(self, address: bytes, nonce: str, expires: int) -> None:
-        key = address + bytes.fromhex(nonce)
-        with self._lock:
-            if self.node.store.get(REQUESTS, key) is not None:
-                raise ApiError(401, "replayed", "this signed request was already used; sign "
-                               "each request afresh (a new nonce)")
-            # Not fsynced: a kill -9 keeps it (the OS has the write); only a machine crash
-            # within the expiry window could forget it, and then a replay still cannot
-            # repeat a key release (the chain refuses a used request id) or a publication
-            # (versions and client ids are idempotent).
-            self.node.store.put(REQUESTS, key, struct.pack(">Q", expires))
-            now = time.time()
-            if now - self._last_prune > PRUNE_EVERY_S:
-                self._last_prune = now
-                for k, v in list(self.node.store.iterate(REQUESTS)):
-                    if struct.unpack(">Q", v)[0] < now:
-                        self.node.store.delete(REQUESTS, k)
 
 
 @dataclass(frozen=True)
@@ -177,8 +145,10 @@ def _authenticate(request: Request, node: Node, headers: dict[str, str], path: s
     if not role:
         raise ApiError(403, "not_member", f"{account} is not an account of an active member; "
                        "ask the consortium admin to register it")
-    # one NonceStore per app (create_app), one lock; only members' nonces take space
-    app_state(request, "nonces", NonceStore).use(address, nonce, expires)
+    # the node's replay window (yilian.node.request_replay); only members' nonces take space
+    if not node.request_replay.first_use(address, bytes.fromhex(nonce), expires):
+        raise ApiError(401, "replayed", "this signed request was already used; sign "
+                       "each request afresh (a new nonce)")
     return Caller(account, address, signed.audience, nonce, member_id, role, body, headers)
 
 

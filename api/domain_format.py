@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from yilian.api.json_bytes import hex0x
 from yilian.node.chain import TxRecord
 from yilian.node.domain import Located, code_of
 from yilian.protocol import credit_code
@@ -14,10 +15,6 @@ from yilian.protocol import credit_code
 MEMBER_FIELDS = frozenset({"subject", "owner", "center", "grantee", "reader", "custodian", "id"})
 # Large opaque arguments: history shows their size, not their bytes.
 SIZED_FIELDS = frozenset({"ciphertext", "wrapped_keys"})
-
-
-def hex0x(value: bytes) -> str:
-    return "0x" + bytes(value).hex()
 
 
 def jsonable_args(args: dict[str, Any]) -> dict[str, Any]:

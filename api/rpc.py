@@ -1,4 +1,8 @@
-"""Ethereum JSON-RPC over the node: request framing, batches and every method we serve.
+"""Ethereum JSON-RPC over the node: the method table and the methods we serve.
+
+Framing and batches are in :mod:`yilian.api.rpc_framing`, parameters are parsed by
+:mod:`yilian.api.rpc_params`, logs and filters are :mod:`yilian.api.rpc_logs`, execution
+(``eth_call``, ``eth_estimateGas``) is :mod:`yilian.api.rpc_calls`.
 
 Framing follows JSON-RPC 2.0: a parse failure is -32700, a request that is not a
 request object is -32600, an unknown method -32601, bad params -32602, node-side
@@ -13,21 +17,15 @@ nonces.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI
-from eth.rlp.accounts import Account
-from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
-from trie import HexaryTrie
 
 import yilian.api.rpc_params as P
 from yilian.api import rpc_calls, rpc_framing
+from yilian.api.json_bytes import hex0x
 from yilian.api.rpc_errors import (
     InternalError,
     InvalidParams,
@@ -40,14 +38,12 @@ from yilian.api.rpc_format import (
     effective_gas_price,
     format_block,
     format_header,
-    format_log,
     format_receipt,
     format_transaction,
-    hexd,
     hexq,
-    log_matches,
 )
 from yilian.api.rpc_framing import WorkBudget
+from yilian.api.rpc_logs import LogQueries
 from yilian.api.rpc_permissions import guarded
 from yilian.node.interfaces import CommittedBlock
 from yilian.node.mempool import Rejected
@@ -56,18 +52,8 @@ from yilian.node.service import Node
 log = logging.getLogger("yilian.rpc")
 
 CLIENT_VERSION = "yilian/0.1.0/py-evm-0.12.1b1/python3.11"
-FILTER_TTL = 300.0
-MAX_FILTERS = 1000
 
 JsonObj = dict[str, Any]
-
-
-@dataclass
-class _Filter:
-    kind: str  # "logs" | "blocks"
-    spec: P.LogFilter | None
-    next_block: int
-    touched: float = field(default_factory=time.monotonic)
 
 
 class RpcHandler:
@@ -77,8 +63,7 @@ class RpcHandler:
         self.node = node
         self.limits = node.config.rpc
         self.chain_id = node.genesis.chain_id
-        self._filters: dict[str, _Filter] = {}
-        self._filters_lock = threading.Lock()
+        self.logs = LogQueries(node, self.limits, self._header)
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             "web3_clientVersion": lambda p: self._arity(p, 0, 0, "web3_clientVersion")
             or CLIENT_VERSION,
@@ -89,7 +74,7 @@ class RpcHandler:
             "eth_chainId": lambda p: self._arity(p, 0, 0, "eth_chainId") or hexq(self.chain_id),
             "eth_syncing": lambda p: False,
             "eth_accounts": lambda p: [],
-            "eth_coinbase": lambda p: hexd(self.node.proposer),
+            "eth_coinbase": lambda p: hex0x(self.node.proposer),
             "eth_mining": lambda p: False,
             "eth_hashrate": lambda p: "0x0",
             "eth_gasPrice": lambda p: "0x0",
@@ -115,12 +100,7 @@ class RpcHandler:
             "eth_getTransactionReceipt": self.eth_getTransactionReceipt,
             "eth_getBlockReceipts": self.eth_getBlockReceipts,
             "eth_sendRawTransaction": self.eth_sendRawTransaction,
-            "eth_getLogs": self.eth_getLogs,
-            "eth_newFilter": self.eth_newFilter,
-            "eth_newBlockFilter": self.eth_newBlockFilter,
-            "eth_getFilterChanges": self.eth_getFilterChanges,
-            "eth_getFilterLogs": self.eth_getFilterLogs,
-            "eth_uninstallFilter": self.eth_uninstallFilter,
+            **self.logs.methods(),  # yilian.api.rpc_logs
             "yilian_getCommitCertificate": self.yilian_getCommitCertificate,
         }
         # Methods that execute code: they spend the request's WorkBudget.
@@ -178,7 +158,7 @@ class RpcHandler:
             if ref.hash is not None:
                 header = core.header_by_hash(ref.hash)
                 if header is None:
-                    raise ResourceNotFound(f"block {hexd(ref.hash)} not found")
+                    raise ResourceNotFound(f"block {hex0x(ref.hash)} not found")
                 return header
             assert ref.number is not None
             ref = ref.number
@@ -203,7 +183,7 @@ class RpcHandler:
         """The timestamp of a committed block (of a transaction record just read)."""
         header = self.node.core.header_by_hash(block_hash)
         if header is None:
-            raise InternalError(f"block {hexd(block_hash)} of a committed transaction is missing")
+            raise InternalError(f"block {hex0x(block_hash)} of a committed transaction is missing")
         return int(header.timestamp)
 
     def _state(self, header: BlockHeaderAPI) -> Any:
@@ -212,7 +192,7 @@ class RpcHandler:
     # -- state ---------------------------------------------------------------------------------
     def web3_sha3(self, p: list[Any]) -> str:
         P.params_list(p, 1, 1, "web3_sha3")
-        return hexd(keccak(P.data(p[0], "params[0]")))
+        return hex0x(keccak(P.data(p[0], "params[0]")))
 
     def _account_query(self, p: list[Any], method: str) -> tuple[bytes, Any, Any]:
         """(address, state, tag) for the ``[address, block?]`` methods."""
@@ -234,7 +214,7 @@ class RpcHandler:
 
     def eth_getCode(self, p: list[Any]) -> str:
         address, state, _ = self._account_query(p, "eth_getCode")
-        return hexd(state.get_code(address))
+        return hex0x(state.get_code(address))
 
     def eth_getStorageAt(self, p: list[Any]) -> str:
         P.params_list(p, 2, 3, "eth_getStorageAt")
@@ -242,7 +222,7 @@ class RpcHandler:
         slot = P.quantity(p[1], "params[1]")
         header = self._header(p[2] if len(p) > 2 else "latest", "params[2]")
         value = self._state(header).get_storage(address, slot)
-        return hexd(value.to_bytes(32, "big"))
+        return hex0x(value.to_bytes(32, "big"))
 
     def eth_getProof(self, p: list[Any]) -> JsonObj:
         """EIP-1186 account and storage proofs against the block's state root."""
@@ -256,31 +236,16 @@ class RpcHandler:
                  else int.from_bytes(P.hash32(k, f"params[1][{i}]"), "big")
                  for i, k in enumerate(p[1])]
         header = self._header(p[2] if len(p) > 2 else "latest", "params[2]")
-        db = self.node.store.committed_evm_db()
-        account_trie = HexaryTrie(db, header.state_root)
-        key = keccak(address)
-        account_proof = [rlp.encode(node) for node in account_trie.get_proof(key)]
-        encoded = account_trie.get(key)
-        account = rlp.decode(encoded, sedes=Account) if encoded else Account()
-        storage_trie = HexaryTrie(db, account.storage_root)
-        storage_proof = []
-        for slot in slots:
-            skey = keccak(slot.to_bytes(32, "big"))
-            raw = storage_trie.get(skey)
-            value = rlp.decode(raw, sedes=rlp.sedes.big_endian_int) if raw else 0
-            storage_proof.append({
-                "key": hexq(slot),
-                "value": hexq(value),
-                "proof": [hexd(rlp.encode(n)) for n in storage_trie.get_proof(skey)],
-            })
+        proof = self.node.ledger.proof(address, slots, header)
         return {
-            "address": hexd(address),
-            "accountProof": [hexd(n) for n in account_proof],
-            "balance": hexq(account.balance),
-            "codeHash": hexd(account.code_hash),
-            "nonce": hexq(account.nonce),
-            "storageHash": hexd(account.storage_root),
-            "storageProof": storage_proof,
+            "address": hex0x(proof.address),
+            "accountProof": [hex0x(n) for n in proof.proof],
+            "balance": hexq(proof.balance),
+            "codeHash": hex0x(proof.code_hash),
+            "nonce": hexq(proof.nonce),
+            "storageHash": hex0x(proof.storage_root),
+            "storageProof": [{"key": hexq(s.slot), "value": hexq(s.value),
+                              "proof": [hex0x(n) for n in s.proof]} for s in proof.storage],
         }
 
     # -- blocks --------------------------------------------------------------------------------
@@ -362,7 +327,7 @@ class RpcHandler:
         P.params_list(p, 1, 1, "eth_sendRawTransaction")
         raw = P.data(p[0], "params[0]")
         try:
-            return hexd(self.node.submit(raw))
+            return hex0x(self.node.submit(raw))
         except Rejected as exc:
             raise ServerError(exc.message, data={"reason": exc.reason}) from exc
 
@@ -416,143 +381,13 @@ class RpcHandler:
         P.params_list(p, 1, 3, "eth_call")
         args = P.call_object(p[0], "params[0]")
         header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
-        return hexd(rpc_calls.eth_call(self.node, args, header, budget))
+        return hex0x(rpc_calls.eth_call(self.node, args, header, budget))
 
     def eth_estimateGas(self, p: list[Any], budget: WorkBudget) -> str:
         P.params_list(p, 1, 2, "eth_estimateGas")
         args = P.call_object(p[0], "params[0]")
         header = self._header(p[1] if len(p) > 1 else "latest", "params[1]")
         return hexq(rpc_calls.eth_estimate_gas(self.node, args, header, budget))
-
-    # -- logs ----------------------------------------------------------------------------------
-    def _range(self, spec: P.LogFilter) -> tuple[int, int] | None:
-        core = self.node.core
-        if spec.block_hash is not None:
-            header = core.header_by_hash(spec.block_hash)
-            if header is None:
-                raise ResourceNotFound(f"block {hexd(spec.block_hash)} not found")
-            return header.block_number, header.block_number
-        head = core.head().block_number
-
-        def resolve(tag: Any, default: int) -> int:
-            if tag is None:
-                return default
-            if isinstance(tag, int):
-                return tag
-            if isinstance(tag, P.BlockRef):
-                return self._header(tag.number if tag.number is not None else
-                                    {"blockHash": hexd(tag.hash or b"")}, "filter").block_number
-            return 0 if tag == "earliest" else head
-
-        first = resolve(spec.from_block, head)
-        last = min(resolve(spec.to_block, head), head)
-        if first > last:
-            return None
-        if last - first + 1 > self.limits.max_log_blocks:
-            raise LimitExceeded(
-                f"block range {first}..{last} spans {last - first + 1} blocks; query at most "
-                f"{self.limits.max_log_blocks} blocks per call")
-        return first, last
-
-    def _logs(self, spec: P.LogFilter, first: int, last: int) -> list[JsonObj]:
-        core = self.node.core
-        addresses = set(spec.addresses) if spec.addresses else set()
-        if addresses:
-            numbers: set[int] = set()
-            for a in addresses:
-                numbers.update(core.blocks_with_logs_from(a, first, last))
-            candidates = sorted(numbers)
-        else:
-            candidates = list(range(first, last + 1))
-        out: list[JsonObj] = []
-        for number in candidates:
-            header = core.header_by_number(number)
-            if header is None or not _bloom_may_match(header.bloom, addresses, spec.topics):
-                continue
-            block = core.block_by_header(header)
-            log_index = 0
-            for i, (tx, receipt) in enumerate(zip(block.transactions, core.receipts(block),
-                                                  strict=True)):
-                for entry in receipt.logs:
-                    if log_matches(entry, addresses, spec.topics):
-                        out.append(format_log(entry, block_hash=block.hash, block_number=number,
-                                              tx_hash=tx.hash, tx_index=i, log_index=log_index,
-                                              block_timestamp=header.timestamp))
-                        if len(out) > self.limits.max_logs:
-                            raise LimitExceeded(
-                                f"query returns more than {self.limits.max_logs} logs; narrow "
-                                "the block range or add address/topic filters")
-                    log_index += 1
-        return out
-
-    def eth_getLogs(self, p: list[Any]) -> list[JsonObj]:
-        P.params_list(p, 1, 1, "eth_getLogs")
-        spec = P.log_filter(p[0], "params[0]")
-        rng = self._range(spec)
-        return [] if rng is None else self._logs(spec, *rng)
-
-    # -- filters (polling) ---------------------------------------------------------------------
-    def _new_filter(self, f: _Filter) -> str:
-        with self._filters_lock:
-            now = time.monotonic()
-            for fid in [k for k, v in self._filters.items() if now - v.touched > FILTER_TTL]:
-                del self._filters[fid]
-            if len(self._filters) >= MAX_FILTERS:
-                raise LimitExceeded(f"too many filters ({MAX_FILTERS}); uninstall unused ones")
-            fid = hexq(int.from_bytes(keccak(str((now, id(f))).encode())[:16], "big"))
-            self._filters[fid] = f
-            return fid
-
-    def _get_filter(self, p: list[Any], method: str) -> tuple[str, _Filter]:
-        P.params_list(p, 1, 1, method)
-        fid = p[0]
-        with self._filters_lock:
-            f = self._filters.get(fid) if isinstance(fid, str) else None
-            if f is None or time.monotonic() - f.touched > FILTER_TTL:
-                raise ResourceNotFound("filter not found (filters expire after 5 minutes "
-                                       "without polling); create a new one")
-            f.touched = time.monotonic()
-            return fid, f
-
-    def eth_newFilter(self, p: list[Any]) -> str:
-        P.params_list(p, 1, 1, "eth_newFilter")
-        spec = P.log_filter(p[0], "params[0]")
-        head = self.node.core.head().block_number
-        start = spec.from_block if isinstance(spec.from_block, int) else head + 1
-        return self._new_filter(_Filter("logs", spec, start))
-
-    def eth_newBlockFilter(self, p: list[Any]) -> str:
-        return self._new_filter(_Filter("blocks", None, self.node.core.head().block_number + 1))
-
-    def eth_getFilterChanges(self, p: list[Any]) -> list[Any]:
-        _, f = self._get_filter(p, "eth_getFilterChanges")
-        head = int(self.node.core.head().block_number)
-        first, f.next_block = f.next_block, head + 1
-        if first > head:
-            return []
-        if f.kind == "blocks":
-            return [hexd(self.node.core.header_by_number(n).hash)  # type: ignore[union-attr]
-                    for n in range(first, head + 1)]
-        assert f.spec is not None
-        last = head
-        if isinstance(f.spec.to_block, int):
-            last = min(last, f.spec.to_block)
-        if first > last:
-            return []
-        first = max(first, last - self.limits.max_log_blocks + 1)
-        return self._logs(f.spec, first, last)
-
-    def eth_getFilterLogs(self, p: list[Any]) -> list[JsonObj]:
-        _, f = self._get_filter(p, "eth_getFilterLogs")
-        if f.kind != "logs" or f.spec is None:
-            raise InvalidParams("invalid params: eth_getFilterLogs needs a log filter id")
-        rng = self._range(f.spec)
-        return [] if rng is None else self._logs(f.spec, *rng)
-
-    def eth_uninstallFilter(self, p: list[Any]) -> bool:
-        P.params_list(p, 1, 1, "eth_uninstallFilter")
-        with self._filters_lock:
-            return self._filters.pop(p[0], None) is not None if isinstance(p[0], str) else False
 
     # -- consortium ------------------------------------------------------------------------------
     def yilian_getCommitCertificate(self, p: list[Any]) -> JsonObj | None:
@@ -566,39 +401,11 @@ class RpcHandler:
             return None
         return {
             "height": hexq(cert.height), "round": hexq(cert.round),
-            "blockHash": hexd(cert.value_id),
-            "precommits": [{"validator": hexd(v.validator), "signature": hexd(v.signature)}
+            "blockHash": hex0x(cert.value_id),
+            "precommits": [{"validator": hex0x(v.validator), "signature": hex0x(v.signature)}
                            for v in cert.votes],
         }
 
     # -- subscriptions (used by the WebSocket endpoint) ---------------------------------------
     def head_json(self, committed: CommittedBlock) -> JsonObj:
         return format_header(committed.block.header)
-
-    def logs_json(self, committed: CommittedBlock, spec: P.LogFilter) -> list[JsonObj]:
-        block = committed.block
-        addresses = set(spec.addresses) if spec.addresses else set()
-        out = []
-        log_index = 0
-        for i, (tx, receipt) in enumerate(zip(block.transactions, committed.receipts,
-                                              strict=True)):
-            for entry in receipt.logs:
-                if log_matches(entry, addresses, spec.topics):
-                    out.append(format_log(entry, block_hash=block.hash, block_number=block.number,
-                                          tx_hash=tx.hash, tx_index=i, log_index=log_index,
-                                          block_timestamp=block.header.timestamp))
-                log_index += 1
-        return out
-
-
-def _bloom_may_match(bloom: int, addresses: set[bytes], topics: Any) -> bool:
-    f = BloomFilter(bloom)
-    if addresses and not any(a in f for a in addresses):
-        return False
-    for position in topics or ():
-        if position is None:
-            continue
-        options = position if isinstance(position, (list, tuple)) else [position]
-        if options and not any(t in f for t in options):
-            return False
-    return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import BlockHeaderAPI
 from eth.exceptions import Revert, VMError
 from eth_utils import ValidationError
 
@@ -31,18 +31,13 @@ from yilian.node.service import Node
 
 T = TypeVar("T")
 MAX_INITCODE_SIZE = 49_152  # EIP-3860 (Shanghai): 2 * MAX_CODE_SIZE
+ANYONE = b"\x00" * 20  # the sender of a call object without "from"
 
 
 def _check_args(args: P.CallArgs, where: str) -> None:
     if args.to is None and args.data is not None and len(args.data) > MAX_INITCODE_SIZE:
         raise InvalidParams(f"invalid params: {where}.data is initcode of {len(args.data)} "
                             f"bytes, over the EIP-3860 limit of {MAX_INITCODE_SIZE} bytes")
-
-
-def _call_tx(node: Node, args: P.CallArgs, header: BlockHeaderAPI, gas: int
-             ) -> SignedTransactionAPI:
-    return node.core.call_tx(args.from_ or b"\x00" * 20, args.to or b"", args.data or b"",
-                             header, gas, value=args.value or 0)
 
 
 def _too_slow(method: str, exc: OutOfTime) -> LimitExceeded:
@@ -75,9 +70,9 @@ def eth_call(node: Node, args: P.CallArgs, header: BlockHeaderAPI, budget: WorkB
              ) -> bytes:
     _check_args(args, "params[0]")
     gas = budget.call_gas(args.gas)
-    tx = _call_tx(node, args, header, gas)
-    computation = _execute("eth_call", "call is invalid",
-                           lambda: node.core.call(tx, header, gas, budget.call_deadline()))
+    computation = _execute("eth_call", "call is invalid", lambda: node.ledger.call_as(
+        args.from_ or ANYONE, args.to or b"", args.data or b"", header, gas,
+        value=args.value or 0, deadline=budget.call_deadline()))
     budget.spend_gas(gas - computation.get_gas_remaining())  # intrinsic gas included
     if computation.is_error:
         raise execution_error(computation.error, computation.output)
@@ -88,8 +83,9 @@ def eth_estimate_gas(node: Node, args: P.CallArgs, header: BlockHeaderAPI,
                      budget: WorkBudget) -> int:
     _check_args(args, "params[0]")
     cap = min(budget.call_gas(args.gas), node.genesis.params.max_tx_gas)
-    tx = _call_tx(node, args, header, cap)
     estimate = _execute("eth_estimateGas", "cannot estimate gas",
-                        lambda: node.core.estimate_gas(tx, header, cap, budget.call_deadline()))
+                        lambda: node.ledger.estimate_gas_as(
+                            args.from_ or ANYONE, args.to or b"", args.data or b"", header,
+                            cap, value=args.value or 0, deadline=budget.call_deadline()))
     budget.spend_gas(estimate)  # a lower bound of the work: the search ran it ~log2(cap) times
     return estimate

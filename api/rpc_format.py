@@ -3,7 +3,8 @@
 Conventions (identical to geth's ``internal/ethapi`` marshalling):
 
 * integers are QUANTITY strings from :func:`hexq` (``"0x0"``, ``"0x1a"``);
-* byte strings are DATA strings from :func:`hexd` (``"0x"`` + lowercase hex);
+* byte strings are DATA strings from :func:`yilian.api.json_bytes.hex0x` (``"0x"`` +
+  lowercase hex);
 * addresses are lowercase 0x-hex (geth never checksums in JSON-RPC results);
 * hashes, topics and storage keys are always 32 bytes (left-padded);
 * "not yet mined" positional fields (``blockHash`` etc.) are ``None``;
@@ -46,6 +47,8 @@ from eth.abc import (
 )
 from eth_typing import Address
 
+from yilian.api.json_bytes import hex0x
+
 __all__ = [
     "effective_gas_price",
     "format_access_list",
@@ -54,7 +57,6 @@ __all__ = [
     "format_log",
     "format_receipt",
     "format_transaction",
-    "hexd",
     "hexq",
     "log_matches",
     "tx_type",
@@ -88,11 +90,6 @@ def hexq(value: int) -> str:
     return hex(value)
 
 
-def hexd(value: bytes) -> str:
-    """Encode bytes as JSON-RPC DATA: ``"0x"`` + lowercase hex (``b"" -> "0x"``)."""
-    return "0x" + bytes(value).hex()
-
-
 def _hex32(value: int | bytes) -> str:
     """Encode a 32-byte word given as int (py-evm topics/keys) or bytes."""
     if isinstance(value, int):
@@ -107,7 +104,7 @@ def _bloom(value: int) -> str:
 
 def _to(value: bytes) -> str | None:
     """Encode a transaction ``to``; ``b""`` (contract creation) becomes ``None``."""
-    return hexd(value) if value else None
+    return hex0x(value) if value else None
 
 
 def _topic_bytes(value: int | bytes) -> bytes:
@@ -154,7 +151,7 @@ def effective_gas_price(tx: SignedTransactionAPI, base_fee: int | None) -> int:
 def format_access_list(access_list: Iterable[Any]) -> list[dict[str, Any]]:
     """Format a py-evm access list (``(address, [int keys])`` pairs) for JSON."""
     return [
-        {"address": hexd(addr), "storageKeys": [_hex32(k) for k in keys]}
+        {"address": hex0x(addr), "storageKeys": [_hex32(k) for k in keys]}
         for addr, keys in access_list
     ]
 
@@ -163,7 +160,7 @@ def _format_authorization(auth: Any) -> dict[str, Any]:
     """Format an EIP-7702 authorization tuple as geth's ``SetCodeAuthorization``."""
     return {
         "chainId": hexq(auth.chain_id),
-        "address": hexd(auth.address),
+        "address": hex0x(auth.address),
         "nonce": hexq(auth.nonce),
         "yParity": hexq(auth.y_parity),
         "r": hexq(auth.r),
@@ -202,10 +199,10 @@ def format_transaction(
     if mined and (block_number is None or block_timestamp is None or index is None):
         raise ValueError("a mined transaction needs block_number, block_timestamp and index")
     out: dict[str, Any] = {
-        "blockHash": hexd(block_hash) if block_hash is not None else None,
+        "blockHash": hex0x(block_hash) if block_hash is not None else None,
         "blockNumber": hexq(block_number) if block_number is not None else None,
         "blockTimestamp": hexq(block_timestamp) if block_timestamp is not None else None,
-        "from": hexd(tx.sender),
+        "from": hex0x(tx.sender),
         "gas": hexq(tx.gas),
         "gasPrice": hexq(effective_gas_price(tx, base_fee if mined else None)),
     }
@@ -216,8 +213,8 @@ def format_transaction(
         out["maxFeePerBlobGas"] = hexq(tx.max_fee_per_blob_gas)
     out.update(
         {
-            "hash": hexd(tx.hash),
-            "input": hexd(tx.data),
+            "hash": hex0x(tx.hash),
+            "input": hex0x(tx.data),
             "nonce": hexq(tx.nonce),
             "to": _to(tx.to),
             "transactionIndex": hexq(index) if index is not None else None,
@@ -238,7 +235,7 @@ def format_transaction(
     out["accessList"] = format_access_list(tx.access_list)
     out["chainId"] = hexq(chain_id if typed_chain_id is None else typed_chain_id)
     if kind == BLOB_TX_TYPE:
-        out["blobVersionedHashes"] = [hexd(h) for h in tx.blob_versioned_hashes]
+        out["blobVersionedHashes"] = [hex0x(h) for h in tx.blob_versioned_hashes]
     if kind == SET_CODE_TX_TYPE:
         out["authorizationList"] = [_format_authorization(a) for a in tx.authorization_list]
     out["v"] = hexq(tx.y_parity)
@@ -271,13 +268,13 @@ def format_log(
     1.16) is emitted only when ``block_timestamp`` is given.
     """
     out: dict[str, Any] = {
-        "address": hexd(log.address),
+        "address": hex0x(log.address),
         "topics": [_hex32(t) for t in log.topics],
-        "data": hexd(log.data),
+        "data": hex0x(log.data),
         "blockNumber": hexq(block_number) if block_number is not None else None,
-        "transactionHash": hexd(tx_hash) if tx_hash is not None else None,
+        "transactionHash": hex0x(tx_hash) if tx_hash is not None else None,
         "transactionIndex": hexq(tx_index) if tx_index is not None else None,
-        "blockHash": hexd(block_hash) if block_hash is not None else None,
+        "blockHash": hex0x(block_hash) if block_hash is not None else None,
     }
     if block_timestamp is not None:
         out["blockTimestamp"] = hexq(block_timestamp)
@@ -322,14 +319,14 @@ def format_receipt(
             f"cumulative_gas_before ({cumulative_gas_before}) exceeds the receipt's "
             f"cumulative gas ({cumulative}); pass the previous receipt's gas_used"
         )
-    contract = hexd(generate_contract_address(Address(sender), tx.nonce)) if not tx.to else None
+    contract = hex0x(generate_contract_address(Address(sender), tx.nonce)) if not tx.to else None
     out: dict[str, Any] = {
-        "blockHash": hexd(block_hash),
+        "blockHash": hex0x(block_hash),
         "blockNumber": hexq(block_number),
         "contractAddress": contract,
         "cumulativeGasUsed": hexq(cumulative),
         "effectiveGasPrice": hexq(effective_gas_price),
-        "from": hexd(sender),
+        "from": hex0x(sender),
         "gasUsed": hexq(gas_used),
         "logs": [
             format_log(
@@ -346,7 +343,7 @@ def format_receipt(
         "logsBloom": _bloom(receipt.bloom),
         "status": "0x1" if receipt.state_root == b"\x01" else "0x0",
         "to": _to(tx.to),
-        "transactionHash": hexd(tx_hash),
+        "transactionHash": hex0x(tx_hash),
         "transactionIndex": hexq(index),
         "type": hexq(kind),
     }
@@ -411,19 +408,19 @@ def format_header(header: BlockHeaderAPI, *, size: int | None = None) -> dict[st
     nonce = bytes(getattr(header, "nonce", b"") or b"")
     out: dict[str, Any] = {
         "number": hexq(header.block_number),
-        "hash": hexd(header.hash),
-        "parentHash": hexd(header.parent_hash),
-        "nonce": hexd(nonce.rjust(8, b"\x00")),
-        "mixHash": hexd(header.mix_hash),
-        "sha3Uncles": hexd(header.uncles_hash),
+        "hash": hex0x(header.hash),
+        "parentHash": hex0x(header.parent_hash),
+        "nonce": hex0x(nonce.rjust(8, b"\x00")),
+        "mixHash": hex0x(header.mix_hash),
+        "sha3Uncles": hex0x(header.uncles_hash),
         "logsBloom": _bloom(header.bloom),
-        "transactionsRoot": hexd(header.transaction_root),
-        "stateRoot": hexd(header.state_root),
-        "receiptsRoot": hexd(header.receipt_root),
-        "miner": hexd(header.coinbase),
+        "transactionsRoot": hex0x(header.transaction_root),
+        "stateRoot": hex0x(header.state_root),
+        "receiptsRoot": hex0x(header.receipt_root),
+        "miner": hex0x(header.coinbase),
         "difficulty": hexq(header.difficulty),
         "totalDifficulty": "0x0",
-        "extraData": hexd(header.extra_data),
+        "extraData": hex0x(header.extra_data),
         "gasLimit": hexq(header.gas_limit),
         "gasUsed": hexq(header.gas_used),
         "timestamp": hexq(header.timestamp),
@@ -440,11 +437,11 @@ def format_header(header: BlockHeaderAPI, *, size: int | None = None) -> dict[st
 # Header fields added by later forks (London .. Prague): (py-evm attribute, JSON key, format).
 _FORK_HEADER_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("base_fee_per_gas", "baseFeePerGas", hexq),
-    ("withdrawals_root", "withdrawalsRoot", hexd),
+    ("withdrawals_root", "withdrawalsRoot", hex0x),
     ("blob_gas_used", "blobGasUsed", hexq),
     ("excess_blob_gas", "excessBlobGas", hexq),
-    ("parent_beacon_block_root", "parentBeaconBlockRoot", hexd),
-    ("requests_hash", "requestsHash", hexd),
+    ("parent_beacon_block_root", "parentBeaconBlockRoot", hex0x),
+    ("requests_hash", "requestsHash", hex0x),
 )
 
 
@@ -453,7 +450,7 @@ def _format_withdrawal(withdrawal: Any) -> dict[str, Any]:
     return {
         "index": hexq(withdrawal.index),
         "validatorIndex": hexq(withdrawal.validator_index),
-        "address": hexd(withdrawal.address),
+        "address": hex0x(withdrawal.address),
         "amount": hexq(withdrawal.amount),
     }
 
@@ -484,8 +481,8 @@ def format_block(block: BlockAPI, *, full_transactions: bool, chain_id: int) -> 
             for i, tx in enumerate(block.transactions)
         ]
     else:
-        out["transactions"] = [hexd(tx.hash) for tx in block.transactions]
-    out["uncles"] = [hexd(uncle.hash) for uncle in block.uncles]
+        out["transactions"] = [hex0x(tx.hash) for tx in block.transactions]
+    out["uncles"] = [hex0x(uncle.hash) for uncle in block.uncles]
     if _optional_attr(header, "withdrawals_root") is not None:
         withdrawals = _optional_attr(block, "withdrawals") or ()
         out["withdrawals"] = [_format_withdrawal(w) for w in withdrawals]

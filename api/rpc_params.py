@@ -1,4 +1,5 @@
-"""Strict parsers for Ethereum JSON-RPC parameters.
+"""Strict parsers for Ethereum JSON-RPC parameters (the log filter object's is
+:mod:`yilian.api.rpc_log_params`).
 
 Every parser takes a decoded JSON value (``None``, ``bool``, ``int``,
 ``float``, ``str``, ``list`` or ``dict``) plus ``where`` -- a human-readable
@@ -19,7 +20,7 @@ Invariants shared by all parsers:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from eth_utils import to_checksum_address
@@ -28,24 +29,21 @@ from .rpc_errors import InvalidParams
 
 __all__ = [
     "BLOCK_TAGS",
-    "MAX_FILTER_ADDRESSES",
-    "MAX_SUB_TOPICS",
-    "MAX_TOPICS",
     "UINT64_MAX",
     "UINT256_MAX",
     "AccessListEntry",
     "BlockId",
     "BlockRef",
     "CallArgs",
-    "LogFilter",
     "address",
     "block_number_or_tag",
     "block_tag",
     "boolean",
     "call_object",
     "data",
+    "describe",
     "hash32",
-    "log_filter",
+    "must_be",
     "params_list",
     "quantity",
 ]
@@ -54,16 +52,11 @@ UINT64_MAX: Final = 2**64 - 1
 UINT256_MAX: Final = 2**256 - 1
 #: Named blocks accepted wherever a block number is.
 BLOCK_TAGS: Final = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
-#: Topic positions in a log filter (LOG0..LOG4 carry at most 4 topics).
-MAX_TOPICS: Final = 4
-#: Geth's limits on the size of a single log filter.
-MAX_FILTER_ADDRESSES: Final = 1000
-MAX_SUB_TOPICS: Final = 1000
 
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
-def _show(value: Any) -> str:
+def describe(value: Any) -> str:
     """Describe a JSON value briefly for an error message (never raises)."""
     if value is None:
         return "null"
@@ -84,9 +77,9 @@ def _show(value: Any) -> str:
     return type(value).__name__
 
 
-def _fail(where: str, expected: str, value: Any, hint: str = "") -> InvalidParams:
+def must_be(where: str, expected: str, value: Any, hint: str = "") -> InvalidParams:
     """Build the standard ``"<where> must be <expected>, got <value>"`` error."""
-    msg = f"{where} must be {expected}, got {_show(value)}"
+    msg = f"{where} must be {expected}, got {describe(value)}"
     if hint:
         msg += f" ({hint})"
     return InvalidParams(msg)
@@ -108,23 +101,23 @@ def quantity(value: Any, where: str, *, max_value: int = UINT256_MAX) -> int:
         hint = ""
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= max_value:
             hint = f"encode numbers as hex strings, e.g. {hex(value)!r}"
-        raise _fail(where, expected, value, hint)
+        raise must_be(where, expected, value, hint)
     if not value.startswith("0x"):
-        raise _fail(where, expected, value, "add the 0x prefix")
+        raise must_be(where, expected, value, "add the 0x prefix")
     digits = value[2:]
     if not digits:
-        raise _fail(where, expected, value, "use '0x0' for zero")
+        raise must_be(where, expected, value, "use '0x0' for zero")
     if not _HEX_DIGITS.fullmatch(digits):
-        raise _fail(where, expected, value, "only 0-9, a-f and A-F are allowed after 0x")
+        raise must_be(where, expected, value, "only 0-9, a-f and A-F are allowed after 0x")
     if len(digits) > 1 and digits[0] == "0":
         stripped = digits.lstrip("0") or "0"
         hint = f"write it as '0x{stripped}'" if len(stripped) <= 64 else "remove the leading zeros"
-        raise _fail(where, expected, value, hint)
+        raise must_be(where, expected, value, hint)
     if len(digits) > 64:
-        raise _fail(where, expected, value, "value exceeds 256 bits")
+        raise must_be(where, expected, value, "value exceeds 256 bits")
     number = int(digits, 16)
     if number > max_value:
-        raise _fail(where, f"a hex quantity no greater than {hex(max_value)}", value)
+        raise must_be(where, f"a hex quantity no greater than {hex(max_value)}", value)
     return number
 
 
@@ -139,18 +132,18 @@ def data(value: Any, where: str, length: int | None = None) -> bytes:
     else:
         expected = f"0x-prefixed hex data of exactly {length} bytes ({2 * length} hex digits)"
     if not isinstance(value, str):
-        raise _fail(where, expected, value)
+        raise must_be(where, expected, value)
     if not value.startswith("0x"):
-        raise _fail(where, expected, value, "add the 0x prefix")
+        raise must_be(where, expected, value, "add the 0x prefix")
     digits = value[2:]
     if not _HEX_DIGITS.fullmatch(digits):
-        raise _fail(where, expected, value, "only 0-9, a-f and A-F are allowed after 0x")
+        raise must_be(where, expected, value, "only 0-9, a-f and A-F are allowed after 0x")
     if len(digits) % 2:
-        raise _fail(where, expected, value, "odd number of hex digits; pad with a leading 0")
+        raise must_be(where, expected, value, "odd number of hex digits; pad with a leading 0")
     raw = bytes.fromhex(digits)
     if length is not None and len(raw) != length:
         unit = "byte" if len(raw) == 1 else "bytes"
-        raise _fail(where, expected, value, f"it is {len(raw)} {unit} long")
+        raise must_be(where, expected, value, f"it is {len(raw)} {unit} long")
     return raw
 
 
@@ -175,7 +168,7 @@ def address(value: Any, where: str) -> bytes:
     if digits not in (digits.lower(), digits.upper()):
         good = to_checksum_address(raw)
         if good[2:] != digits:
-            raise _fail(
+            raise must_be(
                 where,
                 "an address with a valid EIP-55 checksum",
                 value,
@@ -187,7 +180,7 @@ def address(value: Any, where: str) -> bytes:
 def boolean(value: Any, where: str) -> bool:
     """Parse a JSON boolean (``true``/``false`` only; no 0/1 or strings)."""
     if not isinstance(value, bool):
-        raise _fail(where, "a JSON boolean (true or false)", value)
+        raise must_be(where, "a JSON boolean (true or false)", value)
     return value
 
 
@@ -239,7 +232,7 @@ def block_number_or_tag(value: Any, where: str) -> int | str:
         return value
     if isinstance(value, str) and value.startswith("0x"):
         return quantity(value, where, max_value=UINT64_MAX)
-    raise _fail(where, f"a block number as a hex quantity or one of {_TAG_LIST}", value)
+    raise must_be(where, f"a block number as a hex quantity or one of {_TAG_LIST}", value)
 
 
 def block_tag(value: Any, where: str) -> BlockId:
@@ -334,6 +327,7 @@ _CALL_KEYS: Final = frozenset(
         "maxPriorityFeePerGas",
         "value",
         "data",
+    "describe",
         "input",
         "nonce",
         "accessList",
@@ -354,12 +348,12 @@ _UNSUPPORTED_CALL_KEYS: Final = {
 def _access_list(value: Any, where: str) -> tuple[AccessListEntry, ...]:
     """Parse ``[{"address": a, "storageKeys": [h, ...]}, ...]``."""
     if not isinstance(value, list):
-        raise _fail(where, 'an access list: array of {"address", "storageKeys"} objects', value)
+        raise must_be(where, 'an access list: array of {"address", "storageKeys"} objects', value)
     entries: list[AccessListEntry] = []
     for i, item in enumerate(value):
         at = f"{where}[{i}]"
         if not isinstance(item, dict):
-            raise _fail(at, 'an object {"address": ..., "storageKeys": [...]}', item)
+            raise must_be(at, 'an object {"address": ..., "storageKeys": [...]}', item)
         extra = sorted(str(k) for k in item if k not in ("address", "storageKeys"))
         if extra:
             raise InvalidParams(
@@ -373,7 +367,7 @@ def _access_list(value: Any, where: str) -> tuple[AccessListEntry, ...]:
         addr = address(item["address"], f"{at}.address")
         keys = item["storageKeys"]
         if not isinstance(keys, list):
-            raise _fail(f"{at}.storageKeys", "an array of 32-byte hex storage keys", keys)
+            raise must_be(f"{at}.storageKeys", "an array of 32-byte hex storage keys", keys)
         parsed = tuple(hash32(k, f"{at}.storageKeys[{j}]") for j, k in enumerate(keys))
         entries.append((addr, parsed))
     return tuple(entries)
@@ -394,12 +388,12 @@ def call_object(value: Any, where: str) -> CallArgs:
     (unless ``null``) are rejected so typos cannot silently change a call.
     """
     if not isinstance(value, dict):
-        raise _fail(where, "a transaction call object (JSON object)", value)
+        raise must_be(where, "a transaction call object (JSON object)", value)
     for key in value:
         if key in _UNSUPPORTED_CALL_KEYS and value[key] is not None:
             raise InvalidParams(f"{where}.{key}: {_UNSUPPORTED_CALL_KEYS[key]}")
         if key not in _CALL_KEYS and key not in _UNSUPPORTED_CALL_KEYS:
-            shown = _show(key)
+            shown = describe(key)
             raise InvalidParams(
                 f"{where} has unknown key {shown}; allowed keys are "
                 + ", ".join(sorted(_CALL_KEYS))
@@ -427,7 +421,7 @@ def call_object(value: Any, where: str) -> CallArgs:
     tx_type = q("type", 0xFF)
     if tx_type is not None and tx_type not in (0, 1, 2):
         raise InvalidParams(
-            f"{where}.type must be 0x0, 0x1 or 0x2 for a call, got {_show(value['type'])}"
+            f"{where}.type must be 0x0, 0x1 or 0x2 for a call, got {describe(value['type'])}"
         )
 
     gas_price = q("gasPrice")
@@ -462,153 +456,6 @@ def call_object(value: Any, where: str) -> CallArgs:
 
 
 # ---------------------------------------------------------------------------
-# log filters
-# ---------------------------------------------------------------------------
-
-#: One topic position: ``None`` matches anything, a tuple matches any member.
-TopicPosition = tuple[bytes, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class LogFilter:
-    """A parsed ``eth_getLogs`` / ``eth_newFilter`` filter object.
-
-    Invariants:
-
-    * Either ``block_hash`` is set and ``from_block``/``to_block`` are
-      ``None``, or ``block_hash`` is ``None`` and both bounds are set
-      (absent bounds default to ``"latest"``).
-    * When both bounds are ints, ``from_block <= to_block``.
-    * ``addresses`` is empty to match any address; otherwise it is
-      duplicate-free, 20-byte entries in request order.
-    * ``topics`` has at most 4 positions; ``None`` is a wildcard and a tuple is
-      a non-empty OR-set of 32-byte topics.  Trailing wildcards are kept.
-    """
-
-    from_block: int | str | None = "latest"
-    to_block: int | str | None = "latest"
-    block_hash: bytes | None = None
-    addresses: tuple[bytes, ...] = ()
-    topics: tuple[TopicPosition, ...] = field(default=())
-
-    @property
-    def address_set(self) -> frozenset[bytes]:
-        """``addresses`` as a set, for :func:`rpc_format.log_matches`."""
-        return frozenset(self.addresses)
-
-
-_FILTER_KEYS: Final = frozenset({"fromBlock", "toBlock", "blockHash", "address", "topics"})
-
-
-def _topic_position(value: Any, where: str) -> TopicPosition:
-    """Parse one entry of ``topics``: null, a hash, or an array of hashes/nulls."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        if len(value) > MAX_SUB_TOPICS:
-            raise InvalidParams(
-                f"{where} has {len(value)} alternatives; at most {MAX_SUB_TOPICS} are allowed"
-            )
-        parsed: list[bytes] = []
-        wildcard = False
-        for i, item in enumerate(value):
-            if item is None:
-                wildcard = True  # geth: a null alternative matches anything
-                continue
-            topic = hash32(item, f"{where}[{i}]")
-            if topic not in parsed:
-                parsed.append(topic)
-        if wildcard or not parsed:
-            return None
-        return tuple(parsed)
-    if isinstance(value, str):
-        return (hash32(value, where),)
-    raise _fail(where, "null, a 32-byte hex topic, or an array of topics (OR)", value)
-
-
-def log_filter(value: Any, where: str) -> LogFilter:
-    """Parse a log filter object into :class:`LogFilter` (see its invariants).
-
-    ``blockHash`` is mutually exclusive with ``fromBlock``/``toBlock``;
-    ``address`` is one address or an array; ``topics`` has at most 4
-    positions, each null, a topic, or an array of topics.  Unknown keys are
-    rejected.
-    """
-    if not isinstance(value, dict):
-        raise _fail(where, "a filter object (JSON object)", value)
-    unknown = sorted(str(k) for k in value if k not in _FILTER_KEYS)
-    if unknown:
-        raise InvalidParams(
-            f"{where} has unknown key {unknown[0]!r}; allowed keys are "
-            + ", ".join(sorted(_FILTER_KEYS))
-        )
-
-    raw_hash = value.get("blockHash")
-    raw_from = value.get("fromBlock")
-    raw_to = value.get("toBlock")
-    block_hash: bytes | None = None
-    from_block: int | str | None
-    to_block: int | str | None
-    if raw_hash is not None:
-        if raw_from is not None or raw_to is not None:
-            raise InvalidParams(
-                f"{where}: 'blockHash' cannot be combined with 'fromBlock'/'toBlock'; "
-                "send either a block hash or a block range"
-            )
-        block_hash = hash32(raw_hash, f"{where}.blockHash")
-        from_block = to_block = None
-    else:
-        from_block = (
-            "latest" if raw_from is None else block_number_or_tag(raw_from, f"{where}.fromBlock")
-        )
-        to_block = "latest" if raw_to is None else block_number_or_tag(raw_to, f"{where}.toBlock")
-        if isinstance(from_block, int) and isinstance(to_block, int) and from_block > to_block:
-            raise InvalidParams(
-                f"{where}: invalid block range, fromBlock ({from_block}) is after "
-                f"toBlock ({to_block})"
-            )
-
-    addresses: tuple[bytes, ...] = ()
-    raw_addr = value.get("address")
-    if isinstance(raw_addr, list):
-        if len(raw_addr) > MAX_FILTER_ADDRESSES:
-            raise InvalidParams(
-                f"{where}.address has {len(raw_addr)} entries; at most "
-                f"{MAX_FILTER_ADDRESSES} are allowed"
-            )
-        seen: list[bytes] = []
-        for i, item in enumerate(raw_addr):
-            parsed = address(item, f"{where}.address[{i}]")
-            if parsed not in seen:
-                seen.append(parsed)
-        addresses = tuple(seen)
-    elif raw_addr is not None:
-        if not isinstance(raw_addr, str):
-            raise _fail(f"{where}.address", "an address or an array of addresses", raw_addr)
-        addresses = (address(raw_addr, f"{where}.address"),)
-
-    topics: tuple[TopicPosition, ...] = ()
-    raw_topics = value.get("topics")
-    if raw_topics is not None:
-        if not isinstance(raw_topics, list):
-            raise _fail(f"{where}.topics", "an array of up to 4 topic positions", raw_topics)
-        if len(raw_topics) > MAX_TOPICS:
-            raise InvalidParams(
-                f"{where}.topics has {len(raw_topics)} positions; at most {MAX_TOPICS} "
-                "are allowed (logs carry at most 4 topics)"
-            )
-        topics = tuple(_topic_position(t, f"{where}.topics[{i}]") for i, t in enumerate(raw_topics))
-
-    return LogFilter(
-        from_block=from_block,
-        to_block=to_block,
-        block_hash=block_hash,
-        addresses=addresses,
-        topics=topics,
-    )
-
-
-# ---------------------------------------------------------------------------
 # params array
 # ---------------------------------------------------------------------------
 
@@ -625,7 +472,7 @@ def params_list(params: Any, min_len: int, max_len: int, method: str) -> list[An
         params = []
     if not isinstance(params, list):
         raise InvalidParams(
-            f"{method}: params must be a JSON array of positional arguments, got {_show(params)}"
+            f"{method}: params must be a JSON array of positional arguments, got {describe(params)}"
         )
     arity = f"exactly {min_len}" if min_len == max_len else f"{min_len} to {max_len}"
     noun = "param" if max_len == 1 else "params"

@@ -34,18 +34,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio.to_thread
-from eth.abc import SignedTransactionAPI
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from yilian.api.auth import ApiError
+from yilian.api.json_bytes import hex0x
 from yilian.api.openapi import ErrorResponse
-from yilian.contracts.abi import AbiError
-from yilian.node.center_account import TxFailed, final_record, wait_committed
+from yilian.node.admission import Rejected
 from yilian.node.chain import TxRecord
-from yilian.node.mempool import Rejected, decode_transaction
 from yilian.node.service import Node
+from yilian.node.tx_outcome import Pending, TxFailed
+from yilian.node.user_calls import Admitted, ChainStalled
 
 PER_ACCOUNT = 8
 PER_CLIENT_IP = 64
@@ -132,73 +132,11 @@ def wait_slots(request: Request) -> WaitSlots:
 WaitsDep = Annotated[WaitSlots, Depends(wait_slots)]
 
 
-@dataclass(frozen=True)
-class Pending:
-    """A transaction accepted but not (yet) committed: answered with HTTP 202."""
-
-    tx_hash: bytes
-    status: str  # "pending": will execute; "queued": waits for an earlier nonce
-    reason: str  # why the call did not wait for it: known, nonce_gap, commit_timeout
-    message: str
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.json(), status_code=202)
-
-    def json(self) -> dict[str, Any]:
-        return {"status": self.status, "tx_hash": "0x" + self.tx_hash.hex(),
-                "reason": self.reason, "message": self.message}
-
-
-def _checked_call(node: Node, raw: bytes, contract: bytes, functions: frozenset[str] | None,
-                  expect: dict[str, Any] | None) -> SignedTransactionAPI:
-    """The decoded transaction if it is a call of ``contract`` as the route requires."""
-    abi = node.domain.abi_at(contract)
-    try:
-        tx = decode_transaction(raw, chain_id=node.genesis.chain_id,
-                                max_bytes=node.config.mempool.max_tx_bytes)
-        if bytes(tx.to) != contract:
-            raise ApiError(422, "bad_call", f"the transaction is not addressed to {abi.name}")
-        name, args = abi.decode_input(bytes(tx.data))
-    except Rejected as exc:
-        raise ApiError(422, exc.reason, str(exc)) from None
-    except AbiError as exc:
-        raise ApiError(422, "bad_call", str(exc)) from None
-    if functions is not None and name not in functions:
-        raise ApiError(422, "bad_call", f"expected a call of {abi.name}."
-                       f"{' or '.join(sorted(functions))}, got {name}")
-    for key, value in (expect or {}).items():
-        if args.get(key) != value:
-            raise ApiError(422, "bad_call", f"the transaction's {key} is "
-                           f"{args.get(key)!r}, but the request names {value!r}")
-    return tx
-
-
-def _final(node: Node, record: TxRecord) -> TxRecord:
-    try:
-        return final_record(node.ledger, record)
-    except TxFailed as exc:
-        raise ApiError(409, exc.reason, str(exc),
-                       {"tx_hash": "0x" + bytes(record.tx.hash).hex()}) from None
-
-
-def _status(node: Node, tx: SignedTransactionAPI, reason: str) -> TxRecord | Pending | None:
-    """What the node knows of ``tx``: its committed record (ApiError 409 if it reverted),
-    Pending if it is in the mempool, None if neither."""
-    tx_hash = bytes(tx.hash)
-    record = node.core.tx_record(tx_hash)
-    if record is not None:
-        return _final(node, record)
-    if tx_hash not in node.mempool:
-        return None
-    next_nonce = node.mempool.pending_nonce(bytes(tx.sender))
-    if tx.nonce > next_nonce:
-        return Pending(tx_hash, "queued", "nonce_gap",
-                       f"transaction 0x{tx_hash.hex()} is kept but cannot execute before its "
-                       f"sender's nonce {next_nonce} (it has nonce {tx.nonce}); send the "
-                       "missing transactions first. Resend this one to see its status")
-    return Pending(tx_hash, "pending", reason,
-                   f"transaction 0x{tx_hash.hex()} is pending; resend the same signed "
-                   "transaction to get its result once it commits")
+def pending_response(pending: Pending) -> JSONResponse:
+    """The HTTP 202 answer for a transaction accepted but not committed yet."""
+    return JSONResponse({"status": pending.status, "tx_hash": hex0x(pending.tx_hash),
+                         "reason": pending.reason, "message": pending.message},
+                        status_code=202)
 
 
 # Admission reasons that say the sender may not do this (HTTP 403); others are 422.
@@ -211,52 +149,44 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
     """Admit a user-signed call of ``contract`` (one of ``functions`` if given) and wait,
     holding no thread, until its block is final; return the committed record.
 
-    ``expect`` names arguments the call must have (e.g. the grant id in the URL).
-    Answered at once, without waiting: a transaction already committed (its result, or
-    409 with the revert reason) or pending (Pending, 202), so resending the same signed
-    transaction is idempotent and is how a client polls it; one that cannot execute yet
-    (a nonce gap: Pending ``queued``); and a stalled chain (ApiError 503 ``no_quorum`` /
-    ``no_commit``: the transaction is kept and commits when the chain recovers). After
-    COMMIT_TIMEOUT_S the answer is Pending ``commit_timeout``: still pending, not failed.
-    ApiError otherwise: the node's admission reason (e.g. ``role``); 429/503
-    ``too_many_waiting`` when too many calls wait (the transaction is kept, with its hash:
-    the bound is on waiting, admission has the mempool's own bounds)."""
+    The node does the work (:mod:`yilian.node.user_calls`); this adds the HTTP answers and
+    the caller's wait slot. ``expect`` names arguments the call must have (e.g. the grant
+    id in the URL). Answered at once, without waiting: a transaction already committed
+    (its result, or 409 with the revert reason) or pending (Pending, 202), so resending the
+    same signed transaction is idempotent and is how a client polls it; one that cannot
+    execute yet (a nonce gap: Pending ``queued``); and a stalled chain (ApiError 503
+    ``no_quorum`` / ``no_commit``: the transaction is kept and commits when the chain
+    recovers). After COMMIT_TIMEOUT_S the answer is Pending ``commit_timeout``: still
+    pending, not failed. ApiError otherwise: 422 ``bad_call`` or the node's admission
+    reason (403 for e.g. ``role``); 429/503 ``too_many_waiting`` when too many calls wait
+    (the transaction is kept, with its hash: the bound is on waiting, admission has the
+    mempool's own bounds)."""
     raw = bytes.fromhex(raw_hex[2:])
-    tx = await anyio.to_thread.run_sync(_checked_call, node, raw, contract, functions, expect)
-    tx_hash = bytes(tx.hash)
-    known = await anyio.to_thread.run_sync(_status, node, tx, "known")
-    if known is not None:
-        return known
     try:
-        await anyio.to_thread.run_sync(node.submit, raw)
+        state = await anyio.to_thread.run_sync(node.user_calls.submit, raw, contract,
+                                               functions, expect)
     except Rejected as exc:
-        if exc.reason != "known":  # "known": a concurrent copy of this call admitted it
-            raise ApiError(403 if exc.reason in FORBIDDEN_REASONS else 422, exc.reason, str(exc)
-                           ) from None
-    state = await anyio.to_thread.run_sync(_status, node, tx, "known")
-    if state is None:  # admitted, then replaced or dropped by a block build
-        raise ApiError(422, "dropped", f"transaction 0x{tx_hash.hex()} is no longer pending: "
-                       "another transaction with the same sender and nonce replaced it, or "
-                       "it cannot execute and was dropped (see the node's log)")
-    if not (isinstance(state, Pending) and state.status == "pending"):
-        return state  # committed meanwhile, or queued behind a nonce gap
-    kept = {"status": "pending", "tx_hash": "0x" + tx_hash.hex()}
-    health = await anyio.to_thread.run_sync(node.liveness.check)
-    if health.stalled:
-        problem = health.problems[0]
-        raise ApiError(503, problem.reason,
-                       f"the chain is stalled: {problem.message}. Transaction "
-                       f"0x{tx_hash.hex()} is kept and commits when the chain recovers; "
-                       "resend the same signed transaction to see its status (never sign a "
-                       "new one for the same change)", {**kept, "chain": health.json()})
-    with slots.slot(bytes(tx.sender), kept):
+        raise ApiError(403 if exc.reason in FORBIDDEN_REASONS else 422, exc.reason, str(exc)
+                       ) from None
+    except ChainStalled as exc:
+        raise ApiError(503, exc.reason, str(exc),
+                       {**_kept(exc.tx_hash or b""), "chain": exc.health.json()}) from None
+    except TxFailed as exc:  # committed before, and reverted
+        raise ApiError(409, exc.reason, str(exc),
+                       {"tx_hash": hex0x(exc.tx_hash or b"")}) from None
+    if not isinstance(state, Admitted):
+        return state
+    with slots.slot(state.sender, _kept(state.tx_hash)):
         try:
-            return await wait_committed(node.ledger, tx_hash, COMMIT_TIMEOUT_S)
+            return await node.user_calls.wait(state, COMMIT_TIMEOUT_S)
         except TxFailed as exc:
-            if exc.reason != "commit_timeout":
-                raise ApiError(409, exc.reason, str(exc),
-                               {"tx_hash": "0x" + tx_hash.hex()}) from None
-            return Pending(tx_hash, "pending", "commit_timeout", str(exc))
+            raise ApiError(409, exc.reason, str(exc),
+                           {"tx_hash": hex0x(state.tx_hash)}) from None
+
+
+def _kept(tx_hash: bytes) -> dict[str, Any]:
+    """What a refusal says of a transaction the node keeps (it commits later)."""
+    return {"status": "pending", "tx_hash": hex0x(tx_hash)}
 
 
 class PendingPublic(BaseModel):

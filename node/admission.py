@@ -158,6 +158,11 @@ def decode_transaction(raw: bytes, *, chain_id: int, max_bytes: int) -> SignedTr
     return tx
 
 
+def decode(raw: bytes, rules: TxRules) -> SignedTransactionAPI:
+    """Rule 1 under ``rules``: :func:`decode_transaction` with their chain id and size."""
+    return decode_transaction(raw, chain_id=rules.chain_id, max_bytes=rules.max_tx_bytes)
+
+
 def intrinsic_gas(tx: SignedTransactionAPI) -> int:
     """Gas charged before execution: py-evm's intrinsic gas (base, calldata, access list,
     authorisations, creation) plus the EIP-3860 initcode word cost, which py-evm charges
@@ -245,12 +250,15 @@ def check_account(tx: SignedTransactionAPI, account: AccountView) -> None:
                        f"transaction needs up to {cost}")
 
 
-def check_transaction(raw: bytes, rules: TxRules, head: HeadView) -> SignedTransactionAPI:
+def check_transaction(raw: bytes, rules: TxRules, head: HeadView,
+                      decoded: SignedTransactionAPI | None = None) -> SignedTransactionAPI:
     """Rules 1-5 for a raw transaction at the head block; return it decoded.
 
+    ``decoded`` is ``raw`` already decoded under ``rules`` (rule 1), by a caller that had
+    to look inside it first; it is not decoded (nor its sender recovered) again.
     Rule 6 (the pool's) follows in ``Mempool.admit``, under the pool's lock.
     """
-    tx = decode_transaction(raw, chain_id=rules.chain_id, max_bytes=rules.max_tx_bytes)
+    tx = decoded if decoded is not None else decode(raw, rules)
     validate_transaction(tx, rules.max_tx_gas)
     sender = bytes(tx.sender)
     check_sender(tx, head.standing(sender), rules.operators, head.may_act_suspended(tx))

@@ -7,22 +7,25 @@ types, never through each other's classes or the composition root (:mod:`yilian.
 Invariants:
 
 * This module imports no other module of the node's parts (only the data layers below
-  them: chain, storage, mempool, genesis), so any part can import it without a circle.
+  them: chain, storage, mempool, genesis, proofs, execution limits), so any part can
+  import it without a circle.
 * :class:`LedgerAPI` is the one way to change the chain: transactions enter through
   ``admit``/``submit`` and blocks through ``commit_block``; everything else reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 
 from yilian.node.chain import BuiltBlock, ChainCore
+from yilian.node.execution_limits import Deadline
 from yilian.node.genesis import Genesis
 from yilian.node.mempool import Mempool
+from yilian.node.proofs import AccountProof
 from yilian.node.storage import Store
 
 
@@ -53,11 +56,18 @@ class LedgerAPI(Protocol):
     @property
     def genesis(self) -> Genesis: ...
 
-    def admit(self, raw: bytes, *, journal: bool = True) -> bytes:
-        """The one admission path; returns the hash, raises ``Rejected``."""
+    def decode(self, raw: bytes) -> SignedTransactionAPI:
+        """``raw`` decoded under the admission rules (raises ``Rejected``)."""
         ...
 
-    def submit(self, raw: bytes, *, gossip: bool = True) -> bytes:
+    def admit(self, raw: bytes, *, journal: bool = True,
+              decoded: SignedTransactionAPI | None = None) -> bytes:
+        """The one admission path; returns the hash, raises ``Rejected``. ``decoded``: ``raw``
+        as ``decode`` returned it, so it is not decoded twice."""
+        ...
+
+    def submit(self, raw: bytes, *, gossip: bool = True,
+               decoded: SignedTransactionAPI | None = None) -> bytes:
         """Admit, then tell the admission listeners (gossip) unless ``gossip`` is False."""
         ...
 
@@ -81,6 +91,21 @@ class LedgerAPI(Protocol):
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with every committed block; returns the unsubscribe call."""
+        ...
+
+    def proof(self, address: bytes, slots: Sequence[int], at: BlockHeaderAPI) -> AccountProof:
+        """The EIP-1186 proof of ``address`` and its storage ``slots`` after block ``at``."""
+        ...
+
+    def call_as(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI, gas: int, *,
+                value: int = 0, deadline: Deadline | None = None) -> ComputationAPI:
+        """Run a call from ``sender`` on the state after block ``at``; nothing is written."""
+        ...
+
+    def estimate_gas_as(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI,
+                        gas_cap: int, *, value: int = 0,
+                        deadline: Deadline | None = None) -> int:
+        """The least gas (at most ``gas_cap``) the call of ``call_as`` needs."""
         ...
 
 
@@ -119,6 +144,14 @@ class HealthCheck(Protocol):
     """Is the chain making progress (:class:`yilian.node.liveness.Liveness`)."""
 
     def check(self) -> ChainHealth: ...
+
+
+class ReplayWindow(Protocol):
+    """Was a signed request served before (:mod:`yilian.node.request_replay`)."""
+
+    def first_use(self, account: bytes, nonce: bytes, expires: int) -> bool:
+        """True (and remembered until ``expires``) the first time; False for a replay."""
+        ...
 
 
 class PeerSet(Protocol):

@@ -35,7 +35,7 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from yilian.crypto.suites import load_private_key
-from yilian.node.center_account import CenterAccount, TxFailed
+from yilian.node.center_account import CenterAccount
 from yilian.node.config import NodeConfig
 from yilian.node.domain import (
     GRANT_STATUS,
@@ -48,6 +48,7 @@ from yilian.node.domain import (
 )
 from yilian.node.genesis import Genesis
 from yilian.node.interfaces import HealthCheck, LedgerAPI
+from yilian.node.tx_outcome import TxFailed
 from yilian.protocol import envelope, standard
 from yilian.protocol.credit_code import CreditCodeError
 from yilian.protocol.credit_code import to_bytes32 as code_to_id

@@ -1,7 +1,10 @@
 """The ledger: the one place that admits transactions and commits blocks.
 
 It owns the mempool and its journal, builds blocks on the committed head, commits built or
-imported blocks, resolves commit waiters and announces committed blocks to subscribers.
+imported blocks, resolves commit waiters and announces committed blocks to subscribers. It
+also answers the reads that run against committed state for the API: EIP-1186 proofs
+(:mod:`yilian.node.proofs`) and calls as an account (``eth_call``, ``eth_estimateGas``,
+revert reasons), which never write.
 Who decides *which* block to commit (the single-validator producer in
 :mod:`yilian.node.producer`, or the consensus driver) is not its concern: they reach it
 through :class:`yilian.node.interfaces.LedgerAPI`. It knows no consensus driver; gossip of
@@ -22,9 +25,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from eth.abc import SignedTransactionAPI
+from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI
 from eth_typing import Address
 
 from yilian.crypto.suites import get_suite
@@ -34,13 +37,16 @@ from yilian.node.admission import (
     Standing,
     TxRules,
     check_transaction,
+    decode,
 )
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
 from yilian.node.commit_waiters import CommitWaiters
 from yilian.node.domain import Domain
+from yilian.node.execution_limits import Deadline
 from yilian.node.genesis import Genesis
 from yilian.node.interfaces import AdmissionListener, CommittedBlock, Listener
 from yilian.node.mempool import Mempool, MempoolLimits
+from yilian.node.proofs import AccountProof, account_proof
 from yilian.node.storage import MEMPOOL, Store
 
 log = logging.getLogger("yilian.node")
@@ -97,11 +103,17 @@ class Ledger:
                      ", ".join(f"{n} ({why})" for why, n in sorted(dropped.items())) or "none")
 
     # -- submission ------------------------------------------------------------------------
-    def admit(self, raw: bytes, *, journal: bool = True) -> bytes:
+    def decode(self, raw: bytes) -> SignedTransactionAPI:
+        """``raw`` decoded under this chain's admission rule 1 (Rejected if it cannot be)."""
+        return decode(raw, self.rules)
+
+    def admit(self, raw: bytes, *, journal: bool = True,
+              decoded: SignedTransactionAPI | None = None) -> bytes:
         """The one admission path: every rule of ``admission.check_transaction``, then the
         mempool's; journal the transaction (unless it is being replayed from the journal).
+        ``decoded`` is ``raw`` as :meth:`decode` returned it, if the caller has it.
         Returns its hash; raises Rejected."""
-        tx = check_transaction(raw, self.rules, self)
+        tx = check_transaction(raw, self.rules, self, decoded)
         tx_hash = bytes(tx.hash)
         if self.core.is_committed(tx_hash):
             raise Rejected("known", f"transaction 0x{tx_hash.hex()} is already committed")
@@ -112,12 +124,13 @@ class Ledger:
             self.store.delete(MEMPOOL, replaced)
         return tx_hash
 
-    def submit(self, raw: bytes, *, gossip: bool = True) -> bytes:
+    def submit(self, raw: bytes, *, gossip: bool = True,
+               decoded: SignedTransactionAPI | None = None) -> bytes:
         """Admit a raw signed transaction (:meth:`admit`); return its hash. Raises Rejected.
 
         With ``gossip`` the admission listeners (in a consortium: the peers) get it next.
         """
-        tx_hash = self.admit(raw)
+        tx_hash = self.admit(raw, decoded=decoded)
         if gossip:
             for listener in self._admission_listeners:
                 listener(raw)
@@ -168,6 +181,27 @@ class Ledger:
 
         Holds no thread while it waits (an asyncio future resolved by ``_announce``)."""
         return await self.commit_waiters.wait(tx_hash, timeout, self.core.is_committed)
+
+    # -- reads -----------------------------------------------------------------------------
+    def proof(self, address: bytes, slots: Sequence[int], at: BlockHeaderAPI) -> AccountProof:
+        """The EIP-1186 proof of ``address`` and its storage ``slots`` after block ``at``."""
+        return account_proof(self.store.committed_evm_db(), at.state_root, address, slots)
+
+    def call_as(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI, gas: int, *,
+                value: int = 0, deadline: Deadline | None = None) -> ComputationAPI:
+        """Run a call from ``sender`` (no signature needed) with ``gas`` on the state after
+        block ``at``; nothing is written. ``to`` empty creates a contract. Past ``deadline``
+        execution raises OutOfTime."""
+        tx = self.core.call_tx(sender, to, data, at, gas, value=value)
+        return self.core.call(tx, at, gas, deadline)
+
+    def estimate_gas_as(self, sender: bytes, to: bytes, data: bytes, at: BlockHeaderAPI,
+                        gas_cap: int, *, value: int = 0,
+                        deadline: Deadline | None = None) -> int:
+        """The least gas (at most ``gas_cap``) with which the call of :meth:`call_as` does
+        not run out of gas; OutOfTime past ``deadline``."""
+        tx = self.core.call_tx(sender, to, data, at, gas_cap, value=value)
+        return self.core.estimate_gas(tx, at, gas_cap, deadline)
 
     def _announce(self, built: BuiltBlock) -> CommittedBlock:
         self.commit_waiters.resolve(bytes(tx.hash) for tx in built.block.transactions)

@@ -3,9 +3,11 @@
 The parts: the store and the chain core, the ledger (:mod:`yilian.node.ledger`: admission,
 mempool, build, commit, commit waiters, subscriptions), either the single-validator block
 producer (:mod:`yilian.node.producer`) or, with a ``p2p_port``, the consensus driver
-(:mod:`yilian.node.consensus_driver`), liveness, and the key service of a center's node.
-The parts depend on each other only through :mod:`yilian.node.interfaces`; only this
-module knows them all.
+(:mod:`yilian.node.consensus_driver`), liveness, the user calls (signed REST writes,
+:mod:`yilian.node.user_calls`), the signed-request replay window
+(:mod:`yilian.node.request_replay`), and the key service of a center's node. The parts
+depend on each other only through :mod:`yilian.node.interfaces`; only this module knows
+them all.
 
 Invariants:
 
@@ -16,7 +18,8 @@ Invariants:
   bridge's ``gossip_tx`` is the ledger's admission listener).
 
 The attributes the API reads (``core``, ``domain``, ``store``, ``mempool``, ``genesis``,
-``submit``, ``wait_for_commit``, ``subscribe``, ``commit_waiters`` ...) point at the parts.
+``submit``, ``wait_for_commit``, ``subscribe``, ``commit_waiters``, ``user_calls``,
+``request_replay`` ...) point at the parts.
 """
 
 from __future__ import annotations
@@ -32,12 +35,15 @@ from yilian.node.config import ConfigError, NodeConfig
 from yilian.node.consensus_driver import ConsensusDriver
 from yilian.node.domain import Domain
 from yilian.node.genesis import Genesis, load_genesis
+from yilian.node.interfaces import ReplayWindow
 from yilian.node.key_service import KeyService, load_key_service
 from yilian.node.ledger import Ledger
 from yilian.node.liveness import Liveness
 from yilian.node.p2p.peers import PeerAddress
 from yilian.node.producer import BlockProducer
+from yilian.node.request_replay import RequestReplay
 from yilian.node.storage import Store
+from yilian.node.user_calls import UserCalls
 
 
 class Node:
@@ -72,6 +78,8 @@ class Node:
         self.ledger.replay_journal()
         self.key_service: KeyService | None = load_key_service(
             config, home, self.ledger, self.liveness, self.domain)
+        self.user_calls = UserCalls(self.ledger, self.domain, self.liveness)
+        self.request_replay: ReplayWindow = RequestReplay(self.store)
 
     def _make_consensus(self) -> ConsensusDriver:
         if not self.genesis.validators:

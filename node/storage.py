@@ -99,7 +99,7 @@ KEYS: Final = (
     KeyKind(META, GENESIS, "", "genesis digest: a data directory refuses another genesis",
             "node/chain.py"),
     KeyKind(REQUESTS, b"", "address (20) + nonce", "expiry (8, unix seconds): a signed REST "
-            "request seen, kept until it expires", "api/auth.py"),
+            "request seen, kept until it expires", "node/request_replay.py"),
 )
 
 # LevelDB's memory, bounded explicitly (the library's defaults, except the open tables):

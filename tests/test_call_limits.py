@@ -117,11 +117,8 @@ def test_oversized_initcode_is_invalid_params_naming_the_limit(
 def test_a_deadline_stops_execution_without_touching_committed_state(
         metered: tuple[Node, TestClient]) -> None:
     node, _ = metered
-    from yilian.api.rpc_calls import _call_tx
-    from yilian.api.rpc_params import call_object
-
     head = node.core.head()
-    tx = _call_tx(node, call_object({"data": LOOP}, "call"), head, 50_000_000)
     with pytest.raises(OutOfTime, match=r"0\.05 s"):
-        node.core.call(tx, head, 50_000_000, Deadline.after(0.05))
+        node.ledger.call_as(b"\x00" * 20, b"", bytes.fromhex(LOOP[2:]), head, 50_000_000,
+                            deadline=Deadline.after(0.05))
     assert node.core.head().state_root == head.state_root

@@ -36,7 +36,9 @@ from web3.providers.base import BaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from yilian.api import rpc_format as F
+from yilian.api import rpc_log_params as L
 from yilian.api import rpc_params as P
+from yilian.api.json_bytes import hex0x
 
 CHAIN_ID = 1337
 TOPIC = keccak(b"Ping()")
@@ -565,7 +567,7 @@ class _FakeProvider(BaseProvider):
             i = hashes.index(P.hash32(params[0], "params[0]"))
             result = w.tx_json(i) if method == "eth_getTransactionByHash" else w.receipt_json(i)
         elif method == "eth_getLogs":
-            flt = P.log_filter(params[0], "params[0]")
+            flt = L.log_filter(params[0], "params[0]")
             result = []
             for i, receipt in enumerate(w.receipts):
                 start = sum(len(r.logs) for r in w.receipts[:i])
@@ -655,11 +657,11 @@ def test_log_matches_rejects_wrong_topic(log: Log, data: st.DataObject) -> None:
 def test_log_matches_with_parsed_filter() -> None:
     """rpc_params.log_filter output plugs straight into log_matches."""
     log = Log(b"\x01" * 20, (1, 2), b"")
-    flt = P.log_filter(
+    flt = L.log_filter(
         {"address": ["0x" + "01" * 20], "topics": [None, ["0x" + _b32(2).hex()]]}, "p"
     )
     assert F.log_matches(log, flt.address_set, flt.topics)
-    flt = P.log_filter({"topics": [None, None, None]}, "p")
+    flt = L.log_filter({"topics": [None, None, None]}, "p")
     assert not F.log_matches(log, flt.address_set, flt.topics)
 
 
@@ -677,4 +679,4 @@ def test_hexq_rejects_bad_input() -> None:
         F.hexq(-1)
     with pytest.raises(TypeError):
         F.hexq(True)
-    assert F.hexd(b"") == "0x" and F.hexd(b"\xab") == "0xab"
+    assert hex0x(b"") == "0x" and hex0x(b"\xab") == "0xab"

@@ -12,6 +12,7 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from yilian.api import rpc_log_params as L
 from yilian.api import rpc_params as P
 from yilian.api.rpc_errors import (
     ExecutionReverted,
@@ -92,7 +93,7 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "block_tag": P.block_tag,
     "block_number_or_tag": P.block_number_or_tag,
     "call_object": P.call_object,
-    "log_filter": P.log_filter,
+    "log_filter": L.log_filter,
     "params_list": lambda v, w: P.params_list(v, 0, 3, "eth_test"),
 }
 
@@ -182,10 +183,10 @@ def test_call_object_structured_fuzz(value: dict[str, Any]) -> None:
 def test_log_filter_structured_fuzz(value: dict[str, Any]) -> None:
     """Near-valid filters only ever raise InvalidParams, and results hold invariants."""
     try:
-        flt = P.log_filter(value, "params[0]")
+        flt = L.log_filter(value, "params[0]")
     except InvalidParams:
         return
-    assert len(flt.topics) <= P.MAX_TOPICS
+    assert len(flt.topics) <= L.MAX_TOPICS
     assert (flt.block_hash is None) == (flt.from_block is not None and flt.to_block is not None)
     for pos in flt.topics:
         assert pos is None or (pos and all(len(t) == 32 for t in pos))
@@ -416,9 +417,9 @@ def test_log_filter_forms() -> None:
     """Defaults, single/list addresses, topic normalisation and exclusivity."""
     a1, a2 = "0x" + "01" * 20, "0x" + "02" * 20
     t1, t2 = "0x" + "aa" * 32, "0x" + "bb" * 32
-    flt = P.log_filter({}, "params[0]")
-    assert flt == P.LogFilter(from_block="latest", to_block="latest")
-    flt = P.log_filter(
+    flt = L.log_filter({}, "params[0]")
+    assert flt == L.LogFilter(from_block="latest", to_block="latest")
+    flt = L.log_filter(
         {
             "fromBlock": "0x1",
             "toBlock": "latest",
@@ -432,8 +433,8 @@ def test_log_filter_forms() -> None:
     tb1, tb2 = bytes.fromhex("aa" * 32), bytes.fromhex("bb" * 32)
     assert flt.topics == ((tb1,), None, (tb1, tb2), None)
     assert flt.address_set == frozenset({b"\x01" * 20, b"\x02" * 20})
-    assert P.log_filter({"topics": [[None, t2]]}, "x").topics == (None,)
-    flt = P.log_filter({"blockHash": t1, "address": a1}, "params[0]")
+    assert L.log_filter({"topics": [[None, t2]]}, "x").topics == (None,)
+    flt = L.log_filter({"blockHash": t1, "address": a1}, "params[0]")
     assert flt.block_hash == tb1 and flt.from_block is None and flt.to_block is None
 
     cases: list[tuple[dict[str, Any], str]] = [
@@ -448,7 +449,7 @@ def test_log_filter_forms() -> None:
     ]
     for bad, pattern in cases:
         with pytest.raises(InvalidParams, match=pattern):
-            P.log_filter(bad, "params[0]")
+            L.log_filter(bad, "params[0]")
 
 
 def test_params_list_arity() -> None:

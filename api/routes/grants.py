@@ -22,14 +22,20 @@ from yilian.api.domain_format import (
     SignedTransaction,
     committed_json,
     event_json,
-    hex0x,
     member_id_of,
 )
+from yilian.api.json_bytes import hex0x
 from yilian.api.privacy import NOT_PARTY, may_see_grant, visible_history
-from yilian.api.waiting import PENDING_RESPONSES, Pending, WaitsDep, commit_domain_tx
+from yilian.api.waiting import (
+    PENDING_RESPONSES,
+    WaitsDep,
+    commit_domain_tx,
+    pending_response,
+)
 from yilian.node.chain import TxRecord
 from yilian.node.domain import GRANTS, code_of
 from yilian.node.service import Node
+from yilian.node.tx_outcome import Pending
 
 router = APIRouter(prefix="/v1/grants", tags=["grants"])
 GrantId = Annotated[int, Path(ge=0, le=UINT256_MAX)]
@@ -68,7 +74,7 @@ async def create_grant(body: SignedTransaction, node: NodeDep, slots: WaitsDep
     out = await commit_domain_tx(node, body.raw_transaction, GRANTS, slots,
                                  frozenset({"grant"}))
     if isinstance(out, Pending):
-        return out.response()
+        return pending_response(out)
     return await anyio.to_thread.run_sync(_granted, node, out)
 
 
@@ -83,7 +89,7 @@ async def revoke_grant(grant_id: GrantId, body: SignedTransaction, node: NodeDep
     out = await commit_domain_tx(node, body.raw_transaction, GRANTS, slots,
                                  frozenset({"revoke"}), {"grant_id": grant_id})
     if isinstance(out, Pending):
-        return out.response()
+        return pending_response(out)
     return await anyio.to_thread.run_sync(_revoked, node, grant_id, out)
 
 

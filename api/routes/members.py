@@ -13,12 +13,18 @@ from yilian.api.deps import NodeDep
 from yilian.api.domain_format import (
     SignedTransaction,
     committed_json,
-    hex0x,
     member_id_of,
 )
-from yilian.api.waiting import PENDING_RESPONSES, Pending, WaitsDep, commit_domain_tx
+from yilian.api.json_bytes import hex0x
+from yilian.api.waiting import (
+    PENDING_RESPONSES,
+    WaitsDep,
+    commit_domain_tx,
+    pending_response,
+)
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.node.domain import MEMBERS, code_of
+from yilian.node.tx_outcome import Pending
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -52,4 +58,4 @@ def member_of(account: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
 async def admin_change(body: SignedTransaction, node: NodeDep, slots: WaitsDep
                        ) -> dict[str, Any] | JSONResponse:
     out = await commit_domain_tx(node, body.raw_transaction, MEMBERS, slots)
-    return out.response() if isinstance(out, Pending) else committed_json(out)
+    return pending_response(out) if isinstance(out, Pending) else committed_json(out)

@@ -22,10 +22,10 @@ from yilian.api.domain_format import (
     UINT32_MAX,
     UINT256_MAX,
     event_json,
-    hex0x,
     member_id_of,
     parse_bytes32,
 )
+from yilian.api.json_bytes import hex0x
 from yilian.api.waiting import WaitsDep
 from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.node.domain import code_of

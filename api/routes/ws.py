@@ -33,9 +33,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 import yilian.api.rpc_framing as F
-import yilian.api.rpc_params as P
 from yilian.api.rpc import RpcHandler
 from yilian.api.rpc_errors import InvalidParams, LimitExceeded
+from yilian.api.rpc_log_params import LogFilter, log_filter
+from yilian.api.rpc_logs import logs_json
 from yilian.api.rpc_permissions import visible_logs
 from yilian.node.config import RpcLimits
 from yilian.node.interfaces import CommittedBlock
@@ -123,7 +124,7 @@ class _Connection:
         self.limits = rpc.limits
         self.loop = asyncio.get_running_loop()
         self.outbox = Outbox(self.limits.max_ws_queue, self.limits.max_ws_queue_bytes)
-        self.subs: dict[str, tuple[str, P.LogFilter | None]] = {}
+        self.subs: dict[str, tuple[str, LogFilter | None]] = {}
         self.context = contextvars.copy_context()  # the caller's token (api.rpc_auth)
         self.unsubscribe_node = node.subscribe(self._on_block)
 
@@ -140,7 +141,7 @@ class _Connection:
             if kind == "newHeads":
                 self._notify(sid, self.rpc.head_json(committed))
             elif spec is not None:
-                for entry in visible_logs(self.node, self.rpc.logs_json(committed, spec)):
+                for entry in visible_logs(self.node, logs_json(committed, spec)):
                     self._notify(sid, entry)
 
     def _notify(self, sid: str, result: Any) -> None:
@@ -158,7 +159,7 @@ class _Connection:
         if kind == "newHeads" and len(params) == 1:
             spec = None
         elif kind == "logs" and len(params) <= 2:
-            spec = P.log_filter(params[1] if len(params) > 1 else {}, "params[1]")
+            spec = log_filter(params[1] if len(params) > 1 else {}, "params[1]")
         else:
             raise InvalidParams(f"invalid params: unsupported subscription {str(kind)[:40]!r}; "
                                 'use ["newHeads"] or ["logs", {address, topics}]')
