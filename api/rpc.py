@@ -28,13 +28,13 @@ from trie import HexaryTrie
 
 import yilian.api.rpc_params as P
 from yilian.api import rpc_calls, rpc_framing
+from yilian.api.reasons import rpc_error
 from yilian.api.rpc_errors import (
     InternalError,
     InvalidParams,
     LimitExceeded,
     MethodNotFound,
     ResourceNotFound,
-    ServerError,
 )
 from yilian.api.rpc_format import (
     effective_gas_price,
@@ -364,7 +364,7 @@ class RpcHandler:
         try:
             return hexd(self.node.submit(raw))
         except Rejected as exc:
-            raise ServerError(exc.message, data={"reason": exc.reason}) from exc
+            raise rpc_error(exc.reason, exc.message) from exc
 
     def eth_getTransactionByHash(self, p: list[Any]) -> JsonObj | None:
         P.params_list(p, 1, 1, "eth_getTransactionByHash")

@@ -5,11 +5,12 @@ publishing, removing, a key request) holds no thread while it waits
 (:mod:`yilian.node.commit_waiters`), but it still holds an HTTP connection, a coroutine
 and a future. So each caller, named by its account (the signer of the request or of the
 transaction) and by its client IP, may keep only a few such calls open, and the node only
-a bounded number in all. Past a bound the call is refused at once with HTTP 429 (this
-caller) or 503 (the node) and a reason saying what to do. A user-signed transaction is
-admitted before its wait is counted (admission has the mempool's own bounds), so the
-refusal names it as kept and pending; a center operation (publish, remove, key request)
-takes its slot first and submits nothing when refused.
+a bounded number in all. Past a bound the call is refused at once: 429
+``too_many_waiting`` (this caller) or 503 ``waiting_full`` (the node), with a message
+saying what to do. A user-signed transaction is admitted before its wait is counted
+(admission has the mempool's own bounds), so the refusal names it as kept and pending; a
+center operation (publish, remove, key request) takes its slot first and submits nothing
+when refused.
 
 Calls that need no wait never take a slot: a transaction already committed or pending
 (same hash) is answered with its status at once, and one that cannot execute yet (a
@@ -72,7 +73,8 @@ class WaitBudget:
     @contextlib.contextmanager
     def slot(self, account: bytes | None, client_ip: str | None,
              extra: dict[str, Any] | None = None) -> Iterator[None]:
-        """Hold one waiting slot for the block; ApiError 429/503 when a bound is hit
+        """Hold one waiting slot for the block; ApiError ``too_many_waiting`` (429, this
+        caller) or ``waiting_full`` (503, the node) when a bound is hit
         (``extra`` goes into the error: e.g. the hash of a transaction that is kept)."""
         keys = []
         if account is not None:
@@ -81,7 +83,7 @@ class WaitBudget:
             keys.append(("ip", client_ip))
         with self._lock:
             if self._all >= self.total:
-                raise ApiError(503, "too_many_waiting",
+                raise ApiError("waiting_full",
                                f"this node already has {self.total} calls waiting for "
                                "transactions to commit; retry in a few seconds, or send the "
                                "transaction with eth_sendRawTransaction and poll its receipt",
@@ -89,7 +91,7 @@ class WaitBudget:
             for kind, who in keys:
                 limit = self.per_account if kind == "account" else self.per_ip
                 if self._open[(kind, who)] >= limit:
-                    raise ApiError(429, "too_many_waiting",
+                    raise ApiError("too_many_waiting",
                                    f"{who} already has {limit} calls waiting for their "
                                    "transactions to commit (the most one "
                                    f"{'account' if kind == 'account' else 'client address'} "
@@ -157,18 +159,18 @@ def _checked_call(node: Node, raw: bytes, contract: bytes, functions: frozenset[
         tx = decode_transaction(raw, chain_id=node.genesis.chain_id,
                                 max_bytes=node.config.mempool.max_tx_bytes)
         if bytes(tx.to) != contract:
-            raise ApiError(422, "bad_call", f"the transaction is not addressed to {abi.name}")
+            raise ApiError("bad_call", f"the transaction is not addressed to {abi.name}")
         name, args = abi.decode_input(bytes(tx.data))
     except Rejected as exc:
-        raise ApiError(422, exc.reason, str(exc)) from None
+        raise ApiError(exc.reason, str(exc)) from None
     except AbiError as exc:
-        raise ApiError(422, "bad_call", str(exc)) from None
+        raise ApiError("bad_call", str(exc)) from None
     if functions is not None and name not in functions:
-        raise ApiError(422, "bad_call", f"expected a call of {abi.name}."
+        raise ApiError("bad_call", f"expected a call of {abi.name}."
                        f"{' or '.join(sorted(functions))}, got {name}")
     for key, value in (expect or {}).items():
         if args.get(key) != value:
-            raise ApiError(422, "bad_call", f"the transaction's {key} is "
+            raise ApiError("bad_call", f"the transaction's {key} is "
                            f"{args.get(key)!r}, but the request names {value!r}")
     return tx
 
@@ -177,7 +179,7 @@ def _final(node: Node, record: TxRecord) -> TxRecord:
     try:
         return final_record(node.ledger, record)
     except TxFailed as exc:
-        raise ApiError(409, exc.reason, str(exc),
+        raise ApiError(exc.reason, str(exc),
                        {"tx_hash": "0x" + bytes(record.tx.hash).hex()}) from None
 
 
@@ -201,10 +203,6 @@ def _status(node: Node, tx: SignedTransactionAPI, reason: str) -> TxRecord | Pen
                    "transaction to get its result once it commits")
 
 
-# Admission reasons that say the sender may not do this (HTTP 403); others are 422.
-FORBIDDEN_REASONS = frozenset({"role", "suspended", "unauthorised", "not_owner"})
-
-
 async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: WaitSlots,
                            functions: frozenset[str] | None = None,
                            expect: dict[str, Any] | None = None) -> TxRecord | Pending:
@@ -218,9 +216,9 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
     (a nonce gap: Pending ``queued``); and a stalled chain (ApiError 503 ``no_quorum`` /
     ``no_commit``: the transaction is kept and commits when the chain recovers). After
     COMMIT_TIMEOUT_S the answer is Pending ``commit_timeout``: still pending, not failed.
-    ApiError otherwise: the node's admission reason (e.g. ``role``); 429/503
-    ``too_many_waiting`` when too many calls wait (the transaction is kept, with its hash:
-    the bound is on waiting, admission has the mempool's own bounds)."""
+    ApiError otherwise: the node's admission reason (e.g. ``role``, ``mempool_full``);
+    ``too_many_waiting``/``waiting_full`` when too many calls wait (the transaction is kept,
+    with its hash: the bound is on waiting, admission has the mempool's own bounds)."""
     raw = bytes.fromhex(raw_hex[2:])
     tx = await anyio.to_thread.run_sync(_checked_call, node, raw, contract, functions, expect)
     tx_hash = bytes(tx.hash)
@@ -231,11 +229,10 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
         await anyio.to_thread.run_sync(node.submit, raw)
     except Rejected as exc:
         if exc.reason != "known":  # "known": a concurrent copy of this call admitted it
-            raise ApiError(403 if exc.reason in FORBIDDEN_REASONS else 422, exc.reason, str(exc)
-                           ) from None
+            raise ApiError(exc.reason, str(exc)) from None
     state = await anyio.to_thread.run_sync(_status, node, tx, "known")
     if state is None:  # admitted, then replaced or dropped by a block build
-        raise ApiError(422, "dropped", f"transaction 0x{tx_hash.hex()} is no longer pending: "
+        raise ApiError("dropped", f"transaction 0x{tx_hash.hex()} is no longer pending: "
                        "another transaction with the same sender and nonce replaced it, or "
                        "it cannot execute and was dropped (see the node's log)")
     if not (isinstance(state, Pending) and state.status == "pending"):
@@ -244,7 +241,7 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
     health = await anyio.to_thread.run_sync(node.liveness.check)
     if health.stalled:
         problem = health.problems[0]
-        raise ApiError(503, problem.reason,
+        raise ApiError(problem.reason,
                        f"the chain is stalled: {problem.message}. Transaction "
                        f"0x{tx_hash.hex()} is kept and commits when the chain recovers; "
                        "resend the same signed transaction to see its status (never sign a "
@@ -254,7 +251,7 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
             return await wait_committed(node.ledger, tx_hash, COMMIT_TIMEOUT_S)
         except TxFailed as exc:
             if exc.reason != "commit_timeout":
-                raise ApiError(409, exc.reason, str(exc),
+                raise ApiError(exc.reason, str(exc),
                                {"tx_hash": "0x" + tx_hash.hex()}) from None
             return Pending(tx_hash, "pending", "commit_timeout", str(exc))
 
@@ -278,5 +275,6 @@ PENDING_RESPONSES: dict[int | str, dict[str, Any]] = {
           "transaction is kept)"},
     503: {"model": ErrorResponse,
           "description": "`no_quorum`/`no_commit`: the chain is stalled (the transaction is "
-          "kept, see `tx_hash`), or `too_many_waiting` on this node"},
+          "kept, see `tx_hash`); `waiting_full`: too many calls wait on this node; "
+          "`mempool_full`/`sender_limit`: retry after a few blocks"},
 }
