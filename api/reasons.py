@@ -37,10 +37,6 @@ from yilian.api.rpc_errors import (
 
 __all__ = ["GROUPS", "REASONS", "RPC_ERRORS", "Reason", "http_status", "rpc_error"]
 
-SERVER = ServerError.code  # -32000: eth_sendRawTransaction's refusals, as geth
-UNAUTHORIZED = Unauthorized.code
-INVALID = InvalidRequest.code
-
 
 @dataclass(frozen=True)
 class Reason:
@@ -51,164 +47,134 @@ class Reason:
     meaning: str
 
 
-ADMISSION: dict[str, Reason] = {
-    "oversized": Reason(422, SERVER, "the raw transaction is over the node's size limit"),
-    "invalid_encoding": Reason(422, SERVER, "not a valid signed transaction encoding"),
-    "unsupported_type": Reason(422, SERVER, "a transaction type this network does not take "
-                               "(blobs)"),
-    "unprotected": Reason(422, SERVER, "a legacy transaction without EIP-155 replay "
-                          "protection"),
-    "wrong_chain": Reason(422, SERVER, "signed for another chain id"),
-    "invalid_signature": Reason(422, SERVER, "the signature is invalid or not canonical"),
-    "invalid_transaction": Reason(422, SERVER, "a field breaks a transaction rule (fee caps, "
-                                  "EIP-7702 authorisations)"),
-    "intrinsic_gas": Reason(422, SERVER, "the gas limit is below what the transaction costs "
-                            "before executing"),
-    "gas_limit": Reason(422, SERVER, "the gas limit is over the network's per-transaction "
-                        "cap"),
-    "nonce_too_high": Reason(422, SERVER, "the nonce is too far ahead of the sender's next "
-                             "one (or not below 2**64 - 1)"),
-    "nonce_too_low": Reason(422, SERVER, "the nonce was already used by a committed "
-                            "transaction"),
-    "initcode_size": Reason(422, SERVER, "contract creation with initcode over the "
-                            "EIP-3860 limit"),
-    "sender_not_eoa": Reason(422, SERVER, "the sender is a contract"),
-    "insufficient_funds": Reason(422, SERVER, "the sender cannot pay gas times fee cap plus "
-                                 "value"),
-    "underpriced_replacement": Reason(422, SERVER, "a replacement whose fee caps are below "
-                                      "the pending transaction's"),
-    "unauthorised": Reason(403, SERVER, "the sender is no registered account of a member nor "
-                           "an operator"),
-    "suspended": Reason(403, SERVER, "the sender's member is suspended (it may only revoke "
-                        "its grants)"),
-    "known": Reason(409, SERVER, "the node already holds this transaction (pending or "
-                    "committed)"),
-    "mempool_full": Reason(503, SERVER, "the mempool is full: retry after a few blocks"),
-    "sender_limit": Reason(503, SERVER, "the sender has as many pending transactions as the "
-                           "mempool keeps: retry once some commit"),
-}
+def _rows(text: str) -> dict[str, Reason]:
+    """A group's rows, one a line: ``tag  HTTP status  JSON-RPC code (- for none)  meaning``."""
+    out: dict[str, Reason] = {}
+    for line in text.strip().splitlines():
+        tag, http, rpc, meaning = line.split(None, 3)
+        out[tag] = Reason(int(http), None if rpc == "-" else int(rpc), meaning)
+    return out
 
-DOMAIN_CALLS: dict[str, Reason] = {
-    "bad_call": Reason(422, SERVER, "not a valid transaction call of the domain contract the "
-                       "route or node expects"),
-    "role": Reason(403, SERVER, "the sender's member role may not make this call"),
-    "not_owner": Reason(403, SERVER, "the granter does not own what the grant would cover"),
-    "bad_record_id": Reason(422, SERVER, "the record id is outside the publishing center's "
-                            "namespace"),
-    "digest_mismatch": Reason(422, SERVER, "the record's digest is not its ciphertext's"),
-}
 
-WAITING: dict[str, Reason] = {
-    "reverted": Reason(409, None, "the transaction committed but reverted (the message "
-                       "gives the contract's reason)"),
-    "dropped": Reason(422, None, "admitted, then replaced or dropped before it committed"),
-    "commit_timeout": Reason(504, None, "a center operation's transaction did not commit in "
-                             "time; it is still pending (tx_hash)"),
-    "no_quorum": Reason(503, None, "the chain is stalled: connected validators hold at most "
-                        "2/3 of the voting power"),
-    "no_commit": Reason(503, None, "the chain is stalled: ready transactions have waited "
-                        "with no block"),
-    "too_many_waiting": Reason(429, None, "this caller (account or client address) already "
-                               "has its most calls waiting for a commit"),
-    "waiting_full": Reason(503, None, "this node already has its most calls waiting for a "
-                           "commit: retry in a few seconds"),
-}
+# JSON-RPC codes: -32000 is eth_sendRawTransaction's refusal (as geth); -40100 a missing or
+# bad bearer token (as Besu); the others as JSON-RPC 2.0 (see api/rpc_errors.py).
+# tag                  HTTP JSON-RPC meaning
 
-SIGNED_REQUESTS: dict[str, Reason] = {
-    "unauthenticated": Reason(401, UNAUTHORIZED, "the request is not signed (REST) or has no "
-                              "bearer token (JSON-RPC)"),
-    "bad_auth": Reason(401, None, "a signature header is malformed, or the expiry too far "
-                       "ahead"),
-    "expired": Reason(401, None, "the request signature has expired"),
-    "bad_signature": Reason(401, None, "the signature is invalid or not the named "
-                            "account's"),
-    "wrong_audience": Reason(401, None, "the request was signed for another node"),
-    "replayed": Reason(401, None, "this signed request was already used"),
-    "bad_challenge": Reason(401, None, "the token challenge is unknown, used, expired or "
-                            "another account's"),
-    "not_member": Reason(403, None, "the account is not an account of an active member"),
-    "no_domain": Reason(503, None, "this network's genesis has no domain contracts"),
-}
+ADMISSION = _rows("""
+oversized               422 -32000 the raw transaction is over the node's size limit
+invalid_encoding        422 -32000 not a valid signed transaction encoding
+unsupported_type        422 -32000 a transaction type this network does not take (blobs)
+unprotected             422 -32000 a legacy transaction without EIP-155 replay protection
+wrong_chain             422 -32000 signed for another chain id
+invalid_signature       422 -32000 the signature is invalid or not canonical
+invalid_transaction     422 -32000 a field breaks a transaction rule (fee caps, EIP-7702)
+intrinsic_gas           422 -32000 the gas limit is below the transaction's intrinsic cost
+gas_limit               422 -32000 the gas limit is over the network's per-transaction cap
+nonce_too_high          422 -32000 the nonce is too far ahead of the sender's next one
+nonce_too_low           422 -32000 the nonce was already used by a committed transaction
+initcode_size           422 -32000 contract creation with initcode over the EIP-3860 limit
+sender_not_eoa          422 -32000 the sender is a contract
+insufficient_funds      422 -32000 the sender cannot pay gas times fee cap plus value
+underpriced_replacement 422 -32000 a replacement with lower fee caps than the pending one
+unauthorised            403 -32000 the sender is no member's registered account nor an operator
+suspended               403 -32000 the sender's member is suspended (it may only revoke grants)
+known                   409 -32000 the node already holds this transaction (pending or committed)
+mempool_full            503 -32000 the mempool is full: retry after a few blocks
+sender_limit            503 -32000 the sender has the most pending transactions the pool keeps
+""")
 
-TOKENS: dict[str, Reason] = {
-    "invalid_token": Reason(401, UNAUTHORIZED, "the bearer token is malformed or not this "
-                            "node's"),
-    "token_expired": Reason(401, UNAUTHORIZED, "the bearer token has expired"),
-    "membership_changed": Reason(401, UNAUTHORIZED, "the token's account or role changed "
-                                 "since it was issued"),
-}
+DOMAIN_CALLS = _rows("""
+bad_call                422 -32000 not a call of the domain contract the route or node expects
+role                    403 -32000 the sender's member role may not make this call
+not_owner               403 -32000 the granter does not own what the grant would cover
+bad_record_id           422 -32000 the record id is outside the publishing center's namespace
+digest_mismatch         422 -32000 the record's digest is not its ciphertext's
+""")
 
-RECORD_KEYS: dict[str, Reason] = {
-    "no_key_service": Reason(503, None, "this node holds no center account: use the "
-                             "center's own node"),
-    "not_registered": Reason(503, None, "this node's center account is not a registered "
-                             "member"),
-    "not_center_staff": Reason(403, None, "the caller is not an account of this node's "
-                               "center"),
-    "not_provider": Reason(403, None, "only the providing center may remove the record"),
-    "invalid_record": Reason(422, None, "the record breaks the data standard (fields names "
-                             "them)"),
-    "invalid_credit_code": Reason(422, None, "not a valid unified social credit code"),
-    "record_too_large": Reason(422, None, "the record does not fit in one on-chain record"),
-    "owner_not_member": Reason(422, None, "the record's owner is not an active member"),
-    "version_conflict": Reason(409, None, "the version is not the next one (or not "
-                               "committed)"),
-    "client_id_reused": Reason(409, None, "this client id was published with other "
-                               "content"),
-    "record_not_found": Reason(404, None, "no such record on chain"),
-    "version_not_found": Reason(404, None, "the record has no such version"),
-    "record_removed": Reason(410, None, "the version is a removal (tombstone)"),
-    "request_id_used": Reason(409, None, "the read's request id was used for another read"),
-    "request_id_expired": Reason(409, None, "the read with this request id is too old to "
-                                 "serve again"),
-    "tampered": Reason(409, None, "the stored ciphertext does not match its on-chain "
-                       "digest"),
-    "bad_enc_key": Reason(422, None, "the caller's registered encryption key is unusable"),
-    "not_custodian": Reason(409, None, "forwarded to a node that is not the record's "
-                            "custodian"),
-    "custodian_unavailable": Reason(503, None, "the record's custodian node cannot be "
-                                    "reached"),
-    "bad_custodian_answer": Reason(502, None, "the custodian answered something other than "
-                                   "a key-service answer"),
-    "receipt_missing": Reason(500, None, "the access receipt committed but is not indexed"),
-    "index_missing": Reason(500, None, "the version's publication is not indexed"),
-    "no_custodian_key": Reason(500, None, "no data key was wrapped for the custodian"),
-    "rewrap_failed": Reason(500, None, "the data key could not be re-wrapped for the "
-                            "caller"),
-}
+WAITING = _rows("""
+reverted                409 -      committed but reverted (the message gives the contract's reason)
+dropped                 422 -      admitted, then replaced or dropped before it committed
+commit_timeout          504 -      a center operation did not commit in time; it is still pending
+no_quorum               503 -      chain stalled: connected validators hold at most 2/3 of the power
+no_commit               503 -      chain stalled: ready transactions have waited with no block
+too_many_waiting        429 -      this caller (account or address) has its most calls waiting
+waiting_full            503 -      this node has its most calls waiting for a commit: retry soon
+""")
 
-GRANT_READS: dict[str, Reason] = {
-    "grant_not_found": Reason(404, None, "no such grant"),
-    "grant_revoked": Reason(403, None, "the owner revoked the grant"),
-    "grant_expired": Reason(403, None, "the grant has expired"),
-    "grant_exhausted": Reason(403, None, "the grant has no reads left"),
-    "not_covered": Reason(403, None, "the grant does not cover this record"),
-    "not_grantee": Reason(403, None, "the caller is not the grant's grantee"),
-    "grantee_inactive": Reason(403, None, "the grantee's membership is suspended"),
-    "owner_inactive": Reason(403, None, "the grant owner's membership is suspended"),
-    "refused": Reason(403, None, "the chain refused the read for a reason it did not name"),
-    "no_event": Reason(500, None, "the grant committed without a Granted event"),
-}
+SIGNED_REQUESTS = _rows("""
+unauthenticated         401 -40100 no request signature (REST) or no bearer token (JSON-RPC)
+bad_auth                401 -      a signature header is malformed, or the expiry too far ahead
+expired                 401 -      the request signature has expired
+bad_signature           401 -      the signature is invalid or not the named account's
+wrong_audience          401 -      the request was signed for another node
+replayed                401 -      this signed request was already used
+bad_challenge           401 -      the token challenge is unknown, used, expired or not the caller's
+not_member              403 -      the account is not an account of an active member
+no_domain               503 -      this network's genesis has no domain contracts
+""")
 
-MEMBERSHIP: dict[str, Reason] = {
-    "member_not_found": Reason(404, None, "no such member, or the account belongs to none"),
-    "not_party": Reason(403, None, "the caller's member is party of none of what it asks "
-                        "for"),
-}
+TOKENS = _rows("""
+invalid_token           401 -40100 the bearer token is malformed or not this node's
+token_expired           401 -40100 the bearer token has expired
+membership_changed      401 -40100 the token's account or role changed since it was issued
+""")
 
-REQUEST_SHAPE: dict[str, Reason] = {
-    "bad_request": Reason(422, None, "a path or query parameter is malformed"),
-    "invalid_request": Reason(422, INVALID, "the request does not match the API (fields "
-                              "names them)"),
-    "bad_json": Reason(400, ParseError.code, "the body is not strict JSON (or nested too "
-                       "deep)"),
-    "too_large": Reason(413, LimitExceeded.code, "the body is over the node's size limit"),
-    "unsupported_media_type": Reason(415, INVALID, "the body is not application/json"),
-    "forbidden": Reason(403, INVALID, "the web framework refused access"),
-    "not_found": Reason(404, INVALID, "no such path"),
-    "method_not_allowed": Reason(405, INVALID, "the path does not take this HTTP method"),
-    "internal": Reason(500, InternalError.code, "a bug: the node logged it"),
-}
+RECORD_KEYS = _rows("""
+no_key_service          503 -      this node holds no center account: use the center's own node
+not_registered          503 -      this node's center account is not a registered member
+not_center_staff        403 -      the caller is not an account of this node's center
+not_provider            403 -      only the providing center may remove the record
+invalid_record          422 -      the record breaks the data standard (fields names them)
+invalid_credit_code     422 -      not a valid unified social credit code
+record_too_large        422 -      the record does not fit in one on-chain record
+owner_not_member        422 -      the record's owner is not an active member
+version_conflict        409 -      the version is not the next one (or not committed)
+client_id_reused        409 -      this client id was published with other content
+record_not_found        404 -      no such record on chain
+version_not_found       404 -      the record has no such version
+record_removed          410 -      the version is a removal (tombstone)
+request_id_used         409 -      the read's request id was used for another read
+request_id_expired      409 -      the read with this request id is too old to serve again
+tampered                409 -      the stored ciphertext does not match its on-chain digest
+bad_enc_key             422 -      the caller's registered encryption key is unusable
+not_custodian           409 -      forwarded to a node that is not the record's custodian
+custodian_unavailable   503 -      the record's custodian node cannot be reached
+bad_custodian_answer    502 -      the custodian answered other than a key-service answer
+receipt_missing         500 -      the access receipt committed but is not indexed
+index_missing           500 -      the version's publication is not indexed
+no_custodian_key        500 -      no data key was wrapped for the custodian
+rewrap_failed           500 -      the data key could not be re-wrapped for the caller
+""")
+
+GRANT_READS = _rows("""
+grant_not_found         404 -      no such grant
+grant_revoked           403 -      the owner revoked the grant
+grant_expired           403 -      the grant has expired
+grant_exhausted         403 -      the grant has no reads left
+not_covered             403 -      the grant does not cover this record
+not_grantee             403 -      the caller is not the grant's grantee
+grantee_inactive        403 -      the grantee's membership is suspended
+owner_inactive          403 -      the grant owner's membership is suspended
+refused                 403 -      the chain refused the read for a reason it did not name
+no_event                500 -      the grant committed without a Granted event
+""")
+
+MEMBERSHIP = _rows("""
+member_not_found        404 -      no such member, or the account belongs to none
+not_party               403 -      the caller's member is party of none of what it asks for
+""")
+
+REQUEST_SHAPE = _rows("""
+bad_request             422 -      a path or query parameter is malformed
+invalid_request         422 -32600 the request does not match the API (fields names them)
+bad_json                400 -32700 the body is not strict JSON (or nested too deep)
+too_large               413 -32005 the body is over the node's size limit
+unsupported_media_type  415 -32600 the body is not application/json
+forbidden               403 -32600 the web framework refused access
+not_found               404 -32600 no such path
+method_not_allowed      405 -32600 the path does not take this HTTP method
+internal                500 -32603 a bug: the node logged it
+""")
 
 GROUPS: tuple[tuple[str, dict[str, Reason]], ...] = (
     ("Transaction admission (`node/admission.py`, `node/mempool.py`)", ADMISSION),
@@ -220,12 +186,11 @@ GROUPS: tuple[tuple[str, dict[str, Reason]], ...] = (
     ("Records and keys (`node/key_service.py`, `api/routes/records.py`)", RECORD_KEYS),
     ("Grants (`node/domain.py` GRANT_STATUS, `api/routes/grants.py`)", GRANT_READS),
     ("Members and parties (`api/routes/members.py`, `api/privacy.py`)", MEMBERSHIP),
-    ("Request shape (`api/errors.py`, `api/body_guard.py`, `api/domain_format.py`)",
-     REQUEST_SHAPE),
+    ("Request shape (`api/errors.py`, `api/body_guard.py`, `api/domain_format.py`)", REQUEST_SHAPE),
 )
 
-REASONS: dict[str, Reason] = {tag: reason for _, group in GROUPS for tag, reason in
-                              group.items()}
+REASONS: dict[str, Reason] = {tag: reason for _, group in GROUPS
+                              for tag, reason in group.items()}
 
 RPC_ERRORS: dict[int, type[RpcError]] = {
     cls.code: cls for cls in (ServerError, Unauthorized, InvalidRequest, ParseError,
