@@ -40,8 +40,8 @@ MESSAGES: dict[str, str] = {
 
 
 def reason_response(request: Request, reason: str, message: str,
-                   extra: dict[str, Any] | None = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+                    extra: dict[str, Any] | None = None,
+                    headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The answer to ``reason``: its table status, in the shape of the request's path."""
     return _response(request, http_status(reason), reason, message, extra, headers)
 
@@ -50,7 +50,8 @@ def _response(request: Request, status: int, reason: str, message: str,
               extra: dict[str, Any] | None = None,
               headers: Mapping[str, str] | None = None) -> JSONResponse:
     if request.url.path in JSON_RPC_PATHS:
-        error = (rpc_error(reason, message) if reason in REASONS
+        known = REASONS.get(reason)
+        error = (rpc_error(reason, message) if known is not None and known.rpc is not None
                  else InvalidRequest(f"invalid request: {message}"))
         body: dict[str, Any] = {"jsonrpc": "2.0", "id": None, "error": error.to_json()}
     else:
@@ -74,8 +75,8 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
                        "message": str(err.get("msg", "invalid"))})
     shown = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
     return reason_response(request, "invalid_request",
-                          f"the request does not match the API: {shown}",
-                          {"fields": fields})
+                           f"the request does not match the API: {shown}",
+                           {"fields": fields})
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
