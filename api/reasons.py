@@ -125,7 +125,6 @@ not_registered          503 -      this node's center account is not a registere
 not_center_staff        403 -      the caller is not an account of this node's center
 not_provider            403 -      only the providing center may remove the record
 invalid_record          422 -      the record breaks the data standard (fields names them)
-invalid_credit_code     422 -      not a valid unified social credit code
 record_too_large        422 -      the record does not fit in one on-chain record
 owner_not_member        422 -      the record's owner is not an active member
 version_conflict        409 -      the version is not the next one (or not committed)
@@ -166,6 +165,7 @@ not_party               403 -      the caller's member is party of none of what 
 
 REQUEST_SHAPE = _rows("""
 bad_request             422 -      a path or query parameter is malformed
+invalid_credit_code     422 -      a credit code in the path or query is not a valid one
 invalid_request         422 -32600 the request does not match the API (fields names them)
 bad_json                400 -32700 the body is not strict JSON (or nested too deep)
 too_large               413 -32005 the body is over the node's size limit
