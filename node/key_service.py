@@ -19,8 +19,8 @@ encryption key. The custodian never sends a data key in a form anyone but the gr
 can open, so a relaying node learns nothing.
 
 If the custodian's node is down, the read fails with ``custodian_unavailable`` and nothing
-else: no other node holds a key that opens the record. The owner can always
-read its own records, because the data key is also wrapped for it. See docs/records.md.
+else: no other node holds a key that opens the record. The owner can always read its own
+records, because the data key is also wrapped for it. See docs/records.md.
 """
 
 from __future__ import annotations
