@@ -11,9 +11,9 @@ The caller must be an account of an active member; its member id and role are re
 the Members contract at the committed head.
 
 Every error of the REST API is ``{"error": {"reason": tag, "message": sentence, ...}}``
-with a matching HTTP status; ``reason`` tags are stable for programs, messages say what
-to do. Errors raised by the framework (validation, routing) are mapped to the same shape
-in :mod:`yilian.api.errors`.
+with the HTTP status :mod:`yilian.api.reasons` gives the tag; ``reason`` tags are stable
+for programs, messages say what to do. Errors raised by the framework (validation,
+routing) are mapped to the same shape in :mod:`yilian.api.errors`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from yilian.api.deps import get_node
+from yilian.api.reasons import http_status
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.node.audience import request_audience
 from yilian.node.service import Node
@@ -46,10 +47,13 @@ AUTH_HEADERS = (ACCOUNT_HEADER, AUDIENCE_HEADER, NONCE_HEADER, EXPIRES_HEADER,
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str,
-                 extra: dict[str, Any] | None = None) -> None:
+    """A refusal of the API: ``reason`` is a tag of :mod:`yilian.api.reasons`, whose table
+    gives the HTTP status; ``extra`` adds fields to the error body."""
+
+    def __init__(self, reason: str, message: str, extra: dict[str, Any] | None = None
+                 ) -> None:
         super().__init__(message)
-        self.status = status
+        self.status = http_status(reason)
         self.reason = reason
         self.message = message
         self.extra = extra or {}
@@ -114,14 +118,14 @@ def audience_error(caller: Caller, expected: str) -> ApiError | None:
     try:
         check_audience(caller.audience, expected)
     except RequestAuthError as exc:
-        return ApiError(401, exc.reason, str(exc))
+        return ApiError(exc.reason, str(exc))
     return None
 
 
 async def _signed(request: Request, *, own_audience: bool) -> Caller:
     node = get_node(request)
     if not node.domain.enabled:
-        raise ApiError(503, "no_domain", "this network's genesis has no domain contracts")
+        raise ApiError("no_domain", "this network's genesis has no domain contracts")
     body = await request.body()
     headers = {h: request.headers.get(h, "") for h in AUTH_HEADERS}
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -137,17 +141,17 @@ def _authenticate(request: Request, node: Node, headers: dict[str, str], path: s
         if own_audience:
             check_audience(signed.audience, request_audience(node))
     except RequestAuthError as exc:
-        raise ApiError(401, exc.reason, str(exc)) from None
+        raise ApiError(exc.reason, str(exc)) from None
     account, nonce, expires = signed.account, signed.nonce, signed.expires
     address = bytes.fromhex(account[2:])
     member_id = node.domain.member_of(address)
     role = node.domain.role_of(address) if any(member_id) else 0
     if not role:
-        raise ApiError(403, "not_member", f"{account} is not an account of an active member; "
+        raise ApiError("not_member", f"{account} is not an account of an active member; "
                        "ask the consortium admin to register it")
     # the node's replay window (yilian.node.request_replay); only members' nonces take space
     if not node.request_replay.first_use(address, bytes.fromhex(nonce), expires):
-        raise ApiError(401, "replayed", "this signed request was already used; sign "
+        raise ApiError("replayed", "this signed request was already used; sign "
                        "each request afresh (a new nonce)")
     return Caller(account, address, signed.audience, nonce, member_id, role, body, headers)
 

@@ -16,6 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yilian.api.json_guard import JsonRejected, loads_strict
+from yilian.api.reasons import http_status
 
 PREFIX = "/v1/"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # a GET's body is never parsed
@@ -40,8 +41,7 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _reject(send, 413, "too_large",
-                              f"request body over {self.max_bytes} bytes")
+                await _reject(send, "too_large", f"request body over {self.max_bytes} bytes")
                 return
             chunks.append(chunk)
             more = bool(message.get("more_body"))
@@ -50,7 +50,7 @@ class BodyGuard:
             try:
                 loads_strict(body)
             except JsonRejected as exc:
-                await _reject(send, 400, "bad_json", f"request body refused: {exc.message}")
+                await _reject(send, "bad_json", f"request body refused: {exc.message}")
                 return
         sent = False
 
@@ -64,10 +64,10 @@ class BodyGuard:
         await self.app(scope, replay, send)
 
 
-async def _reject(send: Send, status: int, reason: str, message: str) -> None:
+async def _reject(send: Send, reason: str, message: str) -> None:
     payload: dict[str, Any] = {"error": {"reason": reason, "message": message}}
     data = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
+    await send({"type": "http.response.start", "status": http_status(reason),
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(data)).encode())]})
     await send({"type": "http.response.body", "body": data})

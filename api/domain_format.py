@@ -52,18 +52,18 @@ def member_id_of(code: str) -> bytes:
     try:
         return credit_code.to_bytes32(code)
     except credit_code.CreditCodeError as exc:
-        raise ApiError(422, "invalid_credit_code", str(exc)) from None
+        raise ApiError("invalid_credit_code", str(exc)) from None
 
 
 def parse_bytes32(value: str, what: str) -> bytes:
     from yilian.api.auth import ApiError
 
     if not (isinstance(value, str) and value.startswith("0x") and len(value) == 66):
-        raise ApiError(422, "bad_request", f"{what} must be 0x followed by 64 hex digits")
+        raise ApiError("bad_request", f"{what} must be 0x followed by 64 hex digits")
     try:
         return bytes.fromhex(value[2:])
     except ValueError:
-        raise ApiError(422, "bad_request", f"{what} is not hex") from None
+        raise ApiError("bad_request", f"{what} is not hex") from None
 
 
 class SignedTransaction(BaseModel):

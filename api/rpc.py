@@ -26,13 +26,13 @@ from eth_hash.auto import keccak
 import yilian.api.rpc_params as P
 from yilian.api import rpc_calls, rpc_framing
 from yilian.api.json_bytes import hex0x
+from yilian.api.reasons import rpc_error
 from yilian.api.rpc_errors import (
     InternalError,
     InvalidParams,
     LimitExceeded,
     MethodNotFound,
     ResourceNotFound,
-    ServerError,
 )
 from yilian.api.rpc_format import (
     effective_gas_price,
@@ -329,7 +329,7 @@ class RpcHandler:
         try:
             return hex0x(self.node.submit(raw))
         except Rejected as exc:
-            raise ServerError(exc.message, data={"reason": exc.reason}) from exc
+            raise rpc_error(exc.reason, exc.message) from exc
 
     def eth_getTransactionByHash(self, p: list[Any]) -> JsonObj | None:
         P.params_list(p, 1, 1, "eth_getTransactionByHash")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yilian.api.rpc_errors import Unauthorized
+from yilian.api.reasons import rpc_error
 from yilian.api.rpc_permissions import CURRENT, Access
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.node.rpc_tokens import TokenError, TokenKey, auth_required, secret_path
@@ -93,7 +93,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _denial(exc: TokenError) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    err = Unauthorized(str(exc), data={"reason": exc.reason})
+    err = rpc_error(exc.reason, str(exc))
     body = json.dumps({"jsonrpc": "2.0", "id": None, "error": err.to_json()}).encode()
     challenge = f'Bearer realm="yilian", error="invalid_token", error_description="{exc.reason}"'
     return body, [(b"content-type", b"application/json"),

@@ -5,11 +5,12 @@ publishing, removing, a key request) holds no thread while it waits
 (:mod:`yilian.node.commit_waiters`), but it still holds an HTTP connection, a coroutine
 and a future. So each caller, named by its account (the signer of the request or of the
 transaction) and by its client IP, may keep only a few such calls open, and the node only
-a bounded number in all. Past a bound the call is refused at once with HTTP 429 (this
-caller) or 503 (the node) and a reason saying what to do. A user-signed transaction is
-admitted before its wait is counted (admission has the mempool's own bounds), so the
-refusal names it as kept and pending; a center operation (publish, remove, key request)
-takes its slot first and submits nothing when refused.
+a bounded number in all. Past a bound the call is refused at once: 429
+``too_many_waiting`` (this caller) or 503 ``waiting_full`` (the node), with a message
+saying what to do. A user-signed transaction is admitted before its wait is counted
+(admission has the mempool's own bounds), so the refusal names it as kept and pending; a
+center operation (publish, remove, key request) takes its slot first and submits nothing
+when refused.
 
 Calls that need no wait never take a slot: a transaction already committed or pending
 (same hash) is answered with its status at once, and one that cannot execute yet (a
@@ -72,7 +73,8 @@ class WaitBudget:
     @contextlib.contextmanager
     def slot(self, account: bytes | None, client_ip: str | None,
              extra: dict[str, Any] | None = None) -> Iterator[None]:
-        """Hold one waiting slot for the block; ApiError 429/503 when a bound is hit
+        """Hold one waiting slot for the block; ApiError ``too_many_waiting`` (429, this
+        caller) or ``waiting_full`` (503, the node) when a bound is hit
         (``extra`` goes into the error: e.g. the hash of a transaction that is kept)."""
         keys = []
         if account is not None:
@@ -81,7 +83,7 @@ class WaitBudget:
             keys.append(("ip", client_ip))
         with self._lock:
             if self._all >= self.total:
-                raise ApiError(503, "too_many_waiting",
+                raise ApiError("waiting_full",
                                f"this node already has {self.total} calls waiting for "
                                "transactions to commit; retry in a few seconds, or send the "
                                "transaction with eth_sendRawTransaction and poll its receipt",
@@ -89,7 +91,7 @@ class WaitBudget:
             for kind, who in keys:
                 limit = self.per_account if kind == "account" else self.per_ip
                 if self._open[(kind, who)] >= limit:
-                    raise ApiError(429, "too_many_waiting",
+                    raise ApiError("too_many_waiting",
                                    f"{who} already has {limit} calls waiting for their "
                                    "transactions to commit (the most one "
                                    f"{'account' if kind == 'account' else 'client address'} "
@@ -139,8 +141,6 @@ def pending_response(pending: Pending) -> JSONResponse:
                         status_code=202)
 
 
-# Admission reasons that say the sender may not do this (HTTP 403); others are 422.
-FORBIDDEN_REASONS = frozenset({"role", "suspended", "unauthorised", "not_owner"})
 
 
 async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: WaitSlots,
@@ -157,22 +157,21 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
     execute yet (a nonce gap: Pending ``queued``); and a stalled chain (ApiError 503
     ``no_quorum`` / ``no_commit``: the transaction is kept and commits when the chain
     recovers). After COMMIT_TIMEOUT_S the answer is Pending ``commit_timeout``: still
-    pending, not failed. ApiError otherwise: 422 ``bad_call`` or the node's admission
-    reason (403 for e.g. ``role``); 429/503 ``too_many_waiting`` when too many calls wait
-    (the transaction is kept, with its hash: the bound is on waiting, admission has the
-    mempool's own bounds)."""
+    pending, not failed. ApiError otherwise: ``bad_call`` or the node's admission reason
+    (e.g. ``role``, ``mempool_full``; statuses in yilian.api.reasons);
+    ``too_many_waiting``/``waiting_full`` when too many calls wait (the transaction is kept,
+    with its hash: the bound is on waiting, admission has the mempool's own bounds)."""
     raw = bytes.fromhex(raw_hex[2:])
     try:
         state = await anyio.to_thread.run_sync(node.user_calls.submit, raw, contract,
                                                functions, expect)
     except Rejected as exc:
-        raise ApiError(403 if exc.reason in FORBIDDEN_REASONS else 422, exc.reason, str(exc)
-                       ) from None
+        raise ApiError(exc.reason, str(exc)) from None
     except ChainStalled as exc:
-        raise ApiError(503, exc.reason, str(exc),
+        raise ApiError(exc.reason, str(exc),
                        {**_kept(exc.tx_hash or b""), "chain": exc.health.json()}) from None
     except TxFailed as exc:  # committed before, and reverted
-        raise ApiError(409, exc.reason, str(exc),
+        raise ApiError(exc.reason, str(exc),
                        {"tx_hash": hex0x(exc.tx_hash or b"")}) from None
     if not isinstance(state, Admitted):
         return state
@@ -180,7 +179,7 @@ async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: Wai
         try:
             return await node.user_calls.wait(state, COMMIT_TIMEOUT_S)
         except TxFailed as exc:
-            raise ApiError(409, exc.reason, str(exc),
+            raise ApiError(exc.reason, str(exc),
                            {"tx_hash": hex0x(state.tx_hash)}) from None
 
 
@@ -208,5 +207,6 @@ PENDING_RESPONSES: dict[int | str, dict[str, Any]] = {
           "transaction is kept)"},
     503: {"model": ErrorResponse,
           "description": "`no_quorum`/`no_commit`: the chain is stalled (the transaction is "
-          "kept, see `tx_hash`), or `too_many_waiting` on this node"},
+          "kept, see `tx_hash`); `waiting_full`: too many calls wait on this node; "
+          "`mempool_full`/`sender_limit`: retry after a few blocks"},
 }

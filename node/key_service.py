@@ -18,9 +18,9 @@ and only after that receipt is final re-wraps the data key for the grantee's reg
 encryption key. The custodian never sends a data key in a form anyone but the grantee
 can open, so a relaying node learns nothing.
 
-If the custodian's node is down, the read fails with ``custodian_unavailable`` (HTTP 503)
-and nothing else: no other node holds a key that opens the record. The owner can always
-read its own records, because the data key is also wrapped for it. See docs/records.md.
+If the custodian's node is down, the read fails with ``custodian_unavailable`` and nothing
+else: no other node holds a key that opens the record. The owner can always read its own
+records, because the data key is also wrapped for it. See docs/records.md.
 """
 
 from __future__ import annotations
@@ -60,12 +60,12 @@ RETRY_WINDOW_S = 600  # how long a read's request id may fetch its key again
 
 
 class ServiceError(Exception):
-    """A refused or failed domain request: ``reason`` is a stable tag, ``status`` HTTP."""
+    """A refused or failed domain request: ``reason`` is a stable tag (the API's table,
+    ``yilian.api.reasons``, says how each is answered); ``extra`` adds detail fields."""
 
-    def __init__(self, status: int, reason: str, message: str,
+    def __init__(self, reason: str, message: str,
                  extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.status = status
         self.reason = reason
         self.extra = extra or {}
 
@@ -126,13 +126,12 @@ class _Read:
 
 
 def _failure(exc: TxFailed, what: str) -> ServiceError:
-    """A failed center transaction as the API error to report: ``commit_timeout`` says
-    the transaction is still pending (with its hash), not that it failed."""
-    status = {"reverted": 409, "commit_timeout": 504}.get(exc.reason, 503)
+    """A failed center transaction as the error to report: ``commit_timeout`` says the
+    transaction is still pending (with its hash), not that it failed."""
     if exc.reason == "commit_timeout":
-        return ServiceError(status, exc.reason, f"{what}: {exc}",
+        return ServiceError(exc.reason, f"{what}: {exc}",
                             {"status": "pending", "tx_hash": "0x" + (exc.tx_hash or b"").hex()})
-    return ServiceError(status, exc.reason, f"{what} failed: {exc}")
+    return ServiceError(exc.reason, f"{what} failed: {exc}")
 
 
 def request_id_for(account: bytes, nonce: str) -> bytes:
@@ -155,7 +154,7 @@ class KeyService:
         if self._center is None:
             member = self.domain.member_of(self.account.address)
             if not any(member):
-                raise ServiceError(503, "not_registered",
+                raise ServiceError("not_registered",
                                    f"this node's center account {self.account.checksum} is not "
                                    "a registered member; ask the consortium admin to add it")
             self._center = member
@@ -194,34 +193,34 @@ class KeyService:
         """The publication's transaction, or the committed one of an earlier attempt."""
         center = self.center_id()
         if self.domain.member_of(caller) != center:
-            raise ServiceError(403, "not_center_staff",
+            raise ServiceError("not_center_staff",
                                "only accounts of this node's own center may publish through it; "
                                "publish through your own center's node")
         try:
             subject_id = code_to_id(subject)
         except CreditCodeError as exc:
-            raise ServiceError(422, "invalid_record", str(exc),
+            raise ServiceError("invalid_record", str(exc),
                                {"fields": [{"field": "subject", "message": str(exc)}]}) from None
         try:
             kind = standard.RecordType.parse(rtype)
             plaintext = standard.canonical_bytes(kind, payload, subject=subject)
         except standard.RecordInvalid as exc:
-            raise ServiceError(422, "invalid_record", str(exc), {"fields": [
+            raise ServiceError("invalid_record", str(exc), {"fields": [
                 {"field": e.field, "message": e.message} for e in exc.errors]}) from None
         if len(plaintext) + envelope.SEALED_OVERHEAD > MAX_CIPHERTEXT:
             limit = MAX_CIPHERTEXT - envelope.SEALED_OVERHEAD
-            raise ServiceError(422, "record_too_large",
+            raise ServiceError("record_too_large",
                                f"the record encodes to {len(plaintext)} bytes; at most {limit} "
                                "fit in one on-chain record: split it into several records",
                                {"fields": [{"field": "", "message": "record too large"}]})
         owner_kind = owner or standard.DEFAULT_OWNER[kind]
         if owner_kind not in ("subject", "center"):
-            raise ServiceError(422, "invalid_record", "owner must be 'subject' or 'center'",
+            raise ServiceError("invalid_record", "owner must be 'subject' or 'center'",
                                {"fields": [{"field": "owner", "message": "subject or center"}]})
         owner_id = subject_id if owner_kind == "subject" else center
         owner_member = self.domain.member(owner_id)
         if owner_member is None or not owner_member.active:
-            raise ServiceError(422, "owner_not_member",
+            raise ServiceError("owner_not_member",
                                f"the owner {code_of(owner_id)} is not an active member, so no "
                                "key can be wrapped for it; register the enterprise first or "
                                "publish with owner='center'")
@@ -235,7 +234,7 @@ class KeyService:
             # a mistake the caller must hear about.
             return self._already(record_id, version or 1, plaintext)
         if target != latest + 1:
-            raise ServiceError(409, "version_conflict",
+            raise ServiceError("version_conflict",
                                f"record is at version {latest}; publish version {latest + 1}")
         meta = RecordMeta(record_id, int(kind), subject_id, center, owner_id, target, False)
         aad = self._aad(meta, target, standard.SCHEMA_VERSION)
@@ -277,11 +276,11 @@ class KeyService:
                      ) -> Published | _Planned:
         center = self.center_id()
         if self.domain.member_of(caller) != center:
-            raise ServiceError(403, "not_center_staff",
+            raise ServiceError("not_center_staff",
                                "only accounts of the providing center may remove its records")
         meta = self.locate_custodian(record_id)
         if meta.center != center:
-            raise ServiceError(403, "not_provider", "only the providing center may remove a "
+            raise ServiceError("not_provider", "only the providing center may remove a "
                                f"record; this one is {code_of(meta.center)}'s")
         target = version if version is not None else meta.latest + 1
         if meta.removed and version is not None and version <= meta.latest:
@@ -293,9 +292,9 @@ class KeyService:
                  ) -> Published:
         located = self.domain.published(record_id, version)
         if located is None:
-            raise ServiceError(409, "version_conflict", f"version {version} is not committed")
+            raise ServiceError("version_conflict", f"version {version} is not committed")
         if plaintext is not None and self._committed_plaintext(located) != plaintext:
-            raise ServiceError(409, "client_id_reused",
+            raise ServiceError("client_id_reused",
                                f"version {version} of this record (client id) was already "
                                "published with different content; to update it publish "
                                f"version {self.locate_custodian(record_id).latest + 1}, or use "
@@ -320,7 +319,7 @@ class KeyService:
     def locate_custodian(self, record_id: bytes) -> RecordMeta:
         meta = self.domain.record(record_id)
         if meta is None:
-            raise ServiceError(404, "record_not_found",
+            raise ServiceError("record_not_found",
                                f"no record 0x{record_id.hex()} on chain (yet)")
         return meta
 
@@ -338,7 +337,7 @@ class KeyService:
         a = located.event.args
         if (a["record_id"], a["version"], a["reader"], a["grant_id"]) != (
                 meta.record_id, version, reader_id, grant_id):
-            raise ServiceError(409, "request_id_used", "this request id was already used for "
+            raise ServiceError("request_id_used", "this request id was already used for "
                                "another read; use a fresh request id for a new read")
         status = self.domain.check_grant(grant_id, meta.record_id, reader_id, retry=True)
         grant = self.domain.grant(grant_id)
@@ -348,9 +347,9 @@ class KeyService:
             status = 3
         if status != 0:
             reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
-            raise ServiceError(403, reason, f"read refused: {message}")
+            raise ServiceError(reason, f"read refused: {message}")
         if time.time() - located.timestamp > RETRY_WINDOW_S:
-            raise ServiceError(409, "request_id_expired",
+            raise ServiceError("request_id_expired",
                                f"the read with this request id was served more than "
                                f"{RETRY_WINDOW_S} s ago; make a new read")
         return located
@@ -376,7 +375,7 @@ class KeyService:
             else:
                 receipt = await asyncio.to_thread(self._receipt_of, plan)
                 if receipt is None:
-                    raise ServiceError(500, "receipt_missing",
+                    raise ServiceError("receipt_missing",
                                        f"receipt 0x{bytes(record.tx.hash).hex()} committed but "
                                        "is not indexed")
         return await asyncio.to_thread(self._rewrap, plan, receipt)
@@ -398,14 +397,14 @@ class KeyService:
         reason, message = GRANT_STATUS.get(status, ("refused", str(exc)))
         if status == 0:
             reason, message = "refused", str(exc)
-        raise ServiceError(403, reason, f"read refused: {message}") from None
+        raise ServiceError(reason, f"read refused: {message}") from None
 
     def _rewrap(self, plan: _Read, receipt: Located | None) -> KeyRelease:
         try:
             wrapped = envelope.rewrap(self.suite, self._enc_private, plan.custodian_key,
                                       plan.reader_enc_key)
         except envelope.EnvelopeError as exc:
-            raise ServiceError(500, "rewrap_failed", f"cannot re-wrap the data key: {exc}"
+            raise ServiceError("rewrap_failed", f"cannot re-wrap the data key: {exc}"
                                ) from None
         return KeyRelease(plan.meta.record_id, plan.version, wrapped,
                           None if receipt is None else receipt.tx_hash,
@@ -422,32 +421,32 @@ class KeyService:
         reader_id = self.domain.member_of(reader)
         reader_member = self.domain.member(reader_id) if any(reader_id) else None
         if reader_member is None or not reader_member.active:
-            raise ServiceError(403, "not_member", "the caller is not an active member account")
+            raise ServiceError("not_member", "the caller is not an active member account")
         v = version or meta.latest
         if not 1 <= v <= meta.latest:
-            raise ServiceError(404, "version_not_found",
+            raise ServiceError("version_not_found",
                                f"record has versions 1..{meta.latest}; asked for {v}")
         vmeta = self.domain.version(record_id, v)
         if vmeta.tombstone:
-            raise ServiceError(410, "record_removed", f"version {v} is a removal (tombstone)")
+            raise ServiceError("record_removed", f"version {v} is a removal (tombstone)")
         located = self.domain.published(record_id, v)
         if located is None or located.event.event != "RecordPublished":
-            raise ServiceError(500, "index_missing", "the version's publication is not indexed")
+            raise ServiceError("index_missing", "the version's publication is not indexed")
         args = located.event.args
         ciphertext = bytes(args["ciphertext"])
         if envelope.digest(self.suite, ciphertext) != vmeta.digest or bytes(
                 args["digest"]) != vmeta.digest:
-            raise ServiceError(409, "tampered",
+            raise ServiceError("tampered",
                                "the stored ciphertext does not match its on-chain digest")
         bundle = envelope.decode_wrapped_keys(bytes(args["wrapped_keys"]))
         mine = bundle.get(meta.center)
         if mine is None:
-            raise ServiceError(500, "no_custodian_key", "no data key was wrapped for the "
+            raise ServiceError("no_custodian_key", "no data key was wrapped for the "
                                "custodian of this record")
         try:  # before a read is spent: a key that cannot be wrapped for would waste it
             envelope.check_enc_public_key(self.suite, reader_member.enc_key)
         except envelope.EnvelopeError as exc:
-            raise ServiceError(422, "bad_enc_key", f"the caller's registered encryption key "
+            raise ServiceError("bad_enc_key", f"the caller's registered encryption key "
                                f"is unusable on this network: {exc}; ask the admin to "
                                "register a valid one") from None
         plan = _Read(meta, v, reader_id, reader_member.enc_key, mine, grant_id)
@@ -461,7 +460,7 @@ class KeyService:
         status = self.domain.check_grant(grant_id, record_id, reader_id)
         if status != 0:
             reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
-            raise ServiceError(403, reason, f"read refused: {message}")
+            raise ServiceError(reason, f"read refused: {message}")
         data = self.domain.grants.encode_call(
             "record_access", grant_id, record_id, v, reader_id, request_id)
         return replace(plan, request_id=request_id, receipt_call=data)

@@ -29,7 +29,8 @@ from yilian.sdk.errors import CustodianUnavailable, NotANode, NotCommitted, Refu
 
 # Answers after which the same signed transaction is sent again: it is kept by the node
 # (or was never admitted), so resending it cannot make the change twice.
-RESEND_REASONS = frozenset({"no_quorum", "no_commit", "too_many_waiting", "commit_timeout"})
+RESEND_REASONS = frozenset({"no_quorum", "no_commit", "too_many_waiting", "waiting_full",
+                            "commit_timeout"})
 # What a user may paste instead of the node's base URL: its JSON-RPC, WebSocket, health or
 # docs URL (all served at the base URL's root).
 _NODE_PATHS = ("/rpc", "/ws", "/healthz", "/docs", "/redoc")
@@ -198,12 +199,12 @@ class Client:
         return its committed result.
 
         While the answer is "not yet" (HTTP 202 pending or queued, 503 ``no_quorum`` or
-        ``no_commit`` from a stalled chain, 429/503 ``too_many_waiting``, or a lost
-        connection) it sends the *same* signed bytes again every ``poll_s`` seconds: the
-        node answers a transaction it already holds with its status, so the change is
-        made at most once. After ``wait_s`` seconds it raises :class:`NotCommitted` with
-        the hash and the raw transaction, to resend later. Other refusals raise
-        :class:`Refused` at once.
+        ``no_commit`` from a stalled chain, 429 ``too_many_waiting`` or 503
+        ``waiting_full``, or a lost connection) it sends the *same* signed bytes again
+        every ``poll_s`` seconds: the node answers a transaction it already holds with its
+        status, so the change is made at most once. After ``wait_s`` seconds it raises
+        :class:`NotCommitted` with the hash and the raw transaction, to resend later.
+        Other refusals raise :class:`Refused` at once.
         """
         tx_hash = "0x" + keccak(bytes.fromhex(raw_transaction[2:])).hex()
         deadline = time.monotonic() + wait_s

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -905,3 +906,34 @@ def test_a_request_id_cannot_fetch_the_key_again_after_revocation(
     assert env.call(bank_key, "POST", path, body).status_code == 200
     enterprise(env).revoke(grant["grant_id"])
     assert_refused(env.call(bank_key, "POST", path, body), 403, "grant_revoked")
+
+
+@contextlib.contextmanager
+def mempool_full(node: Node) -> Iterator[None]:
+    """Inside the block the mempool is full: it takes no new transaction (limit 0)."""
+    limits = node.mempool.limits
+    node.mempool.limits = dataclasses.replace(limits, max_size=0)
+    try:
+        yield
+    finally:
+        node.mempool.limits = limits
+
+
+def test_a_full_mempool_is_503_on_every_write_route(env: Env) -> None:
+    """One reason, one status (api/reasons.py): a full mempool was 503 on /v1/records but
+    422 on /v1/grants; a client now retries it the same way everywhere."""
+    bank_code = env.member("financial")["id"]
+    raw = env.member_sdk(ENTERPRISE).sign_call(
+        "Grants", GRANTS_ADDRESS, "grant", to_bytes32(bank_code), to_bytes32(ENTERPRISE),
+        1 << 1, b"\x00" * 32, "full mempool", int(time.time()) + 600, 1)
+    record = {"type": "basic", "subject": ENTERPRISE, "owner": "subject",
+              "payload": standard.example_record("basic", ENTERPRISE),
+              "client_id": "full-mempool"}
+    with mempool_full(env.node):
+        grant = env.http.post("/v1/grants", json={"raw_transaction": raw})
+        publish = env.call(env.center_key, "POST", "/v1/records", record)
+        rpc = env.rpc("eth_sendRawTransaction", raw)
+    assert_refused(grant, 503, "mempool_full")
+    assert_refused(publish, 503, "mempool_full")
+    assert rpc["error"]["code"] == -32000, rpc
+    assert rpc["error"]["data"] == {"reason": "mempool_full"}, rpc

@@ -286,7 +286,7 @@ def test_the_wait_budget_counts_per_account_per_address_and_in_total() -> None:
         stack.enter_context(budget.slot(c, "3.3.3.3"))
         with pytest.raises(waiting.ApiError) as total:
             stack.enter_context(budget.slot(b"\x0d" * 20, "4.4.4.4"))
-        assert total.value.status == 503
+        assert (total.value.status, total.value.reason) == (503, "waiting_full")
         assert budget.open == 4
     assert budget.open == 0
     with budget.slot(a, "1.1.1.1"):  # released slots are free again

@@ -44,7 +44,7 @@ GrantId = Annotated[int, Path(ge=0, le=UINT256_MAX)]
 def grant_json(node: Node, grant_id: int) -> dict[str, Any]:
     g = node.domain.grant(grant_id)
     if g is None:
-        raise ApiError(404, "grant_not_found", f"no grant {grant_id}")
+        raise ApiError("grant_not_found", f"no grant {grant_id}")
     out: dict[str, Any] = {"grant_id": grant_id}
     for key, value in g.items():
         if key in ("owner", "grantee", "subject"):
@@ -64,7 +64,7 @@ def _granted(node: Node, record: TxRecord) -> dict[str, Any]:
         if log.topics and log.topics[0].to_bytes(32, "big") == topic:
             grant_id = log.topics[1]
             return {**grant_json(node, grant_id), **committed_json(record)}
-    raise ApiError(500, "no_event", "the grant committed without a Granted event")
+    raise ApiError("no_event", "the grant committed without a Granted event")
 
 
 @router.post("", summary="Commit a grant signed by the owner; returns the grant",
@@ -99,7 +99,7 @@ async def revoke_grant(grant_id: GrantId, body: SignedTransaction, node: NodeDep
 def get_grant(grant_id: GrantId, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
     grant = node.domain.grant(grant_id)
     if grant is not None and not may_see_grant(node.domain, caller, grant):
-        raise ApiError(403, "not_party", f"grant {grant_id} is shown only to its owner, "
+        raise ApiError("not_party", f"grant {grant_id} is shown only to its owner, "
                        "grantee and subject, auditors and the custodian of its records")
     return grant_json(node, grant_id)
 
@@ -111,7 +111,7 @@ def list_grants(subject: str, node: NodeDep, caller: CallerDep) -> list[dict[str
     subject_id = member_id_of(subject)
     events = visible_history(node.domain, caller, subject_id)
     if events is None:
-        raise ApiError(403, "not_party", NOT_PARTY.format(code=subject, what="grants"))
+        raise ApiError("not_party", NOT_PARTY.format(code=subject, what="grants"))
     return [{**grant_json(node, int(located.event.args["grant_id"])),
              "granted": event_json(located)}
             for located in events if located.event.event == "Granted"]

@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1/members", tags=["members"])
 def member_json(node: Any, member_id: bytes) -> dict[str, Any]:
     m = node.domain.member(member_id)
     if m is None:
-        raise ApiError(404, "member_not_found", f"no member {code_of(member_id)}")
+        raise ApiError("member_not_found", f"no member {code_of(member_id)}")
     return {"id": code_of(m.id), "role": ROLE_NAMES.get(m.role, str(m.role)), "name": m.name,
             "enc_key": hex0x(m.enc_key), "endpoint": m.endpoint, "active": m.active}
 
@@ -45,10 +45,10 @@ def get_member(code: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
 @router.get("/by-account/{account}", summary="The member an account belongs to")
 def member_of(account: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
     if not re.fullmatch(r"0x[0-9a-fA-F]{40}", account):
-        raise ApiError(422, "bad_request", "account must be a 0x address (40 hex digits)")
+        raise ApiError("bad_request", "account must be a 0x address (40 hex digits)")
     member_id = node.domain.member_of(bytes.fromhex(account[2:]))
     if not any(member_id):
-        raise ApiError(404, "member_not_found", f"{account} belongs to no member")
+        raise ApiError("member_not_found", f"{account} belongs to no member")
     return member_json(node, member_id)
 
 

@@ -24,7 +24,7 @@ router = APIRouter(tags=["receipts"])
 def _visible(caller: Caller, subject: str, node: Node, what: str) -> list[Located]:
     events = visible_history(node.domain, caller, member_id_of(subject))
     if events is None:
-        raise ApiError(403, "not_party", NOT_PARTY.format(code=subject, what=what))
+        raise ApiError("not_party", NOT_PARTY.format(code=subject, what=what))
     return events
 
 

@@ -101,7 +101,7 @@ class _CustodianRefusal(BaseModel):
 
 
 def _service_error(exc: ServiceError) -> ApiError:
-    return ApiError(exc.status, exc.reason, str(exc), exc.extra)
+    return ApiError(exc.reason, str(exc), exc.extra)
 
 
 def _published(out: Published) -> PublishedPublic:
@@ -117,7 +117,7 @@ async def publish(body: RecordCreate, node: NodeDep, caller: CallerDep, slots: W
                   ) -> PublishedPublic:
     service = node.key_service
     if service is None:
-        raise ApiError(503, "no_key_service", "this node holds no center account; publish "
+        raise ApiError("no_key_service", "this node holds no center account; publish "
                        "through your center's node")
     try:
         with slots.slot(caller.address):
@@ -142,7 +142,7 @@ async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: Call
                  slots: WaitsDep) -> PublishedPublic:
     service = node.key_service
     if service is None:
-        raise ApiError(503, "no_key_service", "this node holds no center account; remove "
+        raise ApiError("no_key_service", "this node holds no center account; remove "
                        "through the providing center's node")
     rid = parse_bytes32(record_id, "record_id")
     try:
@@ -156,7 +156,7 @@ async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: Call
 def record_json(node: Node, record_id: bytes) -> dict[str, Any]:
     meta = node.domain.record(record_id)
     if meta is None:
-        raise ApiError(404, "record_not_found", f"no record {hex0x(record_id)} on chain")
+        raise ApiError("record_not_found", f"no record {hex0x(record_id)} on chain")
     versions = []
     for v in range(1, meta.latest + 1):
         located = node.domain.published(record_id, v)
@@ -197,11 +197,11 @@ def get_version(record_id: str, version: Annotated[int, FPath(ge=1, le=UINT32_MA
     rid = parse_bytes32(record_id, "record_id")
     meta = node.domain.record(rid)
     if meta is None or not 1 <= version <= meta.latest:
-        raise ApiError(404, "version_not_found", f"record {record_id} has no version {version}")
+        raise ApiError("version_not_found", f"record {record_id} has no version {version}")
     located = node.domain.published(rid, version)
     vm = node.domain.version(rid, version)
     if located is None or located.event.event != "RecordPublished":
-        raise ApiError(410, "record_removed", f"version {version} is a removal (tombstone)")
+        raise ApiError("record_removed", f"version {version} is a removal (tombstone)")
     args = located.event.args
     return {
         "record_id": hex0x(rid), "version": version, "type": meta.rtype,
@@ -231,10 +231,10 @@ async def _forward(node: Node, center: bytes, record_id: bytes, path: str,
     member = await anyio.to_thread.run_sync(node.domain.member, center)
     custodian = code_of(center)
     if member is None or not member.endpoint:
-        raise ApiError(503, "custodian_unavailable",
+        raise ApiError("custodian_unavailable",
                        f"the record's custodian {custodian} has no registered endpoint")
     if not member.endpoint.startswith(("http://", "https://")):
-        raise ApiError(503, "custodian_unavailable", f"the custodian {custodian}'s registered "
+        raise ApiError("custodian_unavailable", f"the custodian {custodian}'s registered "
                        f"endpoint {member.endpoint!r} is not an http(s) URL")
     loop = asyncio.get_running_loop()
     client = _CLIENTS.get(loop)
@@ -247,13 +247,13 @@ async def _forward(node: Node, center: bytes, record_id: bytes, path: str,
             headers={**caller_headers, FORWARDED_HEADER: "1",
                      "Content-Type": "application/json"})
     except httpx.HTTPError as exc:
-        raise ApiError(503, "custodian_unavailable",
+        raise ApiError("custodian_unavailable",
                        f"the record's custodian center {custodian} ({member.endpoint}) did not "
                        f"answer: {exc!r}. Only the custodian holds the record's data key: "
                        "retry when it is back, or ask the owner") from None
     answer = custodian_answer(resp.status_code, resp.content, record_id)
     if answer is None:
-        raise ApiError(502, "bad_custodian_answer", f"the custodian {custodian} answered HTTP "
+        raise ApiError("bad_custodian_answer", f"the custodian {custodian} answered HTTP "
                        f"{resp.status_code} with something other than a key-service answer; "
                        "nothing was passed on. Retry later, or report it to that center")
     return JSONResponse(answer[1], status_code=answer[0])
@@ -289,7 +289,7 @@ async def request_key(record_id: str, body: KeyRequest, node: NodeDep,
     service = node.key_service
     meta = await anyio.to_thread.run_sync(node.domain.record, rid)
     if meta is None:
-        raise ApiError(404, "record_not_found", f"no record {record_id} on chain (yet)")
+        raise ApiError("record_not_found", f"no record {record_id} on chain (yet)")
     # A key request names the record's custodian, which alone serves it: here, or at the
     # custodian's node after forwarding (where it is checked again).
     wrong = audience_error(caller, code_of(meta.center))
@@ -297,7 +297,7 @@ async def request_key(record_id: str, body: KeyRequest, node: NodeDep,
         raise wrong
     if service is None or meta.center != await anyio.to_thread.run_sync(service.center_id):
         if request.headers.get(FORWARDED_HEADER):
-            raise ApiError(409, "not_custodian", "forwarded to a node that is not the "
+            raise ApiError("not_custodian", "forwarded to a node that is not the "
                            "custodian")
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         with slots.slot(caller.address):  # waits for the custodian's answer
@@ -310,7 +310,7 @@ async def request_key(record_id: str, body: KeyRequest, node: NodeDep,
     except ServiceError as exc:
         raise _service_error(exc) from None
     except NotCustodian:
-        raise ApiError(409, "not_custodian", "the record's custodian changed") from None
+        raise ApiError("not_custodian", "the record's custodian changed") from None
     return KeyPublic(record_id=hex0x(out.record_id), version=out.version,
                      wrapped_key=hex0x(out.wrapped_key),
                      receipt_tx=None if out.receipt_tx is None else hex0x(out.receipt_tx),

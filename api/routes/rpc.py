@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from yilian.api.deps import RpcDep
-from yilian.api.rpc_errors import InvalidRequest, LimitExceeded
+from yilian.api.reasons import http_status, rpc_error
 
 router = APIRouter(tags=["json-rpc"])
 
@@ -38,6 +38,12 @@ def _json(value: Any, status: int = 200) -> Response:
                     media_type="application/json")
 
 
+def _refusal(reason: str, message: str) -> Response:
+    """A request refused before parsing: the table's status and JSON-RPC error."""
+    error = rpc_error(reason, message).to_json()
+    return _json({"jsonrpc": "2.0", "id": None, "error": error}, http_status(reason))
+
+
 async def read_limited(request: Request, limit: int) -> bytes | None:
     """The request body, or None when it is larger than ``limit`` bytes (read no further)."""
     declared = request.headers.get("content-length")
@@ -59,13 +65,12 @@ async def json_rpc(request: Request, rpc: RpcDep) -> Response:
     limit = rpc.limits.max_request_bytes
     body = await read_limited(request, limit)
     if body is None:
-        too_big = LimitExceeded(f"request body exceeds the limit of {limit} bytes; send smaller "
-                                "batches")
-        return _json({"jsonrpc": "2.0", "id": None, "error": too_big.to_json()}, 413)
+        return _refusal("too_large", f"request body exceeds the limit of {limit} bytes; send "
+                        "smaller batches")
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if ctype not in ("application/json", ""):
-        err = InvalidRequest(f"content-type must be application/json, got {ctype}")
-        return _json({"jsonrpc": "2.0", "id": None, "error": err.to_json()}, 415)
+        return _refusal("unsupported_media_type",
+                        f"content-type must be application/json, got {ctype}")
     result = await anyio.to_thread.run_sync(rpc.handle_bytes, body, limiter=_rpc_limiter())
     if result is None:
         return Response(status_code=204)

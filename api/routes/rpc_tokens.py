@@ -63,18 +63,18 @@ def _issue(body: TokenRequest, key: TokenKey, challenges: Challenges, node: Node
            ) -> dict[str, Any]:
     limit = node.config.rpc_auth.token_ttl_s
     if body.ttl_s > limit:
-        raise ApiError(422, "bad_request", f"ttl_s may be at most {limit} seconds at this node")
+        raise ApiError("bad_request", f"ttl_s may be at most {limit} seconds at this node")
     try:
         account = recover_login(body.signature, chain_id=node.genesis.chain_id, node=key.key_id,
                                 nonce=body.nonce, account=body.account, ttl_s=body.ttl_s)
     except LoginError as exc:
-        raise ApiError(401, "bad_signature", str(exc)) from None
+        raise ApiError("bad_signature", str(exc)) from None
     if not challenges.take(body.nonce, account):
-        raise ApiError(401, "bad_challenge", "this challenge is unknown, used, expired or "
+        raise ApiError("bad_challenge", "this challenge is unknown, used, expired or "
                        "issued to another account; ask /v1/auth/challenge for a new one")
     found = member_access(node, bytes.fromhex(account[2:])) if node.domain.enabled else None
     if found is None:
-        raise ApiError(403, "not_member", f"{account} is not an account of an active member; "
+        raise ApiError("not_member", f"{account} is not an account of an active member; "
                        "ask the consortium admin to register it")
     member_id, role = found
     token, claims = key.issue(subject=account, member=code_of(member_id), role=role,
