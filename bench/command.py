@@ -1,9 +1,10 @@
 """What every bench command shares: its error type, its log line, argument types and the
-``main`` wrapper.
+``main`` wrappers.
 
 :func:`run_main` gives every command the same exit statuses: 130 on Ctrl-C or SIGTERM (the
 command's own ``finally`` blocks stop its networks on the way out), 1 with one logged line
-on a :class:`BenchError` or a launcher error.
+on a :class:`BenchError` or a launcher error. :func:`report_main` adds what every command
+with a report does after it: print the report, write ``--json``, exit 1 unless it passed.
 """
 
 from __future__ import annotations
@@ -15,11 +16,23 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from yilian.cli import launcher
 
 R = TypeVar("R")
+
+
+class Reported(Protocol):
+    """A bench report: whether the run is valid, and its JSON form."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def to_json(self) -> Any: ...
+
+
+Rep = TypeVar("Rep", bound=Reported)
 
 
 class BenchError(Exception):
@@ -52,6 +65,19 @@ def run_main(run: Callable[[], R]) -> R | int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+
+
+def report_main(run: Callable[[], Rep], text: Callable[[Rep], str], json_dest: str | None,
+                passed: Callable[[Rep], bool] = lambda report: report.ok) -> int:
+    """:func:`run_main`, then print ``text(report)`` and write its JSON to ``json_dest``
+    (``--json``, None: no JSON); the exit status is 0 when ``passed(report)``, else 1."""
+    report = run_main(run)
+    if isinstance(report, int):
+        return report
+    print(text(report), flush=True)
+    if json_dest is not None:
+        write_json(report.to_json(), json_dest)
+    return 0 if passed(report) else 1
 
 
 def write_json(doc: Any, dest: str) -> None:

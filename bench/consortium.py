@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 
 from yilian.bench import command
-from yilian.bench.command import BenchError, log, run_main, write_json
+from yilian.bench.command import BenchError, log, report_main
 from yilian.bench.measure import CpuUsage, PhaseResult, no_nan
 from yilian.bench.network import start_network, stop_network
 from yilian.bench.phase import run_measured
@@ -571,13 +571,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run_main(lambda: run(args))
-    if isinstance(report, int):
-        return report
-    print(format_report(report), flush=True)
-    if args.json is not None:
-        write_json(report.to_json(), args.json)
-    return 0 if report.ok else 1
+    return report_main(lambda: run(args), format_report, args.json)
 
 
 if __name__ == "__main__":

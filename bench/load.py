@@ -42,8 +42,7 @@ from yilian.bench.command import (
     log,
     positive_float,
     positive_int,
-    run_main,
-    write_json,
+    report_main,
 )
 from yilian.bench.network import pid_from_file, start_network, stop_network
 from yilian.bench.phase import run_measured
@@ -242,17 +241,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run_main(lambda: run(args))
-    if isinstance(report, int):
-        return report
-    print(format_report(report), flush=True)
-    if args.json is not None:
-        write_json(report.to_json(), args.json)
-    if not report.ok:
-        return 1
-    if args.check and not report.goals_met:
-        return 1
-    return 0
+    return report_main(lambda: run(args), format_report, args.json,
+                       passed=lambda report: report.ok
+                       and (not args.check or report.goals_met))
 
 
 if __name__ == "__main__":
