@@ -11,8 +11,8 @@ from typing import Any, TypeAlias
 import msgpack
 import pytest
 from nacl.public import PrivateKey
-from nacl.signing import SigningKey, VerifyKey
 
+from tests.p2p_identities import ed25519_identity, ed25519_verify
 from yilian.node.p2p.handshake import (
     HandshakeConfig,
     HandshakeError,
@@ -24,19 +24,6 @@ from yilian.node.p2p.handshake import (
 )
 
 NET = NetworkId(chain_id=1337, genesis_hash=b"\x11" * 32)
-
-
-def ed25519_identity() -> Identity:
-    sk = SigningKey.generate()
-    return Identity(bytes(sk.verify_key), lambda m: sk.sign(m).signature)
-
-
-def ed25519_verify(pk: bytes, msg: bytes, sig: bytes) -> bool:
-    try:
-        VerifyKey(pk).verify(msg, sig)
-        return True
-    except Exception:
-        return False
 
 
 def config(ident: Identity, members: list[bytes], **kw: Any) -> HandshakeConfig:
