@@ -35,20 +35,28 @@ def config(ident: Identity, members: list[bytes], **kw: Any) -> HandshakeConfig:
 Outcome: TypeAlias = HandshakeResult | HandshakeError
 
 
-async def run_pair(
-    client_cfg: HandshakeConfig, server_cfg: HandshakeConfig, expected: bytes | None = None
-) -> tuple[Outcome, Outcome]:
-    server_done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+async def connect_to_responder(cfg: HandshakeConfig) -> tuple[
+        asyncio.Server, asyncio.Future[Outcome], asyncio.StreamReader, asyncio.StreamWriter]:
+    """A responder on an ephemeral port and a TCP connection to it: the server, the future
+    of the responder's outcome, and the client's streams."""
+    done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
     async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         try:
-            server_done.set_result(await respond(r, w, server_cfg))
+            done.set_result(await respond(r, w, cfg))
         except HandshakeError as exc:
-            server_done.set_result(exc)
+            done.set_result(exc)
 
     server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     r, w = await asyncio.open_connection("127.0.0.1", port)
+    return server, done, r, w
+
+
+async def run_pair(
+    client_cfg: HandshakeConfig, server_cfg: HandshakeConfig, expected: bytes | None = None
+) -> tuple[Outcome, Outcome]:
+    server, server_done, r, w = await connect_to_responder(server_cfg)
     client: Outcome
     try:
         client = await initiate(r, w, client_cfg, expected_peer=expected)
@@ -183,17 +191,7 @@ def test_member_predicate_and_raising_verify() -> None:
 
 async def raw_server_outcome(payload: bytes, cfg: HandshakeConfig, eof: bool = True) -> Outcome:
     """Send ``payload`` from a raw TCP client to a responder; return its outcome."""
-    done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-
-    async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        try:
-            done.set_result(await respond(r, w, cfg))
-        except HandshakeError as exc:
-            done.set_result(exc)
-
-    server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    r, w = await asyncio.open_connection("127.0.0.1", port)
+    server, done, r, w = await connect_to_responder(cfg)
     w.write(payload)
     if eof:
         w.write_eof()
