@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from tests.conftest import LocalNetwork
+from tests.consortium_helpers import batch, batched_results, wait_for
 from yilian.cli import launcher
 from yilian.network_configs.local import LOCAL_CHAIN_ID, RECORD_STORE_ADDRESS
 
@@ -56,33 +57,21 @@ def rpc(client: httpx.Client, url: str, method: str, params: list[Any] | None = 
     return body["result"]
 
 
-def batch(client: httpx.Client, url: str, calls: list[tuple[str, list[Any]]]) -> list[Json]:
-    """One JSON-RPC batch; responses returned in request order (matched by id)."""
-    payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-               for i, (m, p) in enumerate(calls)]
-    resp = client.post(url, json=payload)
-    resp.raise_for_status()
-    by_id = {item["id"]: item for item in resp.json()}
-    assert set(by_id) == set(range(len(calls)))
-    return [by_id[i] for i in range(len(calls))]
+def wait_committed(client: httpx.Client, url: str, hashes: Iterable[str], timeout: float,
+                   what: str) -> None:
+    """Wait until every one of ``hashes`` has a receipt; each must have status 1."""
+    missing = set(hashes)
 
+    def all_committed() -> bool:
+        todo = sorted(missing)
+        found = batched_results(client, url, "eth_getTransactionReceipt", [[x] for x in todo])
+        for tx_hash, receipt in zip(todo, found, strict=True):
+            if receipt is not None:
+                assert receipt["status"] == "0x1", receipt
+                missing.discard(tx_hash)
+        return not missing
 
-def batched_results(client: httpx.Client, url: str, method: str,
-                    params: list[list[Any]], size: int = RECEIPT_BATCH) -> list[Any]:
-    out: list[Any] = []
-    for i in range(0, len(params), size):
-        for item in batch(client, url, [(method, p) for p in params[i:i + size]]):
-            assert "error" not in item, item
-            out.append(item["result"])
-    return out
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
+    wait_for(all_committed, timeout, what)
 
 
 def wait_dead(pid: int, timeout: float = 20.0) -> None:
@@ -228,7 +217,7 @@ def check_chain(client: httpx.Client, url: str) -> int:
     """Every block 0..head exists and links to its parent; returns the head number."""
     head = int(rpc(client, url, "eth_blockNumber"), 16)
     blocks = batched_results(client, url, "eth_getBlockByNumber",
-                             [[hex(n), False] for n in range(head + 1)], size=200)
+                             [[hex(n), False] for n in range(head + 1)])
     assert all(b is not None for b in blocks)
     for n, block in enumerate(blocks):
         assert int(block["number"], 16) == n
@@ -317,20 +306,8 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         assert int(rpc(client, url, "eth_blockNumber"), 16) >= max_block_seen
 
         # 3. every transaction the node accepted before the kill commits after the restart
-        pending = set(accepted) - set(receipts_before)
-
-        def all_accepted_committed() -> bool:
-            todo = sorted(pending)
-            found = batched_results(client, url, "eth_getTransactionReceipt",
-                                    [[x] for x in todo])
-            for tx_hash, receipt in zip(todo, found, strict=True):
-                if receipt is not None:
-                    assert receipt["status"] == "0x1", receipt
-                    pending.discard(tx_hash)
-            return not pending
-
-        wait_until(all_accepted_committed, 60,
-                   "the journaled (accepted before the kill) transactions to commit")
+        wait_committed(client, url, set(accepted) - set(receipts_before), 60,
+                       "the journaled (accepted before the kill) transactions to commit")
 
         # 4. the node goes on accepting transactions: send the rest of the load. Ones that
         # were in the batch in flight at the kill may already be known (journaled); nothing
@@ -345,20 +322,8 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
                     assert (r["error"].get("data") or {}).get("reason") == "known", r
                 else:
                     assert r["result"] == t.hash
-        all_hashes = [t.hash for t in presigned]
-        missing = set(all_hashes)
-
-        def all_committed() -> bool:
-            todo = sorted(missing)
-            found = batched_results(client, url, "eth_getTransactionReceipt",
-                                    [[x] for x in todo])
-            for tx_hash, receipt in zip(todo, found, strict=True):
-                if receipt is not None:
-                    assert receipt["status"] == "0x1", receipt
-                    missing.discard(tx_hash)
-            return not missing
-
-        wait_until(all_committed, 90, "the whole 2,000-transaction load to commit")
+        wait_committed(client, url, [t.hash for t in presigned], 90,
+                       "the whole 2,000-transaction load to commit")
 
         # each put ran exactly once: the contract's write counter and every sender's nonce
         # (checked before the gapped transaction can commit: it has not been filled yet)
@@ -373,8 +338,8 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         # ... and a brand-new transaction is accepted and commits too
         extra = sign_put(net.key(0), TOTAL // SENDERS, b"after-restart")
         assert rpc(client, url, "eth_sendRawTransaction", [extra.raw]) == extra.hash
-        wait_until(lambda: rpc(client, url, "eth_getTransactionReceipt", [extra.hash])
-                   is not None, 30, "a new transaction to commit")
+        wait_for(lambda: rpc(client, url, "eth_getTransactionReceipt", [extra.hash])
+                 is not None, 30, "a new transaction to commit")
 
         # the transaction stuck behind a nonce gap came back from the journal, still pending;
         # filling the gap commits both
@@ -384,8 +349,8 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         assert rpc(client, url, "eth_getTransactionCount", [gapped.sender, "pending"]) == "0x0"
         filler = sign_put(net.key(GAP_SENDER), 0, b"gap-filler")
         assert rpc(client, url, "eth_sendRawTransaction", [filler.raw]) == filler.hash
-        wait_until(lambda: rpc(client, url, "eth_getTransactionReceipt", [gapped.hash])
-                   is not None, 30, "the journaled gapped transaction to commit")
+        wait_for(lambda: rpc(client, url, "eth_getTransactionReceipt", [gapped.hash])
+                 is not None, 30, "the journaled gapped transaction to commit")
         assert rpc(client, url, "eth_getTransactionCount", [gapped.sender, "latest"]) == "0x2"
 
         # 5. the chain is whole: every block 0..head links to its parent, and the blocks
@@ -412,9 +377,9 @@ def test_sigterm_then_restart_keeps_head_and_state(fresh_network: LocalNetwork,
         first = presigned[:200]
         batched_results(client, url, "eth_sendRawTransaction", [[t.raw] for t in first],
                         size=SEND_BATCH)
-        wait_until(lambda: all(r is not None for r in batched_results(
+        wait_for(lambda: all(r is not None for r in batched_results(
             client, url, "eth_getTransactionReceipt", [[t.hash] for t in first])),
-                   60, "200 transactions to commit")
+                 60, "200 transactions to commit")
         before = health(url)["head"]
         receipts = batched_results(client, url, "eth_getTransactionReceipt",
                                    [[t.hash] for t in first])
@@ -440,9 +405,9 @@ def test_sigterm_then_restart_keeps_head_and_state(fresh_network: LocalNetwork,
         # and it goes on: the next transactions commit on top of the same head
         more = presigned[200:240]
         batched_results(client, url, "eth_sendRawTransaction", [[t.raw] for t in more])
-        wait_until(lambda: all(r is not None for r in batched_results(
+        wait_for(lambda: all(r is not None for r in batched_results(
             client, url, "eth_getTransactionReceipt", [[t.hash] for t in more])),
-                   60, "transactions after the restart to commit")
+                 60, "transactions after the restart to commit")
         assert check_chain(client, url) > before["number"]
 
 
