@@ -133,6 +133,13 @@ def dev_members(suite: str, accounts: list[DevAccount]) -> list[dict[str, Any]]:
     return out
 
 
+def member_seed(member: dict[str, Any]) -> MemberSeed:
+    """The genesis seed of a development member (an entry of :func:`dev_members`)."""
+    return MemberSeed(id=member["id"], role=member["roleId"], name=member["name"],
+                      enc_key=bytes.fromhex(member["encPublicKey"][2:]), endpoint="",
+                      account=member["account"])
+
+
 def make_center(home: Path, index: int, name: str, endpoint: str, suite: str) -> MemberSeed:
     """Create center ``index``'s chain account and encryption keys in its node ``home``
     (files mode 0600) and return its member seed (public parts only)."""
@@ -152,10 +159,7 @@ def add_members(genesis: dict[str, Any], suite: str, centers: list[MemberSeed],
     From then on the Members registry decides who may send: ``authorisedSenders`` keeps
     only the development accounts that belong to no member (operator accounts)."""
     members = dev_members(suite, accounts)
-    seeds = list(centers) + [
-        MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
-                   enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
-                   account=m["account"]) for m in members]
+    seeds = [*centers, *(member_seed(m) for m in members)]
     genesis["alloc"].update(domain_alloc(seeds))
     member_accounts = {s.account.lower() for s in seeds}
     genesis["authorisedSenders"] = [a for a in genesis["authorisedSenders"]
