@@ -110,6 +110,18 @@ def fraction(text: str) -> float:
     return value
 
 
+def add_verify_and_json_args(group: argparse._ActionsContainer) -> None:
+    """``--verify``, ``--verify-sample`` and ``--json``, the same in every load command."""
+    group.add_argument("--verify", choices=("all", "sample", "none"), default="all",
+                       help="after each phase, check eth_getTransactionReceipt status 1 for "
+                       "all transactions, a random sample, or none")
+    group.add_argument("--verify-sample", type=positive_int, default=200,
+                       help="sample size for --verify sample")
+    group.add_argument("--json", metavar="PATH", nargs="?", const="-", default=None,
+                       help="also write the report as JSON to PATH ('-' or no value: stdout, "
+                       "after the text summary)")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the epilog's layout; appends a default only where the help has none."""
 

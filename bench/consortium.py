@@ -548,16 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for a network's nodes to answer; then at most "
                    f"{MESH_TIMEOUT:.0f} s more for each to connect to all the others (if they do "
                    "not, the network is measured anyway, with a note)")
-    p.add_argument("--verify", choices=("all", "sample", "none"), default="all",
-                   help="after each phase, check eth_getTransactionReceipt status 1 for "
-                   "all transactions, a random sample, or none")
-    p.add_argument("--verify-sample", type=command.positive_int, default=200,
-                   help="sample size for --verify sample")
     p.add_argument("--keep-data", action="store_true",
                    help="keep each network's temporary directory (node logs, chain data)")
-    p.add_argument("--json", metavar="PATH", nargs="?", const="-", default=None,
-                   help="also write the report as JSON to PATH ('-' or no value: stdout, "
-                   "after the text summary)")
+    command.add_verify_and_json_args(p)
     return p
 
 

@@ -38,6 +38,7 @@ from yilian.bench.baseline import run_baseline
 from yilian.bench.command import (
     BenchError,
     HelpFormatter,
+    add_verify_and_json_args,
     fraction,
     log,
     positive_float,
@@ -215,14 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "this many seconds")
     mon.add_argument("--http-timeout", type=positive_float, default=60.0,
                      help="timeout of one HTTP request, in seconds")
-    mon.add_argument("--verify", choices=("all", "sample", "none"), default="all",
-                     help="after each phase, check eth_getTransactionReceipt status 1 for "
-                     "all transactions, a random sample, or none")
-    mon.add_argument("--verify-sample", type=positive_int, default=200,
-                     help="sample size for --verify sample")
-    mon.add_argument("--json", metavar="PATH", nargs="?", const="-", default=None,
-                     help="also write the report as JSON to PATH ('-' or no value: stdout, "
-                     "after the text summary)")
+    add_verify_and_json_args(mon)
     mon.add_argument("--check", action="store_true",
                      help="exit with status 1 unless ratio >= 0.7 and the loaded phase's "
                      "p99 < 2 s")
