@@ -25,7 +25,7 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from tests.conftest import LocalNetwork
-from tests.consortium_helpers import batch, batched_results, wait_for
+from tests.consortium_helpers import batch, batched_results, sign_put, wait_for
 from yilian.cli import launcher
 from yilian.network_configs.local import LOCAL_CHAIN_ID, RECORD_STORE_ADDRESS
 
@@ -126,17 +126,6 @@ def presigned() -> list[SignedTx]:
         out.append(SignedTx("0x" + bytes(signed.raw_transaction).hex(),
                             "0x" + bytes(signed.hash).hex(), acct.address, nonce))
     return out
-
-
-def sign_put(private_key: str, nonce: int, label: bytes) -> SignedTx:
-    acct = Account.from_key(private_key)
-    signed = Account.sign_transaction({
-        "type": 2, "chainId": LOCAL_CHAIN_ID, "nonce": nonce, "to": RECORD_STORE,
-        "value": 0, "gas": 100_000, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
-        "data": PUT_SELECTOR + keccak(label + b"-key") + keccak(label + b"-value"),
-    }, acct.key)
-    return SignedTx("0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex(),
-                    acct.address, nonce)
 
 
 @dataclass
@@ -264,7 +253,8 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         time.sleep(0.002)
     # One transaction that cannot commit before the kill (its sender's nonce 0 is not sent
     # yet): it must survive the kill in the mempool journal.
-    gapped = sign_put(net.key(GAP_SENDER), 1, b"gap")
+    gapped = sign_put(net.key(GAP_SENDER), LOCAL_CHAIN_ID, 1, b"gap")
+    gap_sender = net.address(GAP_SENDER)
     with httpx.Client(timeout=30) as client:
         assert rpc(client, url, "eth_sendRawTransaction", [gapped.raw]) == gapped.hash
 
@@ -336,7 +326,7 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         assert [int(n, 16) for n in nonces] == [TOTAL // SENDERS] * SENDERS
 
         # ... and a brand-new transaction is accepted and commits too
-        extra = sign_put(net.key(0), TOTAL // SENDERS, b"after-restart")
+        extra = sign_put(net.key(0), LOCAL_CHAIN_ID, TOTAL // SENDERS, b"after-restart")
         assert rpc(client, url, "eth_sendRawTransaction", [extra.raw]) == extra.hash
         wait_for(lambda: rpc(client, url, "eth_getTransactionReceipt", [extra.hash])
                  is not None, 30, "a new transaction to commit")
@@ -346,12 +336,12 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         pending_gapped = rpc(client, url, "eth_getTransactionByHash", [gapped.hash])
         assert pending_gapped is not None, "an accepted transaction was lost by the kill"
         assert pending_gapped["blockHash"] is None
-        assert rpc(client, url, "eth_getTransactionCount", [gapped.sender, "pending"]) == "0x0"
-        filler = sign_put(net.key(GAP_SENDER), 0, b"gap-filler")
+        assert rpc(client, url, "eth_getTransactionCount", [gap_sender, "pending"]) == "0x0"
+        filler = sign_put(net.key(GAP_SENDER), LOCAL_CHAIN_ID, 0, b"gap-filler")
         assert rpc(client, url, "eth_sendRawTransaction", [filler.raw]) == filler.hash
         wait_for(lambda: rpc(client, url, "eth_getTransactionReceipt", [gapped.hash])
                  is not None, 30, "the journaled gapped transaction to commit")
-        assert rpc(client, url, "eth_getTransactionCount", [gapped.sender, "latest"]) == "0x2"
+        assert rpc(client, url, "eth_getTransactionCount", [gap_sender, "latest"]) == "0x2"
 
         # 5. the chain is whole: every block 0..head links to its parent, and the blocks
         # named by the receipts from before the kill are still the canonical ones
