@@ -210,31 +210,22 @@ def test_record_aad_layout() -> None:
 
 
 words = st.integers(0, 2**256 - 1)
+# record_aad's arguments: chain id, Records address, record id, version, type, subject,
+# owner, schema
+aad_args = st.tuples(
+    words,
+    st.binary(min_size=20, max_size=20),
+    st.binary(min_size=32, max_size=32),
+    words,
+    words,
+    st.binary(min_size=32, max_size=32),
+    st.binary(min_size=32, max_size=32),
+    words,
+)
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    st.tuples(
-        words,
-        st.binary(min_size=20, max_size=20),
-        st.binary(min_size=32, max_size=32),
-        words,
-        words,
-        st.binary(min_size=32, max_size=32),
-        st.binary(min_size=32, max_size=32),
-        words,
-    ),
-    st.tuples(
-        words,
-        st.binary(min_size=20, max_size=20),
-        st.binary(min_size=32, max_size=32),
-        words,
-        words,
-        st.binary(min_size=32, max_size=32),
-        st.binary(min_size=32, max_size=32),
-        words,
-    ),
-)
+@given(aad_args, aad_args)
 def test_record_aad_is_injective(a: tuple, b: tuple) -> None:
     assert (env.record_aad(*a) == env.record_aad(*b)) == (a == b)
 
