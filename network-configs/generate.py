@@ -167,6 +167,42 @@ def add_members(genesis: dict[str, Any], suite: str, centers: list[MemberSeed],
     return members
 
 
+def node_entry(name: str, center: MemberSeed | None, host: str, rpc_port: int, home: Path,
+               **more: Any) -> dict[str, Any]:
+    """A node's entry in ``network.json``; ``more`` adds fields (role, p2p, nodeKey)."""
+    return {
+        "name": name,
+        "center": None if center is None else {"id": center.id, "account": center.account},
+        "api": f"http://{host}:{rpc_port}",
+        "home": str(home),
+        "dataDir": str(home / "data"),
+        "rpc": f"http://{host}:{rpc_port}/rpc",
+        "ws": f"ws://{host}:{rpc_port}/ws",
+        **more,
+        "pid": None,
+        "log": str(home / "node.log"),
+    }
+
+
+def network_description(genesis: dict[str, Any], suite: str, nodes: list[dict[str, Any]],
+                        members: list[dict[str, Any]],
+                        accounts: list[DevAccount]) -> dict[str, Any]:
+    """The network description (``network.json``): its nodes, the contract addresses, and
+    the development members and accounts with their keys."""
+    return {
+        "name": genesis["name"],
+        "chainId": genesis["chainId"],
+        "suite": suite,
+        "nodes": nodes,
+        "contracts": {"RecordStore": RECORD_STORE_ADDRESS, "Members": MEMBERS_ADDRESS,
+                      "Records": RECORDS_ADDRESS, "Grants": GRANTS_ADDRESS},
+        "members": members,
+        "membersWarning": "development members' keys derive from a public seed: local use only",
+        "accounts": [{"address": a.address, "privateKey": a.private_key} for a in accounts],
+        "accountsWarning": "development keys derived from a public seed: local use only",
+    }
+
+
 def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str = "standard",
                  base_port: int = 8545, block_interval_ms: int = 500,
                  host: str = "127.0.0.1") -> dict[str, Any]:
@@ -221,31 +257,10 @@ def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str 
         _write_json(home / "config.json", config)
         _write_json(home / "genesis.json", genesis)
         center = next((sd for sd in seeds if sd.endpoint.endswith(f":{plan.rpc_port}")), None)
-        entries.append({
-            "name": plan.name,
-            "center": None if center is None else {"id": center.id, "account": center.account},
-            "api": f"http://{host}:{plan.rpc_port}",
-            "role": "validator" if plan.validator else "observer",
-            "home": str(home),
-            "dataDir": str(home / "data"),
-            "rpc": f"http://{host}:{plan.rpc_port}/rpc",
-            "ws": f"ws://{host}:{plan.rpc_port}/ws",
-            "p2p": f"{host}:{plan.p2p_port}",
-            "nodeKey": "0x" + keys[plan.name].hex(),
-            "pid": None,
-            "log": str(home / "node.log"),
-        })
-    network = {
-        "name": genesis["name"],
-        "chainId": genesis["chainId"],
-        "suite": suite,
-        "nodes": entries,
-        "contracts": {"RecordStore": RECORD_STORE_ADDRESS, "Members": MEMBERS_ADDRESS,
-                      "Records": RECORDS_ADDRESS, "Grants": GRANTS_ADDRESS},
-        "members": members,
-        "membersWarning": "development members' keys derive from a public seed: local use only",
-        "accounts": [{"address": a.address, "privateKey": a.private_key} for a in accounts],
-        "accountsWarning": "development keys derived from a public seed: local use only",
-    }
+        entries.append(node_entry(plan.name, center, host, plan.rpc_port, home,
+                                  role="validator" if plan.validator else "observer",
+                                  p2p=f"{host}:{plan.p2p_port}",
+                                  nodeKey="0x" + keys[plan.name].hex()))
+    network = network_description(genesis, suite, entries, members, accounts)
     _write_json(out / "network.json", network)
     return network
