@@ -3,7 +3,8 @@
 * :class:`Spawner` is the ``spawner`` the tests give ``launcher.up``: it keeps each node's
   ``Popen`` (exit codes) and can give one node extra environment (fault injection);
   :func:`spawning` is the one way the tests make one and reap its processes afterwards.
-* :class:`Cluster` drives a network directory: health, kill/stop/start one node, logs.
+* :class:`Cluster` drives a network directory: health, peers, kill/stop/start one node,
+  logs; :func:`running_cluster` starts a new one and waits for the full mesh.
 * :class:`Load` is a background thread sending RecordStore puts from several dev accounts
   to a changeable set of nodes, retrying a batch on another node when one dies, and
   polling receipts (remembering which node returned each).
