@@ -43,7 +43,7 @@ import httpx
 
 from yilian.bench import command
 from yilian.bench.command import BenchError, log, report_main
-from yilian.bench.measure import CpuUsage, PhaseResult, no_nan
+from yilian.bench.measure import CpuUsage, PhaseResult, no_nan, phase_json
 from yilian.bench.network import start_network, stop_network
 from yilian.bench.phase import run_measured
 from yilian.bench.report import phase_details
@@ -112,18 +112,10 @@ class ConsortiumReport:
         return bool(self.networks) and all(n.ok for n in self.networks)
 
     def to_json(self) -> dict[str, Any]:
-        def phase(p: PhaseResult | None) -> dict[str, Any] | None:
-            if p is None:
-                return None
-            d = asdict(p)
-            d.update(blocks_used=p.blocks_used, mean_block_interval=p.mean_block_interval,
-                     tx_per_block=p.tx_per_block, ok=p.ok)
-            return d
-
         nets = []
         for n in self.networks:
             d = asdict(n)
-            d.update(saturation=phase(n.saturation), loaded=phase(n.loaded),
+            d.update(saturation=phase_json(n.saturation), loaded=phase_json(n.loaded),
                      empty_blocks=n.empty_blocks, late_rounds=n.late_rounds, ok=n.ok,
                      notes=n.notes + _interference(n))
             nets.append(d)
