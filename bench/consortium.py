@@ -42,8 +42,8 @@ from typing import Any
 import httpx
 
 from yilian.bench import command
-from yilian.bench.command import BenchError, log, run_main, write_json
-from yilian.bench.measure import CpuUsage, PhaseResult, no_nan
+from yilian.bench.command import BenchError, log, report_main
+from yilian.bench.measure import CpuUsage, PhaseResult, no_nan, phase_json
 from yilian.bench.network import start_network, stop_network
 from yilian.bench.phase import run_measured
 from yilian.bench.report import phase_details
@@ -112,18 +112,10 @@ class ConsortiumReport:
         return bool(self.networks) and all(n.ok for n in self.networks)
 
     def to_json(self) -> dict[str, Any]:
-        def phase(p: PhaseResult | None) -> dict[str, Any] | None:
-            if p is None:
-                return None
-            d = asdict(p)
-            d.update(blocks_used=p.blocks_used, mean_block_interval=p.mean_block_interval,
-                     tx_per_block=p.tx_per_block, ok=p.ok)
-            return d
-
         nets = []
         for n in self.networks:
             d = asdict(n)
-            d.update(saturation=phase(n.saturation), loaded=phase(n.loaded),
+            d.update(saturation=phase_json(n.saturation), loaded=phase_json(n.loaded),
                      empty_blocks=n.empty_blocks, late_rounds=n.late_rounds, ok=n.ok,
                      notes=n.notes + _interference(n))
             nets.append(d)
@@ -548,16 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for a network's nodes to answer; then at most "
                    f"{MESH_TIMEOUT:.0f} s more for each to connect to all the others (if they do "
                    "not, the network is measured anyway, with a note)")
-    p.add_argument("--verify", choices=("all", "sample", "none"), default="all",
-                   help="after each phase, check eth_getTransactionReceipt status 1 for "
-                   "all transactions, a random sample, or none")
-    p.add_argument("--verify-sample", type=command.positive_int, default=200,
-                   help="sample size for --verify sample")
     p.add_argument("--keep-data", action="store_true",
                    help="keep each network's temporary directory (node logs, chain data)")
-    p.add_argument("--json", metavar="PATH", nargs="?", const="-", default=None,
-                   help="also write the report as JSON to PATH ('-' or no value: stdout, "
-                   "after the text summary)")
+    command.add_verify_and_json_args(p)
     return p
 
 
@@ -571,13 +556,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run_main(lambda: run(args))
-    if isinstance(report, int):
-        return report
-    print(format_report(report), flush=True)
-    if args.json is not None:
-        write_json(report.to_json(), args.json)
-    return 0 if report.ok else 1
+    return report_main(lambda: run(args), format_report, args.json)
 
 
 if __name__ == "__main__":

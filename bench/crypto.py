@@ -23,6 +23,10 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from yilian.crypto.suites import Suite
 
 GOAL_SM2_VERIFY_PER_S = 3000.0
 
@@ -48,6 +52,22 @@ def pin_one_cpu() -> str:
     return f"pinned to CPU {cpus[-1]}"
 
 
+def signed(suite: Suite, msg: bytes) -> tuple[bytes, bytes, bytes]:
+    """A new key pair of ``suite`` and its signature of ``msg``: (private, public, sig)."""
+    private = suite.generate_private_key()
+    return private, suite.public_key(private), suite.sign(private, msg)
+
+
+def verifier(suite: Suite, public: bytes, msg: bytes, sig: bytes) -> Callable[[], None]:
+    """One measured verification: raises AssertionError unless ``sig`` verifies."""
+
+    def verify() -> None:
+        if not suite.verify(public, msg, sig):
+            raise AssertionError(f"{suite.name} verification failed")
+
+    return verify
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m yilian.bench.crypto", description=__doc__)
     ap.add_argument("--seconds", type=float, default=3.0, help="per fast measurement")
@@ -66,13 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {platform.python_version()}, {sm2.openssl_version()}, {pinned}")
     msg = os.urandom(args.message_size)
 
-    d = SM.generate_private_key()
-    pub = SM.public_key(d)
-    sig = SM.sign(d, msg)
-
-    def sm2_verify() -> None:
-        if not SM.verify(pub, msg, sig):
-            raise AssertionError("SM2 verification failed")
+    d, pub, sig = signed(SM, msg)
+    sm2_verify = verifier(SM, pub, msg, sig)
 
     def sm2_sign() -> None:
         SM.sign(d, msg)
@@ -85,13 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         if not gm.verify_with_sm3(sig_hex, msg):
             raise AssertionError("gmssl verification failed")
 
-    ek = STANDARD.generate_private_key()
-    epub = STANDARD.public_key(ek)
-    esig = STANDARD.sign(ek, msg)
-
-    def ed_verify() -> None:
-        if not STANDARD.verify(epub, msg, esig):
-            raise AssertionError("Ed25519 verification failed")
+    _, epub, esig = signed(STANDARD, msg)
+    ed_verify = verifier(STANDARD, epub, msg, esig)
 
     ours_v, n_v = rate(sm2_verify, args.seconds, 100)
     ours_s, n_s = rate(sm2_sign, args.seconds, 100)

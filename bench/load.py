@@ -38,12 +38,12 @@ from yilian.bench.baseline import run_baseline
 from yilian.bench.command import (
     BenchError,
     HelpFormatter,
+    add_verify_and_json_args,
     fraction,
     log,
     positive_float,
     positive_int,
-    run_main,
-    write_json,
+    report_main,
 )
 from yilian.bench.network import pid_from_file, start_network, stop_network
 from yilian.bench.phase import run_measured
@@ -216,14 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "this many seconds")
     mon.add_argument("--http-timeout", type=positive_float, default=60.0,
                      help="timeout of one HTTP request, in seconds")
-    mon.add_argument("--verify", choices=("all", "sample", "none"), default="all",
-                     help="after each phase, check eth_getTransactionReceipt status 1 for "
-                     "all transactions, a random sample, or none")
-    mon.add_argument("--verify-sample", type=positive_int, default=200,
-                     help="sample size for --verify sample")
-    mon.add_argument("--json", metavar="PATH", nargs="?", const="-", default=None,
-                     help="also write the report as JSON to PATH ('-' or no value: stdout, "
-                     "after the text summary)")
+    add_verify_and_json_args(mon)
     mon.add_argument("--check", action="store_true",
                      help="exit with status 1 unless ratio >= 0.7 and the loaded phase's "
                      "p99 < 2 s")
@@ -242,17 +235,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run_main(lambda: run(args))
-    if isinstance(report, int):
-        return report
-    print(format_report(report), flush=True)
-    if args.json is not None:
-        write_json(report.to_json(), args.json)
-    if not report.ok:
-        return 1
-    if args.check and not report.goals_met:
-        return 1
-    return 0
+    return report_main(lambda: run(args), format_report, args.json,
+                       passed=lambda report: report.ok
+                       and (not args.check or report.goals_met))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,17 @@ class PhaseResult:
     def ok(self) -> bool:
         return (self.timed_out is None and self.rejected == 0 and self.committed == self.txs
                 and self.receipts_ok == self.receipts_checked)
+
+
+def phase_json(phase: PhaseResult | None) -> dict[str, Any] | None:
+    """A phase's fields and its derived figures (blocks used, mean block interval, tx per
+    block, ok) for a JSON report; None stays None."""
+    if phase is None:
+        return None
+    d = asdict(phase)
+    d.update(blocks_used=phase.blocks_used, mean_block_interval=phase.mean_block_interval,
+             tx_per_block=phase.tx_per_block, ok=phase.ok)
+    return d
 
 
 def count_error(errors: dict[str, ErrorCount], key: str, message: str, n: int = 1) -> None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from yilian.bench.baseline import BaselineResult
-from yilian.bench.measure import CpuUsage, ErrorCount, PhaseResult, no_nan
+from yilian.bench.measure import CpuUsage, ErrorCount, PhaseResult, no_nan, phase_json
 
 
 @dataclass
@@ -60,22 +60,12 @@ class Report:
         return ratio_ok and p99_ok
 
     def to_json(self) -> dict[str, Any]:
-        def phase(p: PhaseResult | None) -> dict[str, Any] | None:
-            if p is None:
-                return None
-            d = asdict(p)
-            d["blocks_used"] = p.blocks_used
-            d["mean_block_interval"] = p.mean_block_interval
-            d["tx_per_block"] = p.tx_per_block
-            d["ok"] = p.ok
-            return d
-
         return no_nan({
             "rpc": self.rpc, "own_network": self.own_network, "chain_id": self.chain_id,
-            "senders": self.senders, "node": phase(self.node),
+            "senders": self.senders, "node": phase_json(self.node),
             "baseline": asdict(self.baseline) if self.baseline else None,
             "ratio": self.ratio, "load_fraction": self.load_fraction,
-            "load_basis": self.load_basis, "loaded": phase(self.loaded),
+            "load_basis": self.load_basis, "loaded": phase_json(self.loaded),
             "cpu_ratio": self.cpu_ratio, "ok": self.ok, "goals_met": self.goals_met,
             "notes": self.notes + self.interference(),
         })

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS
-from yilian.network_configs.local import RECORD_STORE_ADDRESS, dev_accounts, local_genesis
+from yilian.network_configs.local import dev_accounts, local_genesis
 
 NETWORK_FILE = "network.json"
 START_ID_FILE = "start_id"  # in a node's home: the id of its latest start by ``up``
@@ -165,6 +164,8 @@ def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
         ENC_KEY_FILE,
         add_members,
         make_center,
+        network_description,
+        node_entry,
     )
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -182,29 +183,9 @@ def init_local(data_dir: Path, nodes: int, base_port: int) -> dict[str, Any]:
               "proposer": accounts[0].address, "account_key_file": ACCOUNT_KEY_FILE,
               "enc_key_file": ENC_KEY_FILE}
     (home / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    entry = {
-        "name": name,
-        "center": {"id": center.id, "account": center.account},
-        "api": f"http://127.0.0.1:{port}",
-        "home": str(home),
-        "dataDir": str(home / "data"),
-        "rpc": f"http://127.0.0.1:{port}/rpc",
-        "ws": f"ws://127.0.0.1:{port}/ws",
-        "pid": None,
-        "log": str(home / "node.log"),
-    }
-    network = {
-        "name": genesis["name"],
-        "chainId": genesis["chainId"],
-        "suite": "standard",
-        "nodes": [entry],
-        "contracts": {"RecordStore": RECORD_STORE_ADDRESS, "Members": MEMBERS_ADDRESS,
-                      "Records": RECORDS_ADDRESS, "Grants": GRANTS_ADDRESS},
-        "accounts": [{"address": a.address, "privateKey": a.private_key} for a in accounts],
-        "accountsWarning": "development keys derived from a public seed: local use only",
-        "members": members,
-        "membersWarning": "development members' keys derive from a public seed: local use only",
-    }
+    network = network_description(
+        genesis, "standard", [node_entry(name, center, "127.0.0.1", port, home)], members,
+        accounts)
     _write_network(data_dir, network)
     return network
 

@@ -233,29 +233,31 @@ def is_valid_public_key(public: BytesLike) -> bool:
     return x < P and y < P and (y * y - (x * x * x + A * x + B)) % P == 0
 
 
+def _sm2_evp(fn: Any, der: bytes, what: str, refused: str) -> _EvpKey:
+    """The SM2 key OpenSSL's d2i ``fn`` parses from ``der``; SM2Error(``refused``) if it
+    parses nothing, and an SM2Error naming ``what`` if it parses a key of another type."""
+    ptr = _d2i(fn, der)
+    if not ptr:
+        raise _fail(refused)
+    key = _EvpKey(ptr)
+    if _lib.EVP_PKEY_is_a(ptr, b"SM2") != 1:
+        raise _fail(f"OpenSSL did not load the {what} as an SM2 key")
+    return key
+
+
 @functools.lru_cache(maxsize=PUBLIC_KEY_CACHE_SIZE)
 def _public_evp(public: bytes) -> _EvpKey:
     # Callers have checked the length; OpenSSL checks that the point is on the curve.
-    ptr = _d2i(_lib.d2i_PUBKEY, _SPKI_PREFIX + public)
-    if not ptr:
-        raise _fail("invalid SM2 public key (not a point on the curve)")
-    key = _EvpKey(ptr)
-    if _lib.EVP_PKEY_is_a(ptr, b"SM2") != 1:
-        raise _fail("OpenSSL did not load the public key as an SM2 key")
-    return key
+    return _sm2_evp(_lib.d2i_PUBKEY, _SPKI_PREFIX + public, "public key",
+                    "invalid SM2 public key (not a point on the curve)")
 
 
 @functools.lru_cache(maxsize=PRIVATE_KEY_CACHE_SIZE)
 def _private_evp(private: bytes) -> _EvpKey:
     if not is_valid_private_key(private):
         raise SM2Error("SM2 private key must be 32 bytes with 1 <= d <= n-2")
-    ptr = _d2i(_lib.d2i_AutoPrivateKey, _PKCS8_PREFIX + private)
-    if not ptr:
-        raise _fail("OpenSSL rejected the SM2 private key")
-    key = _EvpKey(ptr)
-    if _lib.EVP_PKEY_is_a(ptr, b"SM2") != 1:
-        raise _fail("OpenSSL did not load the private key as an SM2 key")
-    return key
+    return _sm2_evp(_lib.d2i_AutoPrivateKey, _PKCS8_PREFIX + private, "private key",
+                    "OpenSSL rejected the SM2 private key")
 
 
 def _load_public(public: object) -> _EvpKey:

@@ -13,7 +13,7 @@ Invariants:
 * Seeds are validated in Python first, so a bad seed fails with a ``ValueError`` that names
   the seed and the problem rather than as an opaque constructor revert.
 * Member ids are 18-character unified social credit codes (GB 32100-2015) in ASCII,
-  right-padded with zero bytes to 32 bytes (see :func:`member_id`).
+  right-padded with zero bytes to 32 bytes (:func:`yilian.protocol.credit_code.to_bytes32`).
 """
 
 from __future__ import annotations
@@ -34,55 +34,17 @@ from yilian.contracts.addresses import (
     MEMBERS_ADDRESS,
     RECORDS_ADDRESS,
     ROLE_ADMIN,
-    ROLE_AUDITOR,
-    ROLE_CENTER,
-    ROLE_ENTERPRISE,
-    ROLE_FINANCIAL,
     ROLE_NAMES,
 )
 from yilian.contracts.artifacts import load
 from yilian.node.genesis import chain_class
 from yilian.protocol import credit_code
 
-__all__ = [
-    "GRANTS_ADDRESS",
-    "MEMBERS_ADDRESS",
-    "RECORDS_ADDRESS",
-    "ROLE_ADMIN",
-    "ROLE_AUDITOR",
-    "ROLE_CENTER",
-    "ROLE_ENTERPRISE",
-    "ROLE_FINANCIAL",
-    "ROLE_NAMES",
-    "MemberSeed",
-    "credit_code_check_char",
-    "domain_alloc",
-    "is_valid_credit_code",
-    "member_id",
-]
+__all__ = ["MemberSeed", "domain_alloc"]
 
 MAX_SEEDS = 64  # Members' constructor takes DynArray[Seed, 64]
 _CONSTRUCTOR_GAS = 500_000_000
 _SEED_ABI = "(bytes32,uint8,string,bytes,string,address)[]"
-
-
-def is_valid_credit_code(code: str) -> bool:
-    """True iff ``code`` is a valid unified social credit code (GB 32100-2015), the same
-    rule as Members.vy's ``valid_credit_code``."""
-    return credit_code.is_valid(code)
-
-
-def credit_code_check_char(first17: str) -> str:
-    """The GB 32100-2015 check character; ValueError for malformed input."""
-    return credit_code.check_character(first17)
-
-
-def member_id(code: str) -> bytes:
-    """The on-chain bytes32 id of a credit code: ASCII, right-padded with zero bytes.
-
-    Raises ValueError (CreditCodeError) if ``code`` is not a valid credit code.
-    """
-    return credit_code.to_bytes32(code)
 
 
 @dataclass(frozen=True)
@@ -108,7 +70,7 @@ def _validate(seeds: Sequence[MemberSeed]) -> None:
     accounts: set[bytes] = set()
     for i, s in enumerate(seeds):
         where = f"member seed {i} ({s.name!r})"
-        member_id(s.id)  # raises with the reason
+        credit_code.to_bytes32(s.id)  # raises with the reason
         if s.id in ids:
             raise ValueError(f"{where}: credit code {s.id} is used by an earlier seed")
         ids.add(s.id)
@@ -182,7 +144,8 @@ def domain_alloc(seeds: Sequence[MemberSeed]) -> dict[str, dict[str, Any]]:
     """
     _validate(seeds)
     seed_args = [
-        (member_id(s.id), s.role, s.name, s.enc_key, s.endpoint, to_checksum_address(s.account))
+        (credit_code.to_bytes32(s.id), s.role, s.name, s.enc_key, s.endpoint,
+         to_checksum_address(s.account))
         for s in seeds
     ]
     members = bytes(to_canonical_address(MEMBERS_ADDRESS))

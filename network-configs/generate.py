@@ -133,6 +133,13 @@ def dev_members(suite: str, accounts: list[DevAccount]) -> list[dict[str, Any]]:
     return out
 
 
+def member_seed(member: dict[str, Any]) -> MemberSeed:
+    """The genesis seed of a development member (an entry of :func:`dev_members`)."""
+    return MemberSeed(id=member["id"], role=member["roleId"], name=member["name"],
+                      enc_key=bytes.fromhex(member["encPublicKey"][2:]), endpoint="",
+                      account=member["account"])
+
+
 def make_center(home: Path, index: int, name: str, endpoint: str, suite: str) -> MemberSeed:
     """Create center ``index``'s chain account and encryption keys in its node ``home``
     (files mode 0600) and return its member seed (public parts only)."""
@@ -152,15 +159,48 @@ def add_members(genesis: dict[str, Any], suite: str, centers: list[MemberSeed],
     From then on the Members registry decides who may send: ``authorisedSenders`` keeps
     only the development accounts that belong to no member (operator accounts)."""
     members = dev_members(suite, accounts)
-    seeds = list(centers) + [
-        MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
-                   enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
-                   account=m["account"]) for m in members]
+    seeds = [*centers, *(member_seed(m) for m in members)]
     genesis["alloc"].update(domain_alloc(seeds))
     member_accounts = {s.account.lower() for s in seeds}
     genesis["authorisedSenders"] = [a for a in genesis["authorisedSenders"]
                                     if a.lower() not in member_accounts]
     return members
+
+
+def node_entry(name: str, center: MemberSeed | None, host: str, rpc_port: int, home: Path,
+               **more: Any) -> dict[str, Any]:
+    """A node's entry in ``network.json``; ``more`` adds fields (role, p2p, nodeKey)."""
+    return {
+        "name": name,
+        "center": None if center is None else {"id": center.id, "account": center.account},
+        "api": f"http://{host}:{rpc_port}",
+        "home": str(home),
+        "dataDir": str(home / "data"),
+        "rpc": f"http://{host}:{rpc_port}/rpc",
+        "ws": f"ws://{host}:{rpc_port}/ws",
+        **more,
+        "pid": None,
+        "log": str(home / "node.log"),
+    }
+
+
+def network_description(genesis: dict[str, Any], suite: str, nodes: list[dict[str, Any]],
+                        members: list[dict[str, Any]],
+                        accounts: list[DevAccount]) -> dict[str, Any]:
+    """The network description (``network.json``): its nodes, the contract addresses, and
+    the development members and accounts with their keys."""
+    return {
+        "name": genesis["name"],
+        "chainId": genesis["chainId"],
+        "suite": suite,
+        "nodes": nodes,
+        "contracts": {"RecordStore": RECORD_STORE_ADDRESS, "Members": MEMBERS_ADDRESS,
+                      "Records": RECORDS_ADDRESS, "Grants": GRANTS_ADDRESS},
+        "members": members,
+        "membersWarning": "development members' keys derive from a public seed: local use only",
+        "accounts": [{"address": a.address, "privateKey": a.private_key} for a in accounts],
+        "accountsWarning": "development keys derived from a public seed: local use only",
+    }
 
 
 def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str = "standard",
@@ -217,31 +257,10 @@ def init_network(out: Path, *, centers: int = 4, observers: int = 0, suite: str 
         _write_json(home / "config.json", config)
         _write_json(home / "genesis.json", genesis)
         center = next((sd for sd in seeds if sd.endpoint.endswith(f":{plan.rpc_port}")), None)
-        entries.append({
-            "name": plan.name,
-            "center": None if center is None else {"id": center.id, "account": center.account},
-            "api": f"http://{host}:{plan.rpc_port}",
-            "role": "validator" if plan.validator else "observer",
-            "home": str(home),
-            "dataDir": str(home / "data"),
-            "rpc": f"http://{host}:{plan.rpc_port}/rpc",
-            "ws": f"ws://{host}:{plan.rpc_port}/ws",
-            "p2p": f"{host}:{plan.p2p_port}",
-            "nodeKey": "0x" + keys[plan.name].hex(),
-            "pid": None,
-            "log": str(home / "node.log"),
-        })
-    network = {
-        "name": genesis["name"],
-        "chainId": genesis["chainId"],
-        "suite": suite,
-        "nodes": entries,
-        "contracts": {"RecordStore": RECORD_STORE_ADDRESS, "Members": MEMBERS_ADDRESS,
-                      "Records": RECORDS_ADDRESS, "Grants": GRANTS_ADDRESS},
-        "members": members,
-        "membersWarning": "development members' keys derive from a public seed: local use only",
-        "accounts": [{"address": a.address, "privateKey": a.private_key} for a in accounts],
-        "accountsWarning": "development keys derived from a public seed: local use only",
-    }
+        entries.append(node_entry(plan.name, center, host, plan.rpc_port, home,
+                                  role="validator" if plan.validator else "observer",
+                                  p2p=f"{host}:{plan.p2p_port}",
+                                  nodeKey="0x" + keys[plan.name].hex()))
+    network = network_description(genesis, suite, entries, members, accounts)
     _write_json(out / "network.json", network)
     return network

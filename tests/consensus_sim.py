@@ -36,7 +36,7 @@ import itertools
 import random
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sim_suites import ED25519, SUITES, SignatureSuite, Signer
 
@@ -78,6 +78,7 @@ __all__ = ["ED25519", "SUITES", "Crash", "Scenario", "SignatureSuite", "SimResul
            "Simulation", "random_scenario", "run"]
 
 CHAIN_ID = "yilian-sim"
+M = TypeVar("M", Proposal, Vote)  # a message a node signs
 
 # --- scenario ------------------------------------------------------------------------------
 
@@ -267,6 +268,32 @@ class Simulation:
             data = proposal_sign_bytes(CHAIN_ID, msg)
         return pub is not None and self.sc.suite.verify(pub, data, msg.signature)
 
+    def sign(self, node: SimNode, msg: M) -> M:
+        if isinstance(msg, Proposal):
+            return self.sign_proposal(node, msg)
+        return self.sign_vote(node, msg)
+
+    def sign_own(self, node: SimNode, msg: M) -> M | None:
+        """Sign ``msg`` (unsigned), the node's own: an honest node through its sign log
+        (None: refused, see :meth:`guarded`), a Byzantine one as it is."""
+        if node.kind != "honest":
+            return self.sign(node, msg)
+        signed = self.guarded(node, msg)
+        assert signed is None or isinstance(signed, type(msg))
+        return cast("M | None", signed)
+
+    def send_own(self, node: SimNode, msg: Proposal | Vote,
+                 twin: Proposal | Vote | None) -> None:
+        """Keep ``msg`` as the node's own and broadcast it; with a ``twin`` (an equivocator's
+        conflicting message) ``msg`` goes to one half of the network, ``twin`` to the other."""
+        node.own.append(msg)
+        if twin is None:
+            self.broadcast(node.index, msg)
+        else:
+            a, b = self.halves(node)
+            self.broadcast(node.index, msg, a)
+            self.broadcast(node.index, twin, b)
+
     def guarded(self, node: SimNode, msg: Proposal | Vote) -> Proposal | Vote | None:
         """Sign ``msg`` (unsigned) through the node's sign log, like ``privval``: the
         stored message if that (height, round, step) was signed identically, None (and a
@@ -280,8 +307,7 @@ class Simulation:
                 return old
             self.double_signs.append(f"node {node.index} asked to sign {msg} after {old}")
             return None
-        signed = (self.sign_proposal(node, msg) if isinstance(msg, Proposal)
-                  else self.sign_vote(node, msg))
+        signed = self.sign(node, msg)
         node.sign_log[slot] = signed
         self.point(node)  # crashed here: logged, never sent
         return signed
@@ -359,46 +385,28 @@ class Simulation:
                 self.invalid.add(value)
             work.append(ValueToPropose(e.height, e.round, value))
         elif isinstance(e, SignProposal):
-            unsigned = Proposal(e.height, e.round, e.value_id, e.valid_round, node.address)
-            if node.kind == "honest":
-                signed = self.guarded(node, unsigned)
-                if signed is None:
-                    return
-                assert isinstance(signed, Proposal)
-                p = signed
-            else:
-                p = self.sign_proposal(node, unsigned)
-            node.own.append(p)
+            p = self.sign_own(node, Proposal(e.height, e.round, e.value_id, e.valid_round,
+                                             node.address))
+            if p is None:
+                return
+            twin = None
             if node.kind == "equivocate":
                 bad = self.rng.randbytes(32)
                 self.invalid.add(bad)
-                p2 = self.sign_proposal(node, Proposal(e.height, e.round, bad, -1,
-                                                       node.address))
-                a, b = self.halves(node)
-                self.broadcast(node.index, p, a)
-                self.broadcast(node.index, p2, b)
-            else:
-                self.broadcast(node.index, p)
+                twin = self.sign_proposal(node, Proposal(e.height, e.round, bad, -1,
+                                                         node.address))
+            self.send_own(node, p, twin)
             work.append(ProposalReceived(p, e.value_id not in self.invalid))
         elif isinstance(e, SignVote):
-            unsigned_vote = Vote(e.type, e.height, e.round, e.value_id, node.address)
-            if node.kind == "honest":
-                signed_vote = self.guarded(node, unsigned_vote)
-                if signed_vote is None:
-                    return
-                assert isinstance(signed_vote, Vote)
-                v = signed_vote
-            else:
-                v = self.sign_vote(node, unsigned_vote)
-            node.own.append(v)
+            v = self.sign_own(node, Vote(e.type, e.height, e.round, e.value_id, node.address))
+            if v is None:
+                return
+            twin_vote = None
             if node.kind == "equivocate":
                 other = None if e.value_id is not None else self.rng.randbytes(32)
-                v2 = self.sign_vote(node, Vote(e.type, e.height, e.round, other, node.address))
-                a, b = self.halves(node)
-                self.broadcast(node.index, v, a)
-                self.broadcast(node.index, v2, b)
-            else:
-                self.broadcast(node.index, v)
+                twin_vote = self.sign_vote(node, Vote(e.type, e.height, e.round, other,
+                                                      node.address))
+            self.send_own(node, v, twin_vote)
             work.append(VoteReceived(v))
         elif isinstance(e, ScheduleTimeout):
             self.push(self.now + e.duration_ms, "timeout",

@@ -3,7 +3,8 @@
 * :class:`Spawner` is the ``spawner`` the tests give ``launcher.up``: it keeps each node's
   ``Popen`` (exit codes) and can give one node extra environment (fault injection);
   :func:`spawning` is the one way the tests make one and reap its processes afterwards.
-* :class:`Cluster` drives a network directory: health, kill/stop/start one node, logs.
+* :class:`Cluster` drives a network directory: health, peers, kill/stop/start one node,
+  logs; :func:`running_cluster` starts a new one and waits for the full mesh.
 * :class:`Load` is a background thread sending RecordStore puts from several dev accounts
   to a changeable set of nodes, retrying a batch on another node when one dies, and
   polling receipts (remembering which node returned each).
@@ -190,6 +191,14 @@ class Cluster:
         h = self.health(i)
         return None if h is None else int(h["head"]["number"])
 
+    def peers(self, i: int) -> int | None:
+        """How many consensus peers node ``i`` reports connected (None: it does not answer)."""
+        return (self.health(i) or {}).get("consensus", {}).get("peers")
+
+    def have_peers(self, nodes: Iterable[int], n: int) -> bool:
+        """True iff every one of ``nodes`` reports ``n`` connected consensus peers."""
+        return all(self.peers(i) == n for i in nodes)
+
     def heads(self, nodes: Iterable[int] | None = None) -> dict[str, int | None]:
         idx = range(self.size) if nodes is None else nodes
         return {self.name(i): self.head(i) for i in idx}
@@ -224,6 +233,23 @@ class Cluster:
 
     def rpc(self, i: int, method: str, params: list[Any] | None = None) -> Any:
         return rpc(self.rpc_url(i), method, params)
+
+
+@contextlib.contextmanager
+def running_cluster(data_dir: Path, nodes: int = 4) -> Iterator[Cluster]:
+    """A new network of ``nodes`` centers, started, each connected to all the others; on
+    exit it is stopped and its processes reaped."""
+    with spawning() as spawner:
+        cluster: Cluster | None = None
+        try:
+            cluster = Cluster.start_new(data_dir, spawner, nodes=nodes)
+            started = cluster
+            wait_for(lambda: started.have_peers(range(nodes), nodes - 1), 60,
+                     f"all {nodes} centers connected", started.describe)
+            yield cluster
+        finally:
+            if cluster is not None:
+                cluster.down()
 
 
 # -- JSON-RPC --------------------------------------------------------------------------------

@@ -8,32 +8,26 @@ development members (admin, two enterprises, a bank, an auditor).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import httpx
 from eth_account import Account
 from fastapi.testclient import TestClient
 
+from tests.domain_node import domain_node, in_process_sdk, new_center
 from yilian.api.app import create_app
-from yilian.contracts.addresses import ROLE_CENTER
-from yilian.crypto.suites import save_private_key
-from yilian.network_configs.domain import MemberSeed, domain_alloc
-from yilian.network_configs.generate import center_code, dev_members
-from yilian.network_configs.local import dev_accounts, local_genesis
+from yilian.network_configs.generate import center_code, dev_members, member_seed
+from yilian.network_configs.local import dev_accounts
 from yilian.node.audience import request_audience
-from yilian.node.config import parse_config
 from yilian.node.rpc_tokens import TokenKey
 from yilian.node.service import Node
-from yilian.protocol import envelope, standard
+from yilian.protocol import standard
 from yilian.protocol.rpc_login import sign_login
 from yilian.protocol.signed_request import sign_request
-from yilian.sdk import client as sdk_client
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client
 from yilian.sdk.enterprise import Enterprise
@@ -45,26 +39,6 @@ CENTER = center_code(1)  # runs the node, keeps the records
 CENTER2 = center_code(2)  # keeps no record of ENTERPRISE
 ACCOUNTS = dev_accounts()
 STRANGER = ACCOUNTS[7]  # funded, belongs to no member
-API = "http://testserver"
-
-
-class Session:
-    """The SDK's ``requests.Session``, served in process (headers included)."""
-
-    def __init__(self, http: TestClient) -> None:
-        self.http = http
-
-    def get(self, url: str, timeout: float | None = None, **kw: Any) -> httpx.Response:
-        return self.http.get(url, **kw)
-
-    def post(self, url: str, timeout: float | None = None, json: Any = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.post(url, json=json, headers=headers)
-
-    def request(self, method: str, url: str, data: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float | None = None
-                ) -> httpx.Response:
-        return self.http.request(method, url, content=data, headers=headers)
 
 
 @dataclass
@@ -88,8 +62,7 @@ class AuthEnv:
         return next(c for c, r in self.roles.items() if r == role)
 
     def sdk(self, code: str) -> Client:
-        with mock.patch.object(sdk_client.requests, "Session", lambda: Session(self.http)):
-            return Client(API, self.keys[code], enc_private_key=self.enc.get(code))
+        return in_process_sdk(self.http, self.keys[code], self.enc.get(code))
 
     def login(self, key: str, ttl_s: int = 3600) -> str:
         """A token for ``key``'s account, through the challenge flow."""
@@ -154,28 +127,14 @@ def auth_env(home: Path, rpc_auth: dict[str, Any] | None = None, host: str = "12
     members = dev_members("standard", ACCOUNTS)
     keys = {m["id"]: m["privateKey"] for m in members}
     roles = {m["id"]: m["role"] for m in members}
-    seeds = [MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
-                        enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
-                        account=m["account"]) for m in members]
-    genesis = local_genesis(ACCOUNTS)
-    for index, code in ((1, CENTER), (2, CENTER2)):
-        account = Account.create()
-        enc = envelope.generate_enc_keypair("standard")
-        if index == 1:
-            save_private_key(home / "account_key", bytes(account.key))
-            save_private_key(home / "enc_key", enc.private)
-        seeds.append(MemberSeed(id=code, role=ROLE_CENTER, name=f"center c{index}",
-                                enc_key=enc.public, endpoint="", account=account.address))
-        keys[code] = "0x" + bytes(account.key).hex()
+    seeds = [member_seed(m) for m in members]
+    (home / "c2").mkdir()  # c2's keys: this node is c1's
+    for index, code, where in ((1, CENTER, home), (2, CENTER2, home / "c2")):
+        seed, keys[code] = new_center(where, index, f"c{index}")
+        seeds.append(seed)
         roles[code] = "center"
-        genesis["authorisedSenders"] = [*genesis["authorisedSenders"], account.address]
-    genesis["alloc"].update(domain_alloc(seeds))
-    config = {"name": "c1", "host": host, "genesis_file": "genesis.json", "data_dir": "data",
-              "account_key_file": "account_key", "enc_key_file": "enc_key",
-              "rpc_auth": rpc_auth if rpc_auth is not None else {"required": True}}
-    (home / "genesis.json").write_text(json.dumps(genesis, indent=1))
-    (home / "config.json").write_text(json.dumps(config, indent=1))
-    node = Node(parse_config(config), home)
+    node = domain_node(home, ACCOUNTS, seeds, [s.account for s in seeds[-2:]], host=host,
+                       rpc_auth=rpc_auth if rpc_auth is not None else {"required": True})
     try:
         node.start()
         enc = {m["id"]: m["encPrivateKey"] for m in members}

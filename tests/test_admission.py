@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, ROLE_ENTERPRISE
-from yilian.network_configs.domain import MemberSeed, domain_alloc
-from yilian.network_configs.generate import dev_members
+from yilian.network_configs.domain import domain_alloc
+from yilian.network_configs.generate import dev_members, member_seed
 from yilian.network_configs.local import LOCAL_CHAIN_ID, RECORD_STORE_ADDRESS, local_genesis
 from yilian.node import admission, execution_limits, producer
 from yilian.node.admission import Rejected, decode_transaction
@@ -47,10 +47,7 @@ MAX_TX_GAS = 3_000_000
 
 def genesis_doc() -> dict[str, Any]:
     doc = local_genesis(ACCOUNTS)
-    seeds = [MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
-                        enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
-                        account=m["account"]) for m in MEMBERS]
-    doc["alloc"].update(domain_alloc(seeds))
+    doc["alloc"].update(domain_alloc([member_seed(m) for m in MEMBERS]))
     doc["alloc"][LOOP_ADDRESS] = {"balance": "0x0", "code": "0x" + LOOP.hex()}
     doc["params"]["maxTxGas"] = MAX_TX_GAS
     members = {m["account"] for m in MEMBERS}

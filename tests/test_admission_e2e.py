@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from consortium_helpers import Cluster, Load, sign_put, spawning, wait_for
+from consortium_helpers import Cluster, Load, running_cluster, sign_put, wait_for
 from eth.db.atomic import AtomicDB
 from eth_account import Account
 
@@ -31,27 +31,17 @@ ATTACKER = 9
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with spawning() as spawner:
-        c: Cluster | None = None
-        try:
-            c = Cluster.start_new(tmp_path_factory.mktemp("admission"), spawner, nodes=4)
-            cl = c
-            wait_for(lambda: all((cl.health(i) or {}).get("consensus", {}).get("peers") == 3
-                                 for i in range(4)), 60, "all four centers connected",
-                     cl.describe)
-            # The ports are chosen free, then bound later: make sure no other network's
-            # node (another test run on this machine) answers on them.
-            genesis = load_genesis(c.home(0) / "genesis.json")
-            expected = "0x" + bytes(chain_class(genesis.chain_id).from_genesis(
-                AtomicDB(), genesis.genesis_params(), genesis.genesis_state()  # type: ignore[arg-type]
-            ).get_canonical_head().hash).hex()
-            for i in range(4):
-                assert c.rpc(i, "eth_getBlockByNumber", ["0x0", False])["hash"] == expected, (
-                    f"{c.rpc_url(i)} is another network's node (port clash); rerun")
-            yield c
-        finally:
-            if c is not None:
-                c.down()
+    with running_cluster(tmp_path_factory.mktemp("admission")) as c:
+        # The ports are chosen free, then bound later: make sure no other network's
+        # node (another test run on this machine) answers on them.
+        genesis = load_genesis(c.home(0) / "genesis.json")
+        expected = "0x" + bytes(chain_class(genesis.chain_id).from_genesis(
+            AtomicDB(), genesis.genesis_params(), genesis.genesis_state()  # type: ignore[arg-type]
+        ).get_canonical_head().hash).hex()
+        for i in range(4):
+            assert c.rpc(i, "eth_getBlockByNumber", ["0x0", False])["hash"] == expected, (
+                f"{c.rpc_url(i)} is another network's node (port clash); rerun")
+        yield c
 
 
 def _send(c: Cluster, node: int, raw: bytes) -> dict[str, Any]:

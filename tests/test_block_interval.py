@@ -46,8 +46,7 @@ def test_heights_under_steady_load_follow_block_interval(tmp_path: Path,
     load: Load | None = None
     try:
         c.up()
-        wait_for(lambda: all((c.health(i) or {}).get("consensus", {}).get("peers") == 3
-                             for i in ALL4), 30, "every node connected to the 3 others",
+        wait_for(lambda: c.have_peers(ALL4, 3), 30, "every node connected to the 3 others",
                  c.describe)
         start_head = c.head(0)
         assert start_head is not None

@@ -300,8 +300,7 @@ def test_partitioned_node_stalls_then_catches_up(tmp_path: Path, spawner: Spawne
     load: Load | None = None
     try:
         c.up()
-        wait_for(lambda: all((c.health(i) or {}).get("consensus", {}).get("peers") == 3
-                             for i in ALL4), 30, "every node connected to the 3 others "
+        wait_for(lambda: c.have_peers(ALL4, 3), 30, "every node connected to the 3 others "
                  "(node 4 through the proxies)", c.describe)
         load = Load(c).start()
         load.wait_receipts(30, 60)
@@ -311,9 +310,8 @@ def test_partitioned_node_stalls_then_catches_up(tmp_path: Path, spawner: Spawne
         load.set_targets(rest)
         for p in proxies:
             p.block()
-        wait_for(lambda: (c.health(isolated) or {}).get("consensus", {}).get("peers") == 0
-                 and all((c.health(i) or {}).get("consensus", {}).get("peers") == 2
-                         for i in rest), 20, "node 4 to lose all its links", c.describe)
+        wait_for(lambda: c.peers(isolated) == 0 and c.have_peers(rest, 2), 20,
+                 "node 4 to lose all its links", c.describe)
         time.sleep(1.0)  # let anything already in flight to node 4 land before sampling
         cut_head = c.head(isolated)
         assert cut_head is not None
@@ -449,8 +447,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c = Cluster(out, sp)
         try:
             c.up()
-            wait_for(lambda: all((c.health(i) or {}).get("consensus", {}).get("peers") == 4
-                                 for i in range(5)), 30, "a full mesh of 5 nodes", c.describe)
+            wait_for(lambda: c.have_peers(range(5), 4), 30, "a full mesh of 5 nodes", c.describe)
             yield c
         finally:
             c.down()
@@ -487,8 +484,7 @@ def observer_down(observed: Cluster) -> Iterator[Cluster]:
     """The observer node stopped (its key free for a test peer); restarted afterwards."""
     c = observed
     c.stop_node(OBSERVER, signal.SIGTERM)
-    wait_for(lambda: all((c.health(i) or {}).get("consensus", {}).get("peers") == 3
-                         for i in VALIDATORS), 20, "the validators to drop the observer",
+    wait_for(lambda: c.have_peers(VALIDATORS, 3), 20, "the validators to drop the observer",
              c.describe)
     try:
         yield c
@@ -624,8 +620,7 @@ def test_vote_signed_by_observer_is_ignored(observer_down: Cluster) -> None:
         assert records == [], f"{c.name(target)} stored evidence: {records}"
     finally:
         c.start_node(target)
-    wait_for(lambda: all((c.health(i) or {}).get("consensus", {}).get("peers") == 3
-                         for i in VALIDATORS), 30, "the mesh to re-form", c.describe)
+    wait_for(lambda: c.have_peers(VALIDATORS, 3), 30, "the mesh to re-form", c.describe)
 
 
 async def _authenticated(c: Cluster, target: int,
@@ -830,14 +825,12 @@ def test_transaction_accepted_by_an_isolated_observer_commits(observed: Cluster)
         os.kill(c.pid(i), signal.SIGTERM)
     for i in VALIDATORS:
         c.proc(i).wait(30)
-    wait_for(lambda: (c.health(OBSERVER) or {}).get("consensus", {}).get("peers") == 0, 20,
-             "the observer to lose its links", c.describe)
+    wait_for(lambda: c.peers(OBSERVER) == 0, 20, "the observer to lose its links", c.describe)
     tx = sign_put(str(c.info["accounts"][0]["privateKey"]), int(c.info["chainId"]), 0,
                   b"while-isolated")
     assert c.rpc(OBSERVER, "eth_sendRawTransaction", [tx.raw]) == tx.hash
     c.up()  # the four validators again
-    wait_for(lambda: all((c.health(i) or {}).get("consensus", {}).get("peers") == 4
-                         for i in range(c.size)), 30, "the full mesh again", c.describe)
+    wait_for(lambda: c.have_peers(range(c.size), 4), 30, "the full mesh again", c.describe)
     wait_for(lambda: c.rpc(OBSERVER, "eth_getTransactionReceipt", [tx.hash]) is not None, 30,
              "the transaction accepted by the isolated observer to commit",
              lambda: c.describe() + "\nknown to the validators: "

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from tests.conftest import LocalNetwork
+from tests.consortium_helpers import batch, batched_results, sign_put, wait_for
 from yilian.cli import launcher
 from yilian.network_configs.local import LOCAL_CHAIN_ID, RECORD_STORE_ADDRESS
 
@@ -56,33 +57,21 @@ def rpc(client: httpx.Client, url: str, method: str, params: list[Any] | None = 
     return body["result"]
 
 
-def batch(client: httpx.Client, url: str, calls: list[tuple[str, list[Any]]]) -> list[Json]:
-    """One JSON-RPC batch; responses returned in request order (matched by id)."""
-    payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-               for i, (m, p) in enumerate(calls)]
-    resp = client.post(url, json=payload)
-    resp.raise_for_status()
-    by_id = {item["id"]: item for item in resp.json()}
-    assert set(by_id) == set(range(len(calls)))
-    return [by_id[i] for i in range(len(calls))]
+def wait_committed(client: httpx.Client, url: str, hashes: Iterable[str], timeout: float,
+                   what: str) -> None:
+    """Wait until every one of ``hashes`` has a receipt; each must have status 1."""
+    missing = set(hashes)
 
+    def all_committed() -> bool:
+        todo = sorted(missing)
+        found = batched_results(client, url, "eth_getTransactionReceipt", [[x] for x in todo])
+        for tx_hash, receipt in zip(todo, found, strict=True):
+            if receipt is not None:
+                assert receipt["status"] == "0x1", receipt
+                missing.discard(tx_hash)
+        return not missing
 
-def batched_results(client: httpx.Client, url: str, method: str,
-                    params: list[list[Any]], size: int = RECEIPT_BATCH) -> list[Any]:
-    out: list[Any] = []
-    for i in range(0, len(params), size):
-        for item in batch(client, url, [(method, p) for p in params[i:i + size]]):
-            assert "error" not in item, item
-            out.append(item["result"])
-    return out
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
+    wait_for(all_committed, timeout, what)
 
 
 def wait_dead(pid: int, timeout: float = 20.0) -> None:
@@ -137,17 +126,6 @@ def presigned() -> list[SignedTx]:
         out.append(SignedTx("0x" + bytes(signed.raw_transaction).hex(),
                             "0x" + bytes(signed.hash).hex(), acct.address, nonce))
     return out
-
-
-def sign_put(private_key: str, nonce: int, label: bytes) -> SignedTx:
-    acct = Account.from_key(private_key)
-    signed = Account.sign_transaction({
-        "type": 2, "chainId": LOCAL_CHAIN_ID, "nonce": nonce, "to": RECORD_STORE,
-        "value": 0, "gas": 100_000, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
-        "data": PUT_SELECTOR + keccak(label + b"-key") + keccak(label + b"-value"),
-    }, acct.key)
-    return SignedTx("0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex(),
-                    acct.address, nonce)
 
 
 @dataclass
@@ -228,7 +206,7 @@ def check_chain(client: httpx.Client, url: str) -> int:
     """Every block 0..head exists and links to its parent; returns the head number."""
     head = int(rpc(client, url, "eth_blockNumber"), 16)
     blocks = batched_results(client, url, "eth_getBlockByNumber",
-                             [[hex(n), False] for n in range(head + 1)], size=200)
+                             [[hex(n), False] for n in range(head + 1)])
     assert all(b is not None for b in blocks)
     for n, block in enumerate(blocks):
         assert int(block["number"], 16) == n
@@ -275,7 +253,8 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         time.sleep(0.002)
     # One transaction that cannot commit before the kill (its sender's nonce 0 is not sent
     # yet): it must survive the kill in the mempool journal.
-    gapped = sign_put(net.key(GAP_SENDER), 1, b"gap")
+    gapped = sign_put(net.key(GAP_SENDER), LOCAL_CHAIN_ID, 1, b"gap")
+    gap_sender = net.address(GAP_SENDER)
     with httpx.Client(timeout=30) as client:
         assert rpc(client, url, "eth_sendRawTransaction", [gapped.raw]) == gapped.hash
 
@@ -317,20 +296,8 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         assert int(rpc(client, url, "eth_blockNumber"), 16) >= max_block_seen
 
         # 3. every transaction the node accepted before the kill commits after the restart
-        pending = set(accepted) - set(receipts_before)
-
-        def all_accepted_committed() -> bool:
-            todo = sorted(pending)
-            found = batched_results(client, url, "eth_getTransactionReceipt",
-                                    [[x] for x in todo])
-            for tx_hash, receipt in zip(todo, found, strict=True):
-                if receipt is not None:
-                    assert receipt["status"] == "0x1", receipt
-                    pending.discard(tx_hash)
-            return not pending
-
-        wait_until(all_accepted_committed, 60,
-                   "the journaled (accepted before the kill) transactions to commit")
+        wait_committed(client, url, set(accepted) - set(receipts_before), 60,
+                       "the journaled (accepted before the kill) transactions to commit")
 
         # 4. the node goes on accepting transactions: send the rest of the load. Ones that
         # were in the batch in flight at the kill may already be known (journaled); nothing
@@ -345,20 +312,8 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
                     assert (r["error"].get("data") or {}).get("reason") == "known", r
                 else:
                     assert r["result"] == t.hash
-        all_hashes = [t.hash for t in presigned]
-        missing = set(all_hashes)
-
-        def all_committed() -> bool:
-            todo = sorted(missing)
-            found = batched_results(client, url, "eth_getTransactionReceipt",
-                                    [[x] for x in todo])
-            for tx_hash, receipt in zip(todo, found, strict=True):
-                if receipt is not None:
-                    assert receipt["status"] == "0x1", receipt
-                    missing.discard(tx_hash)
-            return not missing
-
-        wait_until(all_committed, 90, "the whole 2,000-transaction load to commit")
+        wait_committed(client, url, [t.hash for t in presigned], 90,
+                       "the whole 2,000-transaction load to commit")
 
         # each put ran exactly once: the contract's write counter and every sender's nonce
         # (checked before the gapped transaction can commit: it has not been filled yet)
@@ -371,22 +326,22 @@ def test_kill_9_mid_load_then_restart(fresh_network: LocalNetwork, presigned: li
         assert [int(n, 16) for n in nonces] == [TOTAL // SENDERS] * SENDERS
 
         # ... and a brand-new transaction is accepted and commits too
-        extra = sign_put(net.key(0), TOTAL // SENDERS, b"after-restart")
+        extra = sign_put(net.key(0), LOCAL_CHAIN_ID, TOTAL // SENDERS, b"after-restart")
         assert rpc(client, url, "eth_sendRawTransaction", [extra.raw]) == extra.hash
-        wait_until(lambda: rpc(client, url, "eth_getTransactionReceipt", [extra.hash])
-                   is not None, 30, "a new transaction to commit")
+        wait_for(lambda: rpc(client, url, "eth_getTransactionReceipt", [extra.hash])
+                 is not None, 30, "a new transaction to commit")
 
         # the transaction stuck behind a nonce gap came back from the journal, still pending;
         # filling the gap commits both
         pending_gapped = rpc(client, url, "eth_getTransactionByHash", [gapped.hash])
         assert pending_gapped is not None, "an accepted transaction was lost by the kill"
         assert pending_gapped["blockHash"] is None
-        assert rpc(client, url, "eth_getTransactionCount", [gapped.sender, "pending"]) == "0x0"
-        filler = sign_put(net.key(GAP_SENDER), 0, b"gap-filler")
+        assert rpc(client, url, "eth_getTransactionCount", [gap_sender, "pending"]) == "0x0"
+        filler = sign_put(net.key(GAP_SENDER), LOCAL_CHAIN_ID, 0, b"gap-filler")
         assert rpc(client, url, "eth_sendRawTransaction", [filler.raw]) == filler.hash
-        wait_until(lambda: rpc(client, url, "eth_getTransactionReceipt", [gapped.hash])
-                   is not None, 30, "the journaled gapped transaction to commit")
-        assert rpc(client, url, "eth_getTransactionCount", [gapped.sender, "latest"]) == "0x2"
+        wait_for(lambda: rpc(client, url, "eth_getTransactionReceipt", [gapped.hash])
+                 is not None, 30, "the journaled gapped transaction to commit")
+        assert rpc(client, url, "eth_getTransactionCount", [gap_sender, "latest"]) == "0x2"
 
         # 5. the chain is whole: every block 0..head links to its parent, and the blocks
         # named by the receipts from before the kill are still the canonical ones
@@ -412,9 +367,9 @@ def test_sigterm_then_restart_keeps_head_and_state(fresh_network: LocalNetwork,
         first = presigned[:200]
         batched_results(client, url, "eth_sendRawTransaction", [[t.raw] for t in first],
                         size=SEND_BATCH)
-        wait_until(lambda: all(r is not None for r in batched_results(
+        wait_for(lambda: all(r is not None for r in batched_results(
             client, url, "eth_getTransactionReceipt", [[t.hash] for t in first])),
-                   60, "200 transactions to commit")
+                 60, "200 transactions to commit")
         before = health(url)["head"]
         receipts = batched_results(client, url, "eth_getTransactionReceipt",
                                    [[t.hash] for t in first])
@@ -440,9 +395,9 @@ def test_sigterm_then_restart_keeps_head_and_state(fresh_network: LocalNetwork,
         # and it goes on: the next transactions commit on top of the same head
         more = presigned[200:240]
         batched_results(client, url, "eth_sendRawTransaction", [[t.raw] for t in more])
-        wait_until(lambda: all(r is not None for r in batched_results(
+        wait_for(lambda: all(r is not None for r in batched_results(
             client, url, "eth_getTransactionReceipt", [[t.hash] for t in more])),
-                   60, "transactions after the restart to commit")
+                 60, "transactions after the restart to commit")
         assert check_chain(client, url) > before["number"]
 
 

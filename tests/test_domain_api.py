@@ -18,22 +18,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import httpx
 import pytest
-from eth_account import Account
 from fastapi.testclient import TestClient
 
+from tests.domain_node import domain_node, in_process_sdk, new_center
 from yilian.api.app import create_app
 from yilian.api.json_guard import MAX_JSON_DEPTH
-from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS, ROLE_CENTER
+from yilian.contracts.addresses import GRANTS_ADDRESS, MEMBERS_ADDRESS, RECORDS_ADDRESS
 from yilian.contracts.addresses import ROLE_ENTERPRISE as ENTERPRISE_ROLE
-from yilian.crypto.suites import save_private_key
-from yilian.network_configs.domain import MemberSeed, domain_alloc
-from yilian.network_configs.generate import center_code, dev_members
-from yilian.network_configs.local import dev_accounts, local_genesis
-from yilian.node.config import parse_config
+from yilian.network_configs.generate import center_code, dev_members, member_seed
+from yilian.network_configs.local import dev_accounts
 from yilian.node.service import Node
 from yilian.node.storage import REQUESTS
 from yilian.protocol import envelope, standard
@@ -46,7 +42,6 @@ from yilian.protocol.signed_request import (
     SIGNATURE_HEADER,
     sign_request,
 )
-from yilian.sdk import client as sdk_client
 from yilian.sdk.auditor import Auditor
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client
@@ -59,28 +54,9 @@ pytestmark = pytest.mark.timeout(300)
 ENTERPRISE = "914403001922038216"  # dev member 1, the records' subject and owner
 ENTERPRISE2 = "9144030071526726XG"  # dev member 2: holds no grant
 CENTER = center_code(1)
-API = "http://testserver"
 ACCOUNTS = dev_accounts()
 STRANGER = ACCOUNTS[7]  # a funded, authorised dev account that belongs to no member
 NEW_MEMBER_ACCOUNT = ACCOUNTS[8]
-
-
-class _Session:
-    """Stands in for the SDK's ``requests.Session``: the same calls, served in process."""
-
-    def __init__(self, http: TestClient) -> None:
-        self.http = http
-
-    def get(self, url: str, timeout: float | None = None, **kw: Any) -> httpx.Response:
-        return self.http.get(url, **kw)
-
-    def post(self, url: str, timeout: float | None = None, json: Any = None) -> httpx.Response:
-        return self.http.post(url, json=json)
-
-    def request(self, method: str, url: str, data: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float | None = None
-                ) -> httpx.Response:
-        return self.http.request(method, url, content=data, headers=headers)
 
 
 @dataclass
@@ -101,8 +77,7 @@ class Env:
         return next(m for m in self.members if m["id"] == code)
 
     def sdk(self, key: str, enc: str | None = None) -> Client:
-        with mock.patch.object(sdk_client.requests, "Session", lambda: _Session(self.http)):
-            return Client(API, key, enc_private_key=enc)
+        return in_process_sdk(self.http, key, enc)
 
     def member_sdk(self, code: str) -> Client:
         m = self.by_code(code)
@@ -147,27 +122,12 @@ def assert_refused(resp: httpx.Response, status: int, reason: str) -> dict[str, 
 @contextlib.contextmanager
 def running_env(home: Path) -> Iterator[Env]:
     """One node with the domain contracts and a key service, in ``home``."""
-    center = Account.create()
-    save_private_key(home / "account_key", bytes(center.key))
-    enc = envelope.generate_enc_keypair("standard")
-    save_private_key(home / "enc_key", enc.private)
+    center, center_key = new_center(home)
     members = dev_members("standard", ACCOUNTS)
-    seeds = [MemberSeed(id=CENTER, role=ROLE_CENTER, name="交易中心 c1", enc_key=enc.public,
-                        endpoint="", account=center.address)]
-    seeds += [MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
-                         enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
-                         account=m["account"]) for m in members]
-    genesis = local_genesis(ACCOUNTS)
-    genesis["alloc"].update(domain_alloc(seeds))
-    genesis["authorisedSenders"] = [*genesis["authorisedSenders"], center.address]
-    config = {"name": "c1", "genesis_file": "genesis.json", "data_dir": "data",
-              "account_key_file": "account_key", "enc_key_file": "enc_key"}
-    (home / "genesis.json").write_text(json.dumps(genesis, indent=1))
-    (home / "config.json").write_text(json.dumps(config, indent=1))
-    node = Node(parse_config(config), home)
+    node = domain_node(home, ACCOUNTS, [center, *map(member_seed, members)], [center.account])
     try:
         node.start()
-        yield Env(node, TestClient(create_app(node)), "0x" + bytes(center.key).hex(), members)
+        yield Env(node, TestClient(create_app(node)), center_key, members)
     finally:
         node.stop()
 

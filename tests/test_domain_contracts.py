@@ -25,8 +25,7 @@ from hypothesis import strategies as st
 from web3 import Web3
 
 from yilian.contracts.abi import revert_reason
-from yilian.contracts.artifacts import load
-from yilian.network_configs.domain import (
+from yilian.contracts.addresses import (
     GRANTS_ADDRESS,
     MEMBERS_ADDRESS,
     RECORDS_ADDRESS,
@@ -35,9 +34,9 @@ from yilian.network_configs.domain import (
     ROLE_CENTER,
     ROLE_ENTERPRISE,
     ROLE_FINANCIAL,
-    MemberSeed,
-    domain_alloc,
 )
+from yilian.contracts.artifacts import load
+from yilian.network_configs.domain import MemberSeed, domain_alloc
 from yilian.network_configs.local import LOCAL_CHAIN_ID
 from yilian.node.chain import BlockEnv
 from yilian.node.service import Node

@@ -8,8 +8,8 @@ Vector sources:
 * SM4-GCM: RFC 8998 Appendix A.1.
 * SM2 encryption on the recommended curve: GB/T 32918.5-2017 (= GM/T 0003.5-2012) Annex C
   ("encryption standard", k = 59276E27...) with the Annex A key, and the Decrypt vector of
-  OpenSSL's test/recipes/30-test_evp_data/evppkey_sm2.txt (SM2_key1). The constants are
-  copied from tests/test_crypto_sm.py on purpose (test modules do not import each other).
+  OpenSSL's test/recipes/30-test_evp_data/evppkey_sm2.txt (SM2_key1), from
+  tests/sm_vectors.py, shared with tests/test_crypto_sm.py.
 """
 
 from __future__ import annotations
@@ -210,31 +210,22 @@ def test_record_aad_layout() -> None:
 
 
 words = st.integers(0, 2**256 - 1)
+# record_aad's arguments: chain id, Records address, record id, version, type, subject,
+# owner, schema
+aad_args = st.tuples(
+    words,
+    st.binary(min_size=20, max_size=20),
+    st.binary(min_size=32, max_size=32),
+    words,
+    words,
+    st.binary(min_size=32, max_size=32),
+    st.binary(min_size=32, max_size=32),
+    words,
+)
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    st.tuples(
-        words,
-        st.binary(min_size=20, max_size=20),
-        st.binary(min_size=32, max_size=32),
-        words,
-        words,
-        st.binary(min_size=32, max_size=32),
-        st.binary(min_size=32, max_size=32),
-        words,
-    ),
-    st.tuples(
-        words,
-        st.binary(min_size=20, max_size=20),
-        st.binary(min_size=32, max_size=32),
-        words,
-        words,
-        st.binary(min_size=32, max_size=32),
-        st.binary(min_size=32, max_size=32),
-        words,
-    ),
-)
+@given(aad_args, aad_args)
 def test_record_aad_is_injective(a: tuple, b: tuple) -> None:
     assert (env.record_aad(*a) == env.record_aad(*b)) == (a == b)
 

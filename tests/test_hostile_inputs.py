@@ -27,22 +27,18 @@ from typing import Any
 
 import httpx
 import pytest
-from eth_account import Account
 from fastapi.testclient import TestClient
 from helpers import make_node
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.domain_node import domain_node, new_center
 from yilian.api.app import create_app
-from yilian.contracts.addresses import ROLE_CENTER
-from yilian.crypto.suites import save_private_key
-from yilian.network_configs.domain import MemberSeed, domain_alloc
-from yilian.network_configs.generate import center_code, dev_members
-from yilian.network_configs.local import dev_accounts, local_genesis
+from yilian.network_configs.generate import dev_members, member_seed
+from yilian.network_configs.local import dev_accounts
 from yilian.node.audience import request_audience
-from yilian.node.config import parse_config
 from yilian.node.service import Node
-from yilian.protocol import credit_code, envelope
+from yilian.protocol import credit_code
 from yilian.protocol.signed_request import sign_request
 
 pytestmark = pytest.mark.timeout(300)
@@ -152,28 +148,14 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     home: Path = tmp_path_factory.mktemp("hostile")
     accounts = dev_accounts()
-    center = Account.create()
-    save_private_key(home / "account_key", bytes(center.key))
-    enc = envelope.generate_enc_keypair("standard")
-    save_private_key(home / "enc_key", enc.private)
-    seeds = [MemberSeed(id=center_code(1), role=ROLE_CENTER, name="c1", enc_key=enc.public,
-                        endpoint="", account=center.address)]
-    seeds += [MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
-                         enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
-                         account=m["account"]) for m in dev_members("standard", accounts)]
-    genesis = local_genesis(accounts)
-    genesis["alloc"].update(domain_alloc(seeds))
-    genesis["authorisedSenders"] = [*genesis["authorisedSenders"], center.address]
-    config = {"name": "c1", "genesis_file": "genesis.json", "data_dir": "data",
-              "account_key_file": "account_key", "enc_key_file": "enc_key",
-              "rpc": {"max_request_bytes": LIMIT}}
-    (home / "genesis.json").write_text(json.dumps(genesis))
-    (home / "config.json").write_text(json.dumps(config))
-    node = Node(parse_config(config), home)
+    center, center_key = new_center(home)
+    seeds = [center, *map(member_seed, dev_members("standard", accounts))]
+    node = domain_node(home, accounts, seeds, [center.account],
+                       rpc={"max_request_bytes": LIMIT})
     log = ErrorLog()
     logging.getLogger().addHandler(log)
     try:
-        yield Env(node, TestClient(create_app(node)), "0x" + bytes(center.key).hex(), log)
+        yield Env(node, TestClient(create_app(node)), center_key, log)
     finally:
         logging.getLogger().removeHandler(log)
         node.stop()

@@ -11,8 +11,8 @@ from typing import Any, TypeAlias
 import msgpack
 import pytest
 from nacl.public import PrivateKey
-from nacl.signing import SigningKey, VerifyKey
 
+from tests.p2p_identities import ed25519_identity, ed25519_verify
 from yilian.node.p2p.handshake import (
     HandshakeConfig,
     HandshakeError,
@@ -26,19 +26,6 @@ from yilian.node.p2p.handshake import (
 NET = NetworkId(chain_id=1337, genesis_hash=b"\x11" * 32)
 
 
-def ed25519_identity() -> Identity:
-    sk = SigningKey.generate()
-    return Identity(bytes(sk.verify_key), lambda m: sk.sign(m).signature)
-
-
-def ed25519_verify(pk: bytes, msg: bytes, sig: bytes) -> bool:
-    try:
-        VerifyKey(pk).verify(msg, sig)
-        return True
-    except Exception:
-        return False
-
-
 def config(ident: Identity, members: list[bytes], **kw: Any) -> HandshakeConfig:
     kw.setdefault("timeout", 2.0)
     kw.setdefault("network", NET)
@@ -48,20 +35,28 @@ def config(ident: Identity, members: list[bytes], **kw: Any) -> HandshakeConfig:
 Outcome: TypeAlias = HandshakeResult | HandshakeError
 
 
-async def run_pair(
-    client_cfg: HandshakeConfig, server_cfg: HandshakeConfig, expected: bytes | None = None
-) -> tuple[Outcome, Outcome]:
-    server_done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+async def connect_to_responder(cfg: HandshakeConfig) -> tuple[
+        asyncio.Server, asyncio.Future[Outcome], asyncio.StreamReader, asyncio.StreamWriter]:
+    """A responder on an ephemeral port and a TCP connection to it: the server, the future
+    of the responder's outcome, and the client's streams."""
+    done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
     async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         try:
-            server_done.set_result(await respond(r, w, server_cfg))
+            done.set_result(await respond(r, w, cfg))
         except HandshakeError as exc:
-            server_done.set_result(exc)
+            done.set_result(exc)
 
     server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     r, w = await asyncio.open_connection("127.0.0.1", port)
+    return server, done, r, w
+
+
+async def run_pair(
+    client_cfg: HandshakeConfig, server_cfg: HandshakeConfig, expected: bytes | None = None
+) -> tuple[Outcome, Outcome]:
+    server, server_done, r, w = await connect_to_responder(server_cfg)
     client: Outcome
     try:
         client = await initiate(r, w, client_cfg, expected_peer=expected)
@@ -196,17 +191,7 @@ def test_member_predicate_and_raising_verify() -> None:
 
 async def raw_server_outcome(payload: bytes, cfg: HandshakeConfig, eof: bool = True) -> Outcome:
     """Send ``payload`` from a raw TCP client to a responder; return its outcome."""
-    done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-
-    async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        try:
-            done.set_result(await respond(r, w, cfg))
-        except HandshakeError as exc:
-            done.set_result(exc)
-
-    server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    r, w = await asyncio.open_connection("127.0.0.1", port)
+    server, done, r, w = await connect_to_responder(cfg)
     w.write(payload)
     if eof:
         w.write_eof()

@@ -9,27 +9,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
-from nacl.signing import SigningKey, VerifyKey
 
+from tests.p2p_identities import ed25519_identity, ed25519_verify
 from yilian.node.p2p.frames import MSG_HS_AUTH
 from yilian.node.p2p.handshake import HandshakeConfig, Identity, NetworkId, initiate
 from yilian.node.p2p.peers import PeerAddress, PeerManager
 
 NET = NetworkId(chain_id=7, genesis_hash=b"\x42" * 32)
 APP = 16
-
-
-def ed25519_identity() -> Identity:
-    sk = SigningKey.generate()
-    return Identity(bytes(sk.verify_key), lambda m: sk.sign(m).signature)
-
-
-def ed25519_verify(pk: bytes, msg: bytes, sig: bytes) -> bool:
-    try:
-        VerifyKey(pk).verify(msg, sig)
-        return True
-    except Exception:
-        return False
 
 
 class Node:

@@ -30,8 +30,8 @@ def test_net_peer_count_is_the_connected_peers(three_centers: Cluster) -> None:
     c = three_centers
 
     def both_say(n: int) -> bool:
-        return all((c.health(i) or {}).get("consensus", {}).get("peers") == n
-                   and c.rpc(i, "net_peerCount") == hex(n) for i in range(c.size))
+        return all(c.peers(i) == n and c.rpc(i, "net_peerCount") == hex(n)
+                   for i in range(c.size))
 
     wait_for(lambda: both_say(2), 60, "net_peerCount 0x2 and /healthz 2 peers on all 3 nodes",
              c.describe)

@@ -26,7 +26,7 @@ import plyvel
 import pytest
 import requests
 
-from tests.consortium_helpers import Cluster, spawning, wait_for
+from tests.consortium_helpers import Cluster, running_cluster, wait_for
 from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.protocol import envelope, standard
 from yilian.protocol.credit_code import is_valid, to_bytes32
@@ -72,17 +72,8 @@ class Net:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    with spawning() as spawner:
-        cluster: Cluster | None = None
-        try:
-            cluster = Cluster.start_new(tmp_path_factory.mktemp("records"), spawner, nodes=4)
-            wait_for(lambda: all((cluster.health(i) or {}).get("consensus", {}).get("peers")
-                                 == 3 for i in range(4)), 60, "all four centers connected",
-                     cluster.describe)
-            yield Net(cluster, {})
-        finally:
-            if cluster is not None:
-                cluster.down()
+    with running_cluster(tmp_path_factory.mktemp("records")) as cluster:
+        yield Net(cluster, {})
 
 
 def bank(net: Net, node: int = B) -> Grantee:
@@ -369,7 +360,7 @@ def test_custodian_down_is_reported(net: Net) -> None:
             bank(net, C).read_own(record)
     finally:
         net.cluster.start_node(A)
-    wait_for(lambda: all((net.cluster.health(i) or {}).get("consensus", {}).get("peers") == 3
-                         for i in range(4)), 60, "A reconnected", net.cluster.describe)
+    wait_for(lambda: net.cluster.have_peers(range(4), 3), 60, "A reconnected",
+             net.cluster.describe)
     out = bank(net, B).read(record, grant["grant_id"])  # back: reads work again
     assert out.rtype == standard.RecordType.SUPERVISION

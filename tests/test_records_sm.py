@@ -36,8 +36,7 @@ def sm_cluster(tmp_path: Path, spawner: Spawner) -> Iterator[Cluster]:
     cluster = Cluster(out, spawner)
     try:
         cluster.up()
-        wait_for(lambda: all((cluster.health(i) or {}).get("consensus", {}).get("peers") == 3
-                             for i in range(4)), 60, "all four centers connected",
+        wait_for(lambda: cluster.have_peers(range(4), 3), 60, "all four centers connected",
                  cluster.describe)
         yield cluster
     finally:

@@ -10,18 +10,17 @@ from unittest import mock
 import pytest
 
 from tests import test_domain_api as domain
+from tests.domain_node import API, InProcessSession
 from tests.test_domain_api import (
-    API,
     ENTERPRISE,
     Env,
     Published,
-    _Session,
     bank,
     enterprise,
     plaintext_of,
-    sdk_client,
 )
 from yilian.protocol import credit_code, envelope, standard
+from yilian.sdk import client as sdk_client
 from yilian.sdk import errors
 from yilian.sdk.center import Center
 from yilian.sdk.client import Client, node_base_url
@@ -78,7 +77,7 @@ def test_node_base_url(given: str, base: str) -> None:
 
 
 def test_a_rpc_url_works_as_the_node_url(env: Env) -> None:
-    with mock.patch.object(sdk_client.requests, "Session", lambda: _Session(env.http)):
+    with mock.patch.object(sdk_client.requests, "Session", lambda: InProcessSession(env.http)):
         client = Client(API + "/rpc", env.center_key)
         assert client.chain_id == env.chain_id and client.api_url == API
         with pytest.raises(errors.NotANode) as err:

@@ -17,10 +17,11 @@ from eth.db.chain import ChainDB
 from eth.db.trie import _make_trie_root_and_nodes
 from helpers import KEYS, make_node, produce_all, sign_transfer
 from test_mempool import make_pool
-from test_p2p_transport import APP, close_all, ed25519_identity, start_mesh
+from test_p2p_transport import APP, close_all, start_mesh
 from test_p2p_transport import Node as P2pNode
 from trie import HexaryTrie
 
+from tests.p2p_identities import ed25519_identity
 from yilian.node import chain
 
 MIB = 1024 * 1024

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.consortium_helpers import Cluster, spawning, wait_for
+from tests.consortium_helpers import Cluster, running_cluster, wait_for
 from yilian.contracts.addresses import GRANTS_ADDRESS
 from yilian.protocol.credit_code import to_bytes32
 from yilian.sdk.client import Client
@@ -33,17 +33,8 @@ ENTERPRISE = "914403001922038216"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with spawning() as spawner:
-        net: Cluster | None = None
-        try:
-            net = Cluster.start_new(tmp_path_factory.mktemp("stall"), spawner, nodes=4)
-            wait_for(lambda: all((net.health(i) or {}).get("consensus", {}).get("peers") == 3
-                                 for i in range(4)), 60, "all four centers connected",
-                     net.describe)
-            yield net
-        finally:
-            if net is not None:
-                net.down()
+    with running_cluster(tmp_path_factory.mktemp("stall")) as net:
+        yield net
 
 
 def base(net: Cluster, i: int) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,22 +22,18 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
+from tests.domain_node import domain_node, new_center
 from yilian.api import waiting
 from yilian.api.app import create_app
 from yilian.contracts.abi import contract_abi
 from yilian.contracts.addresses import (
     GRANTS_ADDRESS,
     ROLE_ADMIN,
-    ROLE_CENTER,
     ROLE_ENTERPRISE,
 )
-from yilian.crypto.suites import save_private_key
-from yilian.network_configs.domain import MemberSeed, domain_alloc
-from yilian.network_configs.generate import center_code
-from yilian.network_configs.local import LOCAL_CHAIN_ID, dev_accounts, local_genesis
-from yilian.node.config import parse_config
+from yilian.network_configs.domain import MemberSeed
+from yilian.network_configs.local import LOCAL_CHAIN_ID, dev_accounts
 from yilian.node.service import Node
-from yilian.protocol import envelope
 from yilian.protocol.credit_code import make_code, to_bytes32
 
 pytestmark = pytest.mark.timeout(300)
@@ -63,25 +58,14 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     home: Path = tmp_path_factory.mktemp("waiting-api")
-    center = Account.create()
-    save_private_key(home / "account_key", bytes(center.key))
-    enc = envelope.generate_enc_keypair("standard")
-    save_private_key(home / "enc_key", enc.private)
-    seeds = [MemberSeed(id=center_code(1), role=ROLE_CENTER, name="交易中心 c1",
-                        enc_key=enc.public, endpoint="", account=center.address),
+    center, _ = new_center(home)
+    seeds = [center,
              MemberSeed(id=make_code("92440300000000000"), role=ROLE_ADMIN, name="admin",
-                        enc_key=enc.public, endpoint="", account=Account.create().address)]
-    seeds += [MemberSeed(id=code, role=ROLE_ENTERPRISE, name=f"企业 {i}", enc_key=enc.public,
-                         endpoint="", account=ACCOUNTS[i].address)
+                        enc_key=center.enc_key, endpoint="", account=Account.create().address)]
+    seeds += [MemberSeed(id=code, role=ROLE_ENTERPRISE, name=f"企业 {i}",
+                         enc_key=center.enc_key, endpoint="", account=ACCOUNTS[i].address)
               for i, code in enumerate(CODES)]
-    genesis = local_genesis(ACCOUNTS)
-    genesis["alloc"].update(domain_alloc(seeds))
-    genesis["authorisedSenders"] = [*genesis["authorisedSenders"], center.address]
-    config = {"name": "c1", "genesis_file": "genesis.json", "data_dir": "data",
-              "account_key_file": "account_key", "enc_key_file": "enc_key"}
-    (home / "genesis.json").write_text(json.dumps(genesis, indent=1))
-    (home / "config.json").write_text(json.dumps(config, indent=1))
-    node = Node(parse_config(config), home)
+    node = domain_node(home, ACCOUNTS, seeds, [center.account])
     try:
         node.start()
         yield Env(node, create_app(node))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Final
@@ -98,6 +98,18 @@ def check_text(v: str, max_len: int, multiline: bool) -> str:
     return v
 
 
+def _matching(pattern: re.Pattern[str], message: str) -> Callable[[object], str]:
+    """A check that accepts a string ``pattern`` matches whole, else ValueError(message)."""
+
+    def check(v: object) -> str:
+        s = require_str(v)
+        if not pattern.fullmatch(s):
+            raise ValueError(message)
+        return s
+
+    return check
+
+
 def _name(v: object) -> str:
     return check_text(require_str(v), _NAME_MAX, multiline=False)
 
@@ -108,13 +120,8 @@ def _text(v: object) -> str:
 
 _IDENTIFIER_RE: Final = re.compile(r"[0-9A-Za-z][0-9A-Za-z._/\-]{0,63}")
 
-
-def _identifier(v: object) -> str:
-    s = require_str(v)
-    if not _IDENTIFIER_RE.fullmatch(s):
-        raise ValueError("must be 1-64 ASCII letters, digits, '.', '_', '/' or '-', starting "
-                         "with a letter or digit")
-    return s
+_identifier = _matching(_IDENTIFIER_RE, "must be 1-64 ASCII letters, digits, '.', '_', '/' "
+                        "or '-', starting with a letter or digit")
 
 
 def check_credit_code(v: object) -> str:
@@ -148,13 +155,8 @@ def _positive_decimal(v: object) -> str:
 
 
 _CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
-
-
-def _currency(v: object) -> str:
-    s = require_str(v)
-    if not _CURRENCY_RE.fullmatch(s):
-        raise ValueError("must be an ISO 4217 currency code of 3 uppercase letters, e.g. CNY")
-    return s
+_currency = _matching(_CURRENCY_RE,
+                      "must be an ISO 4217 currency code of 3 uppercase letters, e.g. CNY")
 
 
 # GB/T 2260 province-level prefixes, plus 100000 (national) as used in credit codes.
@@ -180,25 +182,15 @@ _PHONE_RE: Final = re.compile(
     r"|0[1-9][0-9]{1,2}-?[1-9][0-9]{6,7}(?:-[0-9]{1,6})?"  # landline with area code
     r"|[48]00-?[0-9]{3}-?[0-9]{4}"  # 400/800 service numbers
 )
-
-
-def _phone(v: object) -> str:
-    s = require_str(v)
-    if not _PHONE_RE.fullmatch(s):
-        raise ValueError("must be a mainland mobile number (11 digits, e.g. 13800138000), a "
-                         "landline with area code (e.g. 0755-83212345, optional -extension) "
-                         "or a 400/800 number; no spaces or +86 prefix")
-    return s
+_phone = _matching(_PHONE_RE,
+                   "must be a mainland mobile number (11 digits, e.g. 13800138000), a landline "
+                   "with area code (e.g. 0755-83212345, optional -extension) or a 400/800 "
+                   "number; no spaces or +86 prefix")
 
 
 _ACCOUNT_RE: Final = re.compile(r"[0-9]{8,32}")
-
-
-def _account_number(v: object) -> str:
-    s = require_str(v)
-    if not _ACCOUNT_RE.fullmatch(s):
-        raise ValueError("must be the bank account number as 8-32 digits, without spaces")
-    return s
+_account_number = _matching(_ACCOUNT_RE,
+                            "must be the bank account number as 8-32 digits, without spaces")
 
 
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
