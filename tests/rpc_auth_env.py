@@ -157,7 +157,7 @@ def auth_env(home: Path, rpc_auth: dict[str, Any] | None = None, host: str = "12
     seeds = [MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
                         enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
                         account=m["account"]) for m in members]
-    genesis = local_genesis(ACCOUNTS)
+    genesis = local_genesis(ACCOUNTS, block_interval_ms=100)  # writes wait for their block
     for index, code in ((1, CENTER), (2, CENTER2)):
         account = Account.create()
         enc = envelope.generate_enc_keypair("standard")

@@ -156,7 +156,7 @@ def running_env(home: Path) -> Iterator[Env]:
     seeds += [MemberSeed(id=m["id"], role=m["roleId"], name=m["name"],
                          enc_key=bytes.fromhex(m["encPublicKey"][2:]), endpoint="",
                          account=m["account"]) for m in members]
-    genesis = local_genesis(ACCOUNTS)
+    genesis = local_genesis(ACCOUNTS, block_interval_ms=100)  # writes wait for their block
     genesis["alloc"].update(domain_alloc(seeds))
     genesis["authorisedSenders"] = [*genesis["authorisedSenders"], center.address]
     config = {"name": "c1", "genesis_file": "genesis.json", "data_dir": "data",

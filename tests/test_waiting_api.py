@@ -74,7 +74,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     seeds += [MemberSeed(id=code, role=ROLE_ENTERPRISE, name=f"企业 {i}", enc_key=enc.public,
                          endpoint="", account=ACCOUNTS[i].address)
               for i, code in enumerate(CODES)]
-    genesis = local_genesis(ACCOUNTS)
+    genesis = local_genesis(ACCOUNTS, block_interval_ms=100)  # writes wait for their block
     genesis["alloc"].update(domain_alloc(seeds))
     genesis["authorisedSenders"] = [*genesis["authorisedSenders"], center.address]
     config = {"name": "c1", "genesis_file": "genesis.json", "data_dir": "data",
