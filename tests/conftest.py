@@ -1,4 +1,7 @@
-"""Shared fixtures: real node processes on 127.0.0.1, always stopped afterwards."""
+"""Shared fixtures (real node processes on 127.0.0.1, always stopped afterwards) and the two
+test lanes: CI runs every test at full strength; the fast lane (`-m "not slow"`) starts no
+process, leaves out the heavy whole-build checks and runs a tenth of each property test's
+hypothesis examples."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import is_hypothesis_test, settings
 
 from yilian.cli import launcher
 from yilian.cli.launcher import free_port
@@ -96,17 +100,71 @@ _PROCESS_TESTS = frozenset({
 })
 
 
-def _starts_processes(item: pytest.Item) -> bool:
+# Heavy checks of the whole build, also run by CI only (the fast lane leaves them out): every
+# contract compiled with vyper, and thousands of native crypto calls watched for a leak.
+_HEAVY_TESTS = frozenset({
+    "test_contracts.py::test_committed_artifacts_are_fresh",
+    "test_crypto_sm.py::test_no_native_leak",
+})
+
+
+def _test_name(item: pytest.Item) -> str:
     module = item.module.__name__.rpartition(".")[2] if isinstance(item, pytest.Function) else ""
-    name = f"{module}.py::{getattr(item, 'originalname', item.name)}"
+    return f"{module}.py::{getattr(item, 'originalname', item.name)}"
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    module = _test_name(item).partition(".py::")[0]
     return bool(_PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-                or module in _PROCESS_MODULES or name in _PROCESS_TESTS)
+                or module in _PROCESS_MODULES or _test_name(item) in _PROCESS_TESTS)
+
+
+# -- property tests: the fast lane runs a tenth of the examples -----------------------------
+# CI (no -m) runs every property test with the example count written at the test. A run that
+# deselects slow tests (`-m "not slow"`, the fast lane) loads the hypothesis profile `fast`:
+# each property test runs a tenth of its examples, at least 10 (all of them when it has
+# fewer). `--hypothesis-profile=default` keeps the full counts there too.
+settings.register_profile("fast", max_examples=10)
+
+
+def _fast_lane_examples(count: int) -> int:
+    return max(min(count, 10), count // 10)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    markexpr = " ".join(str(config.getoption("-m") or "").split())
+    if config.getoption("--hypothesis-profile") is None and "not slow" in markexpr:
+        settings.load_profile("fast")
+
+
+def _use_fast_lane_examples(items: list[pytest.Item]) -> None:
+    """Give every property test of ``items`` its fast-lane example count, once per test.
+
+    A stateful test's settings are its TestCase's ``settings``; ``@given`` keeps a test's
+    settings on the test function, where hypothesis reads them when the test runs."""
+    done: set[int] = set()
+    for item in items:
+        cls, test = getattr(item, "cls", None), getattr(item, "obj", None)
+        test = getattr(test, "__func__", test)
+        if isinstance(getattr(cls, "settings", None), settings):
+            owner, name = cls, "settings"
+        elif is_hypothesis_test(test):
+            owner, name = test, "_hypothesis_internal_use_settings"
+        else:
+            continue
+        if id(owner) not in done:
+            done.add(id(owner))
+            full = getattr(owner, name)
+            fast = settings(full, max_examples=_fast_lane_examples(full.max_examples))
+            setattr(owner, name, fast)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if _starts_processes(item):
+        if _starts_processes(item) or _test_name(item) in _HEAVY_TESTS:
             item.add_marker(pytest.mark.slow)
+    if settings.get_current_profile_name() == "fast":
+        _use_fast_lane_examples(items)
 
 
 class ProcessStartedError(AssertionError):

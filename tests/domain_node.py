@@ -34,10 +34,14 @@ def new_center(home: Path, index: int = 1, name: str = "c1") -> tuple[MemberSeed
 
 
 def domain_node(home: Path, accounts: list[DevAccount], seeds: list[MemberSeed],
-                senders: list[str], **config: Any) -> Node:
+                senders: list[str], block_interval_ms: int | None = None,
+                **config: Any) -> Node:
     """The node of center ``c1`` in ``home`` (not started), with its genesis and config
-    written there; ``config`` adds to or overrides the node config."""
-    genesis = local_genesis(accounts)
+    written there; ``config`` adds to or overrides the node config. A short
+    ``block_interval_ms`` (e.g. 100) makes tests that wait for their writes' blocks wait
+    less; None keeps the genesis default."""
+    genesis = (local_genesis(accounts) if block_interval_ms is None
+               else local_genesis(accounts, block_interval_ms=block_interval_ms))
     genesis["alloc"].update(domain_alloc(seeds))
     genesis["authorisedSenders"] = [*genesis["authorisedSenders"], *senders]
     doc = {"name": "c1", "genesis_file": "genesis.json", "data_dir": "data",

@@ -134,6 +134,7 @@ def auth_env(home: Path, rpc_auth: dict[str, Any] | None = None, host: str = "12
         seeds.append(seed)
         roles[code] = "center"
     node = domain_node(home, ACCOUNTS, seeds, [s.account for s in seeds[-2:]], host=host,
+                       block_interval_ms=100,  # writes wait for their block
                        rpc_auth=rpc_auth if rpc_auth is not None else {"required": True})
     try:
         node.start()

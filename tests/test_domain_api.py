@@ -124,7 +124,8 @@ def running_env(home: Path) -> Iterator[Env]:
     """One node with the domain contracts and a key service, in ``home``."""
     center, center_key = new_center(home)
     members = dev_members("standard", ACCOUNTS)
-    node = domain_node(home, ACCOUNTS, [center, *map(member_seed, members)], [center.account])
+    node = domain_node(home, ACCOUNTS, [center, *map(member_seed, members)], [center.account],
+                       block_interval_ms=100)  # writes wait for their block
     try:
         node.start()
         yield Env(node, TestClient(create_app(node)), center_key, members)

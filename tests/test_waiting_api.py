@@ -65,7 +65,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     seeds += [MemberSeed(id=code, role=ROLE_ENTERPRISE, name=f"企业 {i}",
                          enc_key=center.enc_key, endpoint="", account=ACCOUNTS[i].address)
               for i, code in enumerate(CODES)]
-    node = domain_node(home, ACCOUNTS, seeds, [center.account])
+    node = domain_node(home, ACCOUNTS, seeds, [center.account],
+                       block_interval_ms=100)  # writes wait for their block
     try:
         node.start()
         yield Env(node, create_app(node))
