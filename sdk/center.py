@@ -10,18 +10,15 @@ from typing import Any
 import requests
 
 from yilian.protocol import standard
+from yilian.protocol.publication import PublishedPublic
 from yilian.sdk.client import Client
 
 
 @dataclass(frozen=True)
-class PublishedRecord:
-    record_id: str
-    version: int
-    digest: str
-    tx_hash: str
-    block_number: int
-    block_hash: str
-    already_published: bool
+class PublishedRecord(PublishedPublic):
+    """The node's answer (:class:`yilian.protocol.publication.PublishedPublic`) and the
+    client id it was published under ("" for a removal)."""
+
     client_id: str
 
 

@@ -31,6 +31,7 @@ from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.node.domain import code_of
 from yilian.node.key_service import NotCustodian, Published, ServiceError
 from yilian.node.service import Node
+from yilian.protocol.publication import PublishedPublic
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
 
@@ -51,16 +52,6 @@ class RecordCreate(BaseModel):
     owner: Literal["subject", "center"] | None = None
     version: int | None = Field(default=None, ge=1, le=UINT32_MAX,
                                 description="the version to publish (updates); omit for new")
-
-
-class PublishedPublic(BaseModel):
-    record_id: str
-    version: int
-    digest: str
-    tx_hash: str
-    block_number: int
-    block_hash: str
-    already_published: bool
 
 
 class KeyRequest(BaseModel):
