@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the running node, its JSON-RPC handler and the other per-app objects."""
+"""FastAPI dependencies: the running node and the other per-app objects (the JSON-RPC
+handler's own dependency is in ``api/routes/rpc.py``, so REST imports nothing of JSON-RPC)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from yilian.api.rpc import RpcHandler
 from yilian.node.service import Node
 
 T = TypeVar("T")
@@ -22,9 +22,4 @@ def get_node(request: Request) -> Node:
     return app_state(request, "node", Node)
 
 
-def get_rpc(request: Request) -> RpcHandler:
-    return app_state(request, "rpc", RpcHandler)
-
-
 NodeDep = Annotated[Node, Depends(get_node)]
-RpcDep = Annotated[RpcHandler, Depends(get_rpc)]

@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from yilian.api.deps import RpcDep
+from yilian.api.deps import app_state
 from yilian.api.reasons import http_status, rpc_error
+from yilian.api.rpc import RpcHandler
 
 router = APIRouter(tags=["json-rpc"])
+
+
+def get_rpc(request: Request) -> RpcHandler:
+    """The app's one JSON-RPC handler (``create_app`` keeps it on the app state)."""
+    return app_state(request, "rpc", RpcHandler)
+
+
+RpcDep = Annotated[RpcHandler, Depends(get_rpc)]
 
 # JSON-RPC has its own share of worker threads, apart from the default pool that the
 # synchronous REST routes share, so no number of slow REST requests delays it. One limiter
