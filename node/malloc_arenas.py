@@ -8,9 +8,12 @@ scatters over many arenas. In the soak benchmark (``python -m yilian.bench.soak
 --minutes 60 --rate 40 --nodes 4 --node-env center-1:MALLOC_ARENA_MAX=2 --node-env
 center-3:MALLOC_ARENA_MAX=2``, two nodes with two arenas, two with the default) the free
 bytes held in the arenas ended at 7.0 and 6.3 MB with two arenas against 11.9 and 10.9
-MB with the default, the heap's slope over the second half was +0.12 and +0.08 MB/min
-against +0.21 and +0.11, and CPU per transaction did not change (the node's threads share
-one GIL, so they seldom contend for an arena).
+MB with the default, and the heap's slope over the second half was +0.12 and +0.08 MB/min
+against +0.21 and +0.11. That run reports CPU for all nodes together; CPU per transaction
+with the limit (this commit's tree) and without (the tree before it), measured in turns in
+one session, stayed within the runs' noise: 29.3 and 29.7-30.8 ms per transaction in a
+2-minute soak of 4 nodes, 2.90-2.96 and 2.75-3.57 ms at a single node's saturation (the
+node's threads share one GIL, so they seldom contend for an arena).
 
 :func:`limit_arenas` sets the limit with ``mallopt(M_ARENA_MAX)`` before the node starts
 its threads. A ``MALLOC_ARENA_MAX`` in the environment wins (glibc has applied it already)
