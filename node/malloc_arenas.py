@@ -11,7 +11,7 @@ bytes held in the arenas ended at 7.0 and 6.3 MB with two arenas against 11.9 an
 MB with the default, and the heap's slope over the second half was +0.12 and +0.08 MB/min
 against +0.21 and +0.11. That run reports CPU for all nodes together; CPU per transaction
 with the limit (this commit's tree) and without (the tree before it), measured in turns in
-one session, stayed within the runs' noise: 29.3 and 29.7-30.8 ms per transaction in a
+one session, stayed within the runs' noise: 29.3-29.8 and 29.7-30.8 ms per transaction in a
 2-minute soak of 4 nodes, 2.90-2.96 and 2.75-3.57 ms at a single node's saturation (the
 node's threads share one GIL, so they seldom contend for an arena).
 
