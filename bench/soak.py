@@ -7,8 +7,11 @@ round-robin over the nodes (each development account always sends to the same no
 nonces arrive in order), and waits for every receipt. Every ``--interval`` seconds it prints
 one line per interval: each node's resident memory (``VmRSS`` of ``/proc/<pid>/status``),
 the nodes' CPU seconds (``utime + stime`` of ``/proc/<pid>/stat``) and CPU milliseconds per
-committed transaction, and the send-to-receipt latency p50/p99 of the transactions committed
-in that interval. At the end it prints a table, the slope of the nodes' RSS (MB/min, least
+committed transaction, the send-to-receipt latency p50/p99 of the transactions committed
+in that interval, the blocks the first node committed (``blk``) and how many of them were
+decided after round 0 (``r>0``: a round timed out, from the commit certificates), and the
+seconds all nodes' LevelDB spent compacting (``cmp s``, from each database's ``LOG``, see
+:mod:`yilian.bench.leveldb_log`). At the end it prints a table, the slope of the nodes' RSS (MB/min, least
 squares over the second half of the run, per node and in total) and the latency p99 of the
 first vs the last full interval with their ratio (the drain after the last send, waiting for
 the last receipts, is reported as its own interval and left out of that comparison), and
@@ -54,6 +57,7 @@ from eth_keys import keys
 from eth_typing import Address
 
 from yilian.bench.command import BenchError, log, positive_float, positive_int, run_main
+from yilian.bench.leveldb_log import LogReader, find_logs
 from yilian.bench.measure import proc_cpu
 from yilian.bench.network import start_network, stop_network
 from yilian.bench.phase import RETRY_REASONS, TRANSPORT_ATTEMPTS
@@ -137,10 +141,12 @@ async def send_one(soak: Soak, rpc: Rpc, pending: dict[str, float], raw: str,
 
 
 async def watch_node(soak: Soak, rpc: Rpc, pending: dict[str, float], start: int,
-                     stop: asyncio.Event, poll: float) -> None:
+                     stop: asyncio.Event, poll: float, rounds: bool = False) -> None:
     """Mark the transactions sent to this node committed as its blocks show them; check
     their receipts. One poll: eth_blockNumber, then one batch of the new blocks (at most
-    ``MAX_BLOCKS_PER_POLL``) and one batch of our receipts in them."""
+    ``MAX_BLOCKS_PER_POLL``) and one batch of our receipts in them. With ``rounds`` (one
+    node's watcher), also count the blocks and those decided after round 0, from their
+    commit certificates."""
     seen = start
     while not stop.is_set():
         try:
@@ -148,6 +154,14 @@ async def watch_node(soak: Soak, rpc: Rpc, pending: dict[str, float], start: int
             numbers = list(range(seen + 1, min(head, seen + MAX_BLOCKS_PER_POLL) + 1))
             blocks = await rpc.batch([("eth_getBlockByNumber", [hex(n), False])
                                       for n in numbers]) if numbers else []
+            if rounds and numbers:
+                certs = await rpc.batch([("yilian_getCommitCertificate", [hex(n)])
+                                         for n in numbers])
+                for block, cert in zip(blocks, certs, strict=True):
+                    if not block:
+                        break  # counted with the block, at the next poll
+                    soak.current.blocks += 1
+                    soak.current.late_blocks += bool(cert and int(cert["round"], 16))
             at = soak.now()
             ours = [h for block in blocks if block for h in block["transactions"]
                     if h in pending]
@@ -194,9 +208,13 @@ async def run_load(args: argparse.Namespace, network: dict[str, Any]) -> Soak:
         soak.last_cpu = [proc_cpu(pid) for pid in pids]
         soak.sample()
         stop = asyncio.Event()
+        soak.logs = [[LogReader(p) for p in find_logs(Path(n["home"]))] for n in nodes]
+        for readers in soak.logs:
+            for reader in readers:
+                reader.read()  # the start-up's work is not the soak's
         watchers = [asyncio.create_task(watch_node(soak, rpc, pending, start, stop,
-                                                   args.poll_interval))
-                    for rpc, pending in zip(rpcs, soak.pending, strict=True)]
+                                                   args.poll_interval, rounds=k == 0))
+                    for k, (rpc, pending) in enumerate(zip(rpcs, soak.pending, strict=True))]
         watchers.append(asyncio.create_task(watch_gauges(soak, urls, stop, args.sample)))
         tasks.update(watchers)
         sends: set[asyncio.Task[None]] = set()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from yilian.bench.command import log
+from yilian.bench.leveldb_log import LogReader
 from yilian.bench.measure import percentile, proc_cpu
 
 
@@ -54,6 +55,13 @@ class Interval:
     latencies: list[float] = field(default_factory=list)
     rss: list[float | None] = field(default_factory=list)  # MB per node at the end
     cpu: list[float | None] = field(default_factory=list)  # CPU s per node in the interval
+    blocks: int = 0  # blocks the first node committed in the interval
+    late_blocks: int = 0  # of those, decided in a round after 0 (a round timed out)
+    # LevelDB background work that ended in the interval, per node: seconds compacting,
+    # number of compactions, MB they wrote (from each node's LevelDB LOG)
+    compaction_s: list[float] = field(default_factory=list)
+    compactions: list[int] = field(default_factory=list)
+    compacted_mb: list[float] = field(default_factory=list)
 
     @property
     def p50(self) -> float:
@@ -90,6 +98,7 @@ class Soak:
     last_cpu: list[float | None] = field(default_factory=list)
     transport_retries: int = 0
     retries: dict[str, int] = field(default_factory=dict)  # refusals retried, by reason
+    logs: list[list[LogReader]] = field(default_factory=list)  # per node: its LevelDB LOGs
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -117,6 +126,11 @@ class Soak:
         done.cpu = [None if a is None or b is None else a - b
                     for a, b in zip(cpu_now, self.last_cpu, strict=True)]
         self.last_cpu = cpu_now
+        for readers in self.logs:
+            events = [e for r in readers for e in r.read() if e.kind == "compaction"]
+            done.compaction_s.append(sum(e.seconds for e in events))
+            done.compactions.append(len(events))
+            done.compacted_mb.append(sum(e.written for e in events) / 2**20)
         self.intervals.append(done)
         self.current = Interval(end=0.0)
         return done
@@ -127,13 +141,15 @@ def format_interval(i: Interval, index: int) -> str:
     total = sum(r for r in i.rss if r is not None)
     return (f"{index:3d} {i.end / 60:6.2f} {i.sent:6d} {i.committed:6d} {i.failed:4d} "
             f"{i.p50:6.3f} {i.p99:6.3f} {(i.cpu_total or math.nan):7.1f} "
-            f"{i.cpu_ms_per_tx:7.2f}  {total:7.1f} | {rss}{'  (drain)' if i.drain else ''}")
+            f"{i.cpu_ms_per_tx:7.2f} {i.blocks:4d} {i.late_blocks:3d} "
+            f"{sum(i.compaction_s):6.2f}  {total:7.1f} | {rss}"
+            f"{'  (drain)' if i.drain else ''}")
 
 
 def header(nodes: int) -> str:
     names = " ".join(f"{'n' + str(k + 1):>6}" for k in range(nodes))
-    return ("  #    min   sent commit fail  p50 s  p99 s   cpu s  ms/tx  rss MB | "
-            f"{names}")
+    return ("  #    min   sent commit fail  p50 s  p99 s   cpu s  ms/tx  blk r>0 cmp s  "
+            f"rss MB | {names}")
 
 
 # -- report ------------------------------------------------------------------------------
@@ -165,6 +181,7 @@ def summary(soak: Soak, nodes: int) -> str:
         lines.append(f"CPU per tx first interval {a.cpu_ms_per_tx:.2f} ms, last "
                      f"{b.cpu_ms_per_tx:.2f} ms")
         lines += _trend_lines(ivs)
+        lines += _tail_lines(ivs)
     if soak.retries:
         lines.append("sends retried after a refusal that clears by itself: " + ", ".join(
             f"{reason} {n}" for reason, n in sorted(soak.retries.items())))
@@ -193,6 +210,39 @@ def _trend_lines(ivs: Sequence[Interval]) -> list[str]:
         lines.append(f"second half ({len(points)} intervals): {name} mean {mean:.3f} {unit}, "
                      f"slope {slope:+.4f} {unit}/min, drift over the half "
                      f"{100 * slope * span / mean if mean else math.nan:+.1f}% of the mean")
+    return lines
+
+
+def _tail_lines(ivs: Sequence[Interval]) -> list[str]:
+    """What the slow intervals have in common: LevelDB compaction per node over the run, and
+    the mean p99 of intervals with and without a block decided after round 0 and with more
+    or less compaction than the median interval."""
+    lines = []
+    if any(i.compactions for i in ivs):
+        nodes = max(len(i.compactions) for i in ivs)
+        lines.append("LevelDB compactions over the run: " + ", ".join(
+            f"node {k + 1} {sum(i.compactions[k] for i in ivs if k < len(i.compactions))} "
+            f"taking {sum(i.compaction_s[k] for i in ivs if k < len(i.compaction_s)):.1f} s, "
+            f"{sum(i.compacted_mb[k] for i in ivs if k < len(i.compacted_mb)):.0f} MB written"
+            for k in range(nodes)))
+    late = sum(i.late_blocks for i in ivs)
+    lines.append(f"blocks {sum(i.blocks for i in ivs)}, decided after round 0: {late}")
+
+    def mean_p99(group: Sequence[Interval]) -> str:
+        return f"{sum(i.p99 for i in group) / len(group):.3f} s" if group else "-"
+
+    with_late = [i for i in ivs if i.late_blocks]
+    lines.append(f"mean p99 of intervals with a block decided after round 0 "
+                 f"({len(with_late)}): {mean_p99(with_late)}; without "
+                 f"({len(ivs) - len(with_late)}): "
+                 f"{mean_p99([i for i in ivs if not i.late_blocks])}")
+    if any(i.compaction_s for i in ivs):
+        median = sorted(sum(i.compaction_s) for i in ivs)[len(ivs) // 2]
+        busy = [i for i in ivs if sum(i.compaction_s) > median]
+        lines.append(f"mean p99 of intervals with more compaction than the median "
+                     f"({median:.2f} s, all nodes; {len(busy)}): {mean_p99(busy)}; the rest "
+                     f"({len(ivs) - len(busy)}): "
+                     f"{mean_p99([i for i in ivs if sum(i.compaction_s) <= median])}")
     return lines
 
 

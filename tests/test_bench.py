@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from eth_hash.auto import keccak
 
 from tests.conftest import LocalNetwork
@@ -313,6 +315,79 @@ def test_soak_summarises_the_memory_gauges_over_the_second_half() -> None:
     assert "node 1 15.0 -> 15.0 (+0.00/min)" in outside
 
 
+def test_leveldb_log_reader_pairs_flushes_and_compactions_of_a_real_database(
+        tmp_path: Path) -> None:
+    import os
+
+    import plyvel
+
+    from yilian.bench.leveldb_log import LogReader, find_logs
+
+    (tmp_path / "db").mkdir()
+    db = plyvel.DB(str(tmp_path / "db" / "leveldb"), create_if_missing=True,
+                   write_buffer_size=256 * 1024)
+    [log] = find_logs(tmp_path)
+    reader = LogReader(log)
+    first: list = []
+    for k in range(40_000):
+        db.put(os.urandom(16), os.urandom(100))  # random keys: tables overlap, so compact
+        if k == 20_000:
+            first = reader.read()
+    db.close()
+    events = first + reader.read()
+    kinds = {e.kind for e in events}
+    assert kinds == {"flush", "compaction"}, events
+    assert all(e.end >= e.start and e.written > 0 for e in events)
+    assert reader.read() == []  # each event once
+    assert LogReader(tmp_path / "missing").read() == []
+
+
+@given(st.lists(st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["2026/12/07-21:17:16.361411 1 Compacting 4@0 + 1@1 files",
+                     "2026/12/07-21:17:16.477749 1 Compacted 4@0 + 1@1 files => 44 bytes",
+                     "2026/12/07-21:17:16.477749 2 Compacted 4@0 + 1@1 files => 44 bytes",
+                     "2026/12/07-21:17:13.020108 1 Level-0 table #5: started",
+                     "2026/12/07-21:17:13.036432 1 Level-0 table #5: 895298 bytes OK",
+                     "2026/13/45-99:17:13.036432 1 Level-0 table #5: started"])),
+    max_size=30), st.integers(1, 200))
+def test_leveldb_log_reader_never_raises_and_splits_lines_anywhere(
+        lines: list[str], cut: int) -> None:
+    import tempfile
+
+    from yilian.bench.leveldb_log import LogReader
+
+    data = "\n".join(lines).encode() + b"\n"
+    with tempfile.TemporaryDirectory() as d:
+        log = Path(d) / "LOG"
+        log.write_bytes(data[:cut])
+        reader = LogReader(log)
+        events = reader.read()
+        log.write_bytes(data)
+        events += reader.read()
+        whole = LogReader(log).read()
+    assert events == whole  # a line written in two parts reads as one
+    assert all(e.kind in ("flush", "compaction") and e.written >= 0 for e in events)
+
+
+def test_soak_tail_lines_compare_slow_intervals_with_the_rest() -> None:
+    from yilian.bench import soak_report as report
+
+    ivs = []
+    for m in range(4):
+        i = report.Interval(end=60.0 * (m + 1), committed=10, blocks=60,
+                            late_blocks=1 if m == 3 else 0,
+                            latencies=[3.0 if m == 3 else 1.0] * 10)
+        i.compaction_s, i.compactions, i.compacted_mb = [m * 1.0, 0.0], [m, 0], [2.0 * m, 0.0]
+        ivs.append(i)
+    lines = report._tail_lines(ivs)
+    assert "node 1 6 taking 6.0 s, 12 MB written" in lines[0]
+    assert "node 2 0 taking 0.0 s" in lines[0]
+    assert "blocks 240, decided after round 0: 1" in lines
+    assert "after round 0 (1): 3.000 s; without (3): 1.000 s" in lines[2]
+    assert "(2.00 s, all nodes; 1): 3.000 s; the rest (3): 1.000 s" in lines[3]
+
+
 def test_soak_node_env_sets_a_variable_for_one_node_only() -> None:
     from yilian.bench import soak
 
@@ -366,6 +441,7 @@ def test_soak_bench_runs_on_4_validators(capsys: pytest.CaptureFixture[str]) -> 
     assert "ms per committed tx" in out
     assert "center-2-" in out and "traced " in out and "center-1-" not in out
     assert "LevelDB tables at the end: node 1 " in out and "malloc free in arenas" in out
+    assert "blk r>0 cmp s" in out and "decided after round 0:" in out
 
 
 def test_tracemalloc_plan_parses_and_names_the_bad_part(tmp_path: Path) -> None:
