@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_hash.auto import keccak
 from hypothesis import given
 from hypothesis import strategies as st
-from eth_hash.auto import keccak
 
 from tests.conftest import LocalNetwork
 from yilian.bench import load, measure
