@@ -15,9 +15,9 @@ seconds all nodes' LevelDB spent compacting (``cmp s``, from each database's ``L
 (MB/min, least squares over the second half of the run, per node and in total) and the
 latency p99 of the first vs the last full interval with their ratio (the drain after the
 last send, waiting for the last receipts, is reported as its own interval and left out of
-that comparison), the second half's trend of p50, p99 and CPU per transaction: mean, least-squares slope, and
-the drift that slope makes over the half as a share of the mean (flat: within noise of 0),
-and what the slow intervals have in common (late rounds, compaction).
+that comparison), the second half's trend of p50, p99 and CPU per transaction: mean,
+least-squares slope, and the drift that slope makes over the half as a share of the mean
+(flat: within noise of 0), and what the slow intervals have in common (late rounds, compaction).
 Where the heap is comes from each node's ``/metrics`` memory gauges (LevelDB's memtables
 and block cache, malloc in use and free, Python's allocated blocks), read every ``--sample``
 seconds and summarised per node the same way.
