@@ -19,12 +19,12 @@ from yilian.api.routes.ws import ConnectionLimiter
 from yilian.api.rpc import RpcHandler
 from yilian.api.rpc_auth import Challenges, RpcAuth, load_token_key
 from yilian.api.waiting import WaitBudget
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 
 DOCS_ASSETS_URL = "/static-offline-docs"
 
 
-def create_app(node: Node) -> FastAPI:
+def create_app(node: NodeAPI) -> FastAPI:
     app = FastAPIOffline(
         title="yilian node",
         version="0.1.0",

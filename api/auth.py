@@ -30,7 +30,7 @@ from yilian.api.deps import get_node
 from yilian.api.reasons import http_status
 from yilian.contracts.addresses import ROLE_NAMES
 from yilian.node.audience import request_audience
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 from yilian.protocol.signed_request import (
     ACCOUNT_HEADER,
     AUDIENCE_HEADER,
@@ -133,7 +133,7 @@ async def _signed(request: Request, *, own_audience: bool) -> Caller:
                                    own_audience)
 
 
-def _authenticate(request: Request, node: Node, headers: dict[str, str], path: str,
+def _authenticate(request: Request, node: NodeAPI, headers: dict[str, str], path: str,
                   body: bytes, own_audience: bool) -> Caller:
     try:
         signed = recover_signer(headers, chain_id=node.genesis.chain_id,

@@ -3,11 +3,11 @@ handler's own dependency is in ``api/routes/rpc.py``, so REST imports nothing of
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Request
 
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 
 T = TypeVar("T")
 
@@ -18,8 +18,9 @@ def app_state(request: Request, name: str, kind: type[T]) -> T:
     return value
 
 
-def get_node(request: Request) -> Node:
-    return app_state(request, "node", Node)
+def get_node(request: Request) -> NodeAPI:
+    """The node this app serves, as the API sees it (:class:`yilian.node.node_api.NodeAPI`)."""
+    return cast(NodeAPI, request.app.state.node)
 
 
-NodeDep = Annotated[Node, Depends(get_node)]
+NodeDep = Annotated[NodeAPI, Depends(get_node)]

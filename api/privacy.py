@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from yilian.contracts.abi import DecodedLog
 from yilian.contracts.addresses import ROLE_AUDITOR, ROLE_CENTER
-from yilian.node.domain import Domain, Located
+from yilian.node.domain import Located
+from yilian.node.node_api import DomainReader
 
 # Event arguments naming a member (bytes32 credit codes).
 PARTY_FIELDS = ("subject", "owner", "grantee", "reader", "center", "custodian")
@@ -76,7 +77,7 @@ def grant_parties(grant: dict[str, Any] | None, custody: Custody | None = None) 
     return out
 
 
-def event_parties(domain: Domain, event: DecodedLog, custody: Custody | None = None
+def event_parties(domain: DomainReader, event: DecodedLog, custody: Custody | None = None
                   ) -> set[bytes]:
     """The members an event names, directly or through the grant it refers to."""
     out = {bytes(v) for k, v in event.args.items() if k in PARTY_FIELDS and isinstance(v, bytes)}
@@ -91,7 +92,8 @@ def sees_everything(viewer: Viewer, subject_id: bytes) -> bool:
     return viewer.role == ROLE_AUDITOR or viewer.member_id == subject_id
 
 
-def visible_history(domain: Domain, viewer: Viewer, subject_id: bytes) -> list[Located] | None:
+def visible_history(domain: DomainReader, viewer: Viewer, subject_id: bytes
+                    ) -> list[Located] | None:
     """The subject's events ``viewer`` may see, oldest first; None when it is no party at
     all (not the subject, not an auditor, named by no event)."""
     events = list(domain.history(subject_id))
@@ -102,7 +104,7 @@ def visible_history(domain: Domain, viewer: Viewer, subject_id: bytes) -> list[L
     return mine or None
 
 
-def may_see_grant(domain: Domain, viewer: Viewer, grant: dict[str, Any]) -> bool:
+def may_see_grant(domain: DomainReader, viewer: Viewer, grant: dict[str, Any]) -> bool:
     subject = bytes(grant["subject"])
     if sees_everything(viewer, subject):
         return True

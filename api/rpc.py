@@ -45,9 +45,9 @@ from yilian.api.rpc_format import (
 from yilian.api.rpc_framing import WorkBudget
 from yilian.api.rpc_logs import LogQueries
 from yilian.api.rpc_permissions import guarded
+from yilian.node.admission import Rejected
 from yilian.node.interfaces import CommittedBlock
-from yilian.node.mempool import Rejected
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 
 log = logging.getLogger("yilian.rpc")
 
@@ -59,7 +59,7 @@ JsonObj = dict[str, Any]
 class RpcHandler:
     """Dispatches JSON-RPC requests to the node. Thread-safe; handlers run in a threadpool."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeAPI) -> None:
         self.node = node
         self.limits = node.config.rpc
         self.chain_id = node.genesis.chain_id

@@ -35,27 +35,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from yilian.api.reasons import rpc_error
 from yilian.api.rpc_permissions import CURRENT, Access
 from yilian.contracts.addresses import ROLE_NAMES
+from yilian.node.node_api import NodeAPI
 from yilian.node.rpc_tokens import TokenError, TokenKey, auth_required, secret_path
-from yilian.node.service import Node
 from yilian.protocol import credit_code
 
 HTTP_PATHS = frozenset({"/rpc", "/"})
 WS_PATHS = frozenset({"/ws", "/"})
 
 
-def load_token_key(node: Node) -> TokenKey:
+def load_token_key(node: NodeAPI) -> TokenKey:
     """The node's token key (its secret file is created 0600 on first use)."""
     return TokenKey.load_or_create(secret_path(node.config, node.home))
 
 
-def member_access(node: Node, account: bytes) -> tuple[bytes, str] | None:
+def member_access(node: NodeAPI, account: bytes) -> tuple[bytes, str] | None:
     """(member id, role name) of an account of an active member at the head, else None."""
     member_id = node.domain.member_of(account)
     role = node.domain.role_of(account) if any(member_id) else 0
     return (member_id, ROLE_NAMES[role]) if role in ROLE_NAMES else None
 
 
-def verify_bearer(node: Node, key: TokenKey, header: str | None, now: float | None = None
+def verify_bearer(node: NodeAPI, key: TokenKey, header: str | None, now: float | None = None
                   ) -> Access:
     """The access an ``Authorization`` header grants; TokenError otherwise."""
     if not header:
@@ -104,7 +104,7 @@ def _denial(exc: TokenError) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 class RpcAuth:
     """ASGI middleware: JSON-RPC and WebSocket need a token unless the node is loopback-only."""
 
-    def __init__(self, app: ASGIApp, node: Node, key: TokenKey) -> None:
+    def __init__(self, app: ASGIApp, node: NodeAPI, key: TokenKey) -> None:
         self.app = app
         self.node = node
         self.key = key

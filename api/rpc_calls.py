@@ -27,7 +27,7 @@ from yilian.api.rpc_errors import (
 )
 from yilian.api.rpc_framing import WorkBudget
 from yilian.node.execution_limits import OutOfTime
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 
 T = TypeVar("T")
 MAX_INITCODE_SIZE = 49_152  # EIP-3860 (Shanghai): 2 * MAX_CODE_SIZE
@@ -66,7 +66,7 @@ def _execute(method: str, invalid: str, run: Callable[[], T]) -> T:
         raise execution_error(exc, b"") from None
 
 
-def eth_call(node: Node, args: P.CallArgs, header: BlockHeaderAPI, budget: WorkBudget
+def eth_call(node: NodeAPI, args: P.CallArgs, header: BlockHeaderAPI, budget: WorkBudget
              ) -> bytes:
     _check_args(args, "params[0]")
     gas = budget.call_gas(args.gas)
@@ -79,7 +79,7 @@ def eth_call(node: Node, args: P.CallArgs, header: BlockHeaderAPI, budget: WorkB
     return bytes(computation.output)
 
 
-def eth_estimate_gas(node: Node, args: P.CallArgs, header: BlockHeaderAPI,
+def eth_estimate_gas(node: NodeAPI, args: P.CallArgs, header: BlockHeaderAPI,
                      budget: WorkBudget) -> int:
     _check_args(args, "params[0]")
     cap = min(budget.call_gas(args.gas), node.genesis.params.max_tx_gas)

@@ -34,7 +34,7 @@ from yilian.api.rpc_format import format_log, hexq, log_matches
 from yilian.api.rpc_log_params import LogFilter, log_filter
 from yilian.node.config import RpcLimits
 from yilian.node.interfaces import CommittedBlock
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 
 FILTER_TTL = 300.0
 MAX_FILTERS = 1000
@@ -56,7 +56,7 @@ class LogQueries:
 
     Thread-safe (handlers run in a threadpool): the filters are kept under one lock."""
 
-    def __init__(self, node: Node, limits: RpcLimits, header: HeaderOf) -> None:
+    def __init__(self, node: NodeAPI, limits: RpcLimits, header: HeaderOf) -> None:
         self.node = node
         self.limits = limits
         self._header = header

@@ -34,8 +34,8 @@ from yilian.api.privacy import event_parties
 from yilian.api.rpc_errors import Unauthorized
 from yilian.contracts.abi import AbiError
 from yilian.node.domain import GRANTS, MEMBERS, RECORDS
+from yilian.node.node_api import NodeAPI
 from yilian.node.rpc_tokens import TokenClaims
-from yilian.node.service import Node
 
 PRIVATE_CONTRACTS = frozenset({RECORDS, GRANTS})
 LOG_METHODS = frozenset({"eth_getLogs", "eth_getFilterLogs", "eth_getFilterChanges"})
@@ -56,7 +56,7 @@ class Access:
 CURRENT: ContextVar[Access | None] = ContextVar("yilian_rpc_access", default=None)
 
 
-def guarded(node: Node, method: str, params: Any, fn: Callable[[Any], Any]) -> Any:
+def guarded(node: NodeAPI, method: str, params: Any, fn: Callable[[Any], Any]) -> Any:
     """``fn(params)`` if the current token permits it, its result filtered for the caller."""
     access = CURRENT.get()
     if access is None:
@@ -81,7 +81,7 @@ def guarded(node: Node, method: str, params: Any, fn: Callable[[Any], Any]) -> A
     return result
 
 
-def _check_params(node: Node, method: str, params: Any) -> None:
+def _check_params(node: NodeAPI, method: str, params: Any) -> None:
     if not isinstance(params, list):
         return  # the method itself refuses it
     if method in ("eth_getBlockByNumber", "eth_getBlockByHash"):
@@ -108,7 +108,7 @@ def _address(value: Any) -> bytes | None:
         return None
 
 
-def _has_code(node: Node, address: bytes) -> bool:
+def _has_code(node: NodeAPI, address: bytes) -> bool:
     state = node.core.reader().get_vm(node.core.head()).state
     return bool(state.get_code(Address(address)))
 
@@ -117,7 +117,7 @@ def _bytes(value: Any) -> bytes:
     return bytes.fromhex(value[2:]) if isinstance(value, str) and value.startswith("0x") else b""
 
 
-def _log_visible(node: Node, member_id: bytes, address: bytes, topics: list[bytes],
+def _log_visible(node: NodeAPI, member_id: bytes, address: bytes, topics: list[bytes],
                  data: bytes) -> bool:
     if address not in PRIVATE_CONTRACTS:
         return True
@@ -128,7 +128,7 @@ def _log_visible(node: Node, member_id: bytes, address: bytes, topics: list[byte
     return member_id in event_parties(node.domain, event)
 
 
-def visible_logs(node: Node, entries: Iterable[Any]) -> list[Any]:
+def visible_logs(node: NodeAPI, entries: Iterable[Any]) -> list[Any]:
     """The log entries (geth JSON) the current caller may see; block hashes pass."""
     items = list(entries)
     access = CURRENT.get()
@@ -146,7 +146,7 @@ def visible_logs(node: Node, entries: Iterable[Any]) -> list[Any]:
     return out
 
 
-def _tx_visible(node: Node, access: Access, tx_hash: str, sender: str) -> bool:
+def _tx_visible(node: NodeAPI, access: Access, tx_hash: str, sender: str) -> bool:
     sender_bytes = _bytes(sender)
     if access.account is not None and sender_bytes == access.account:
         return True

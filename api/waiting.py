@@ -44,7 +44,7 @@ from yilian.api.json_bytes import hex0x
 from yilian.api.openapi import ErrorResponse
 from yilian.node.admission import Rejected
 from yilian.node.chain import TxRecord
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 from yilian.node.tx_outcome import Pending, TxFailed
 from yilian.node.user_calls import Admitted, ChainStalled
 
@@ -143,7 +143,7 @@ def pending_response(pending: Pending) -> JSONResponse:
 
 
 
-async def commit_domain_tx(node: Node, raw_hex: str, contract: bytes, slots: WaitSlots,
+async def commit_domain_tx(node: NodeAPI, raw_hex: str, contract: bytes, slots: WaitSlots,
                            functions: frozenset[str] | None = None,
                            expect: dict[str, Any] | None = None) -> TxRecord | Pending:
     """Admit a user-signed call of ``contract`` (one of ``functions`` if given) and wait,

@@ -21,7 +21,8 @@ from typing import Protocol
 
 from yilian.node.config import NodeConfig
 from yilian.node.domain import code_of
-from yilian.node.key_service import KeyService, ServiceError
+from yilian.node.key_service import ServiceError
+from yilian.node.node_api import KeyServiceAPI
 
 _NOT_ALLOWED = re.compile(r"[^0-9A-Za-z:._-]")
 
@@ -30,7 +31,7 @@ class NamedNode(Protocol):
     """What the audience is made of: the node's key service (if any) and configuration."""
 
     @property
-    def key_service(self) -> KeyService | None: ...
+    def key_service(self) -> KeyServiceAPI | None: ...
 
     @property
     def config(self) -> NodeConfig: ...

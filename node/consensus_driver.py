@@ -36,7 +36,6 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from yilian.consensus import (
@@ -59,7 +58,7 @@ from yilian.node.block_sync import BlockSync
 from yilian.node.consensus_effects import Effects
 from yilian.node.height_memory import HeightMemory
 from yilian.node.height_pacing import Pacing, start_delay
-from yilian.node.interfaces import LedgerAPI
+from yilian.node.interfaces import ConsensusStatus, LedgerAPI
 from yilian.node.message_intake import MessageIntake
 from yilian.node.p2p.handshake import Identity, NetworkId
 from yilian.node.p2p.peers import PeerAddress, PeerManager
@@ -71,15 +70,6 @@ from yilian.node.tx_gossip import admit_remote_txs, tx_batches
 log = logging.getLogger("yilian.consensus")
 
 RESEND_INTERVAL = 1.0
-
-
-@dataclass(frozen=True)
-class ConsensusStatus:
-    height: int
-    round: int
-    step: str
-    peers: int
-    validator: bool
 
 
 class ConsensusDriver:

@@ -7,21 +7,24 @@ types, never through each other's classes or the composition root (:mod:`yilian.
 Invariants:
 
 * This module imports no other module of the node's parts (only the data layers below
-  them: chain, storage, mempool, genesis, proofs, execution limits), so any part can
-  import it without a circle.
+  them: chain, storage, mempool, genesis, proofs, execution limits, domain views), so any
+  part can import it without a circle.
 * :class:`LedgerAPI` is the one way to change the chain: transactions enter through
   ``admit``/``submit`` and blocks through ``commit_block``; everything else reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 
+from yilian.contracts.abi import ContractAbi
+from yilian.node.admission import Standing
 from yilian.node.chain import BuiltBlock, ChainCore
+from yilian.node.domain import Located, Member, RecordMeta, VersionMeta
 from yilian.node.execution_limits import Deadline
 from yilian.node.genesis import Genesis
 from yilian.node.mempool import Mempool
@@ -109,6 +112,61 @@ class LedgerAPI(Protocol):
         ...
 
 
+class DomainReader(Protocol):
+    """Reads of the domain contracts and their history (:class:`yilian.node.domain.Domain`)."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the genesis holds the Members, Records and Grants contracts."""
+        ...
+
+    @property
+    def grants(self) -> ContractAbi: ...
+
+    @property
+    def records(self) -> ContractAbi: ...
+
+    def abi_at(self, address: bytes) -> ContractAbi: ...
+
+    def role_of(self, account: bytes) -> int: ...
+
+    def member_of(self, account: bytes) -> bytes: ...
+
+    def member(self, member_id: bytes) -> Member | None: ...
+
+    def record(self, record_id: bytes) -> RecordMeta | None: ...
+
+    def version(self, record_id: bytes, version: int) -> VersionMeta: ...
+
+    def grant(self, grant_id: int) -> dict[str, Any] | None: ...
+
+    def check_grant(self, grant_id: int, record_id: bytes, reader: bytes, *,
+                    retry: bool = False) -> int:
+        """``Grants.check`` (``check_retry`` with ``retry``): the version the grant allows
+        ``reader`` to read, or ``DomainCallError`` with the contract's reason."""
+        ...
+
+    def published(self, record_id: bytes, version: int) -> Located | None: ...
+
+    def receipt_of_request(self, request_id: bytes) -> Located | None: ...
+
+    def history(self, subject: bytes, *, limit: int = 10_000) -> Iterator[Located]: ...
+
+
+class DomainRules(Protocol):
+    """The domain's part in admission and commit (:class:`yilian.node.domain.Domain`), for
+    the ledger."""
+
+    def standing(self, account: bytes) -> Standing | None: ...
+
+    def may_act_suspended(self, tx: SignedTransactionAPI) -> bool: ...
+
+    def check_admission(self, tx: SignedTransactionAPI, digest: Any) -> None: ...
+
+    def index_writes(self, block: BlockAPI, receipts: Sequence[ReceiptAPI]
+                     ) -> dict[bytes, bytes | None]: ...
+
+
 @dataclass(frozen=True)
 class Problem:
     reason: str
@@ -152,6 +210,18 @@ class ReplayWindow(Protocol):
     def first_use(self, account: bytes, nonce: bytes, expires: int) -> bool:
         """True (and remembered until ``expires``) the first time; False for a replay."""
         ...
+
+
+@dataclass(frozen=True)
+class ConsensusStatus:
+    """Where the consensus driver is: its height, round and step, connected peers, and
+    whether this node votes."""
+
+    height: int
+    round: int
+    step: str
+    peers: int
+    validator: bool
 
 
 class PeerSet(Protocol):

@@ -41,13 +41,12 @@ from yilian.node.domain import (
     GRANT_STATUS,
     GRANTS,
     RECORDS,
-    Domain,
     Located,
     RecordMeta,
     code_of,
 )
 from yilian.node.genesis import Genesis
-from yilian.node.interfaces import HealthCheck, LedgerAPI
+from yilian.node.interfaces import DomainReader, HealthCheck, LedgerAPI
 from yilian.node.tx_outcome import TxFailed
 from yilian.protocol import envelope, standard
 from yilian.protocol.credit_code import CreditCodeError
@@ -140,7 +139,7 @@ def request_id_for(account: bytes, nonce: str) -> bytes:
 
 
 class KeyService:
-    def __init__(self, genesis: Genesis, domain: Domain, account: CenterAccount,
+    def __init__(self, genesis: Genesis, domain: DomainReader, account: CenterAccount,
                  enc_private: bytes) -> None:
         self.genesis = genesis
         self.domain = domain
@@ -467,7 +466,7 @@ class KeyService:
 
 
 def load_key_service(config: NodeConfig, home: Path, ledger: LedgerAPI, liveness: HealthCheck,
-                     domain: Domain) -> KeyService | None:
+                     domain: DomainReader) -> KeyService | None:
     """The key service when the node is configured with a center account and enc key."""
     if not (config.account_key_file and config.enc_key_file and domain.enabled):
         return None

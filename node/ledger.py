@@ -41,10 +41,9 @@ from yilian.node.admission import (
 )
 from yilian.node.chain import BlockEnv, BuiltBlock, ChainCore
 from yilian.node.commit_waiters import CommitWaiters
-from yilian.node.domain import Domain
 from yilian.node.execution_limits import Deadline
 from yilian.node.genesis import Genesis
-from yilian.node.interfaces import AdmissionListener, CommittedBlock, Listener
+from yilian.node.interfaces import AdmissionListener, CommittedBlock, DomainRules, Listener
 from yilian.node.mempool import Mempool, MempoolLimits
 from yilian.node.proofs import AccountProof, account_proof
 from yilian.node.storage import MEMPOOL, Store
@@ -53,7 +52,7 @@ log = logging.getLogger("yilian.node")
 
 
 class Ledger:
-    def __init__(self, store: Store, core: ChainCore, genesis: Genesis, domain: Domain,
+    def __init__(self, store: Store, core: ChainCore, genesis: Genesis, domain: DomainRules,
                  limits: MempoolLimits, proposer: bytes) -> None:
         self.store = store
         self.core = core

@@ -17,9 +17,9 @@ Invariants:
 * In a consortium every transaction submitted locally goes to the peers (the p2p
   bridge's ``gossip_tx`` is the ledger's admission listener).
 
-The attributes the API reads (``core``, ``domain``, ``store``, ``mempool``, ``genesis``,
-``submit``, ``wait_for_commit``, ``subscribe``, ``commit_waiters``, ``user_calls``,
-``request_replay`` ...) point at the parts.
+``Node`` is what the API serves: it satisfies :class:`yilian.node.node_api.NodeAPI`, whose
+attributes (``core``, ``domain``, ``mempool``, ``ledger``, ``user_calls``, ``key_service``,
+``request_replay`` ...) point at the parts; the API knows the node only through that protocol.
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ class Node:
                  for p in self.config.peers]
         return ConsensusDriver(self.ledger, suite, private, validator=self.config.validator,
                                peers=peers, listen=(self.config.host, self.config.p2p_port))
+
+    def leveldb_memory(self) -> int | None:
+        """Bytes of LevelDB's memtables and block cache (the ``/metrics`` gauge)."""
+        return self.store.memory_usage()
 
     @property
     def last_block_error(self) -> str | None:

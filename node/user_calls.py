@@ -37,8 +37,7 @@ from eth.abc import SignedTransactionAPI
 from yilian.contracts.abi import AbiError
 from yilian.node.admission import Rejected
 from yilian.node.chain import TxRecord
-from yilian.node.domain import Domain
-from yilian.node.interfaces import ChainHealth, HealthCheck, LedgerAPI
+from yilian.node.interfaces import ChainHealth, DomainReader, HealthCheck, LedgerAPI
 from yilian.node.tx_outcome import Pending, TxFailed, final_record, wait_committed
 
 
@@ -60,7 +59,7 @@ class ChainStalled(TxFailed):
 
 
 class UserCalls:
-    def __init__(self, ledger: LedgerAPI, domain: Domain, liveness: HealthCheck) -> None:
+    def __init__(self, ledger: LedgerAPI, domain: DomainReader, liveness: HealthCheck) -> None:
         self.ledger = ledger
         self.domain = domain
         self.liveness = liveness

@@ -162,6 +162,20 @@ def test_the_node_parts_do_not_import_the_composition_root() -> None:
     assert users == [], users
 
 
+# The node's parts behind the API's seam (yilian.node.node_api.NodeAPI): the API reaches them
+# only through the protocol, never by importing them.
+BEHIND_THE_SEAM = ("yilian.node.service", "yilian.node.ledger", "yilian.node.consensus_driver",
+                   "yilian.node.producer", "yilian.node.storage", "yilian.node.liveness",
+                   "yilian.node.mempool", "yilian.node.p2p_bridge")
+
+
+def test_the_api_knows_the_node_only_through_its_seam() -> None:
+    users = sorted(f"{m} imports {d}" for m, deps in import_graph().items()
+                   if m.startswith("yilian.api") for d in deps if d in BEHIND_THE_SEAM)
+    assert users == [], ("use yilian.node.node_api.NodeAPI (and its read protocols) "
+                         f"instead: {users}")
+
+
 def test_the_walk_sees_every_kind_of_import(tmp_path: Path) -> None:
     module = tmp_path / "probe.py"
     module.write_text("from typing import TYPE_CHECKING\n"

@@ -34,14 +34,14 @@ from yilian.api.waiting import (
 )
 from yilian.node.chain import TxRecord
 from yilian.node.domain import GRANTS, code_of
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 from yilian.node.tx_outcome import Pending
 
 router = APIRouter(prefix="/v1/grants", tags=["grants"])
 GrantId = Annotated[int, Path(ge=0, le=UINT256_MAX)]
 
 
-def grant_json(node: Node, grant_id: int) -> dict[str, Any]:
+def grant_json(node: NodeAPI, grant_id: int) -> dict[str, Any]:
     g = node.domain.grant(grant_id)
     if g is None:
         raise ApiError("grant_not_found", f"no grant {grant_id}")
@@ -58,7 +58,7 @@ def grant_json(node: Node, grant_id: int) -> dict[str, Any]:
     return out
 
 
-def _granted(node: Node, record: TxRecord) -> dict[str, Any]:
+def _granted(node: NodeAPI, record: TxRecord) -> dict[str, Any]:
     topic = node.domain.grants.topic("Granted")
     for log in record.receipt.logs:
         if log.topics and log.topics[0].to_bytes(32, "big") == topic:
@@ -78,7 +78,7 @@ async def create_grant(body: SignedTransaction, node: NodeDep, slots: WaitsDep
     return await anyio.to_thread.run_sync(_granted, node, out)
 
 
-def _revoked(node: Node, grant_id: int, record: TxRecord) -> dict[str, Any]:
+def _revoked(node: NodeAPI, grant_id: int, record: TxRecord) -> dict[str, Any]:
     return {**grant_json(node, grant_id), **committed_json(record)}
 
 

@@ -20,12 +20,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from yilian.api.deps import NodeDep
 from yilian.node.audience import request_audience
 from yilian.node.diagnostics import memory_figures
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 
 router = APIRouter(tags=["health"])
 
 
-def _health(node: Node, request: Request) -> dict[str, Any]:
+def _health(node: NodeAPI, request: Request) -> dict[str, Any]:
     head = node.core.head()
     chain = node.liveness.check()
     status = ("stalled" if chain.stalled else
@@ -77,7 +77,7 @@ async def metrics(node: NodeDep) -> str:
         f"yilian_uptime_seconds {time.time() - node.started_at:.1f}",
     ]
     figures = memory_figures()
-    leveldb = node.store.memory_usage()
+    leveldb = node.leveldb_memory()
     if leveldb is not None:
         figures["leveldb_memory"] = leveldb
     for name, value in sorted(figures.items()):

@@ -16,12 +16,12 @@ from yilian.api.deps import NodeDep
 from yilian.api.domain_format import event_json, member_id_of
 from yilian.api.privacy import NOT_PARTY, visible_history
 from yilian.node.domain import Located
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 
 router = APIRouter(tags=["receipts"])
 
 
-def _visible(caller: Caller, subject: str, node: Node, what: str) -> list[Located]:
+def _visible(caller: Caller, subject: str, node: NodeAPI, what: str) -> list[Located]:
     events = visible_history(node.domain, caller, member_id_of(subject))
     if events is None:
         raise ApiError("not_party", NOT_PARTY.format(code=subject, what=what))

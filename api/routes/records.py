@@ -30,7 +30,7 @@ from yilian.api.waiting import WaitsDep
 from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.node.domain import code_of
 from yilian.node.key_service import NotCustodian, Published, ServiceError
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 from yilian.protocol.publication import PublishedPublic
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
@@ -144,7 +144,7 @@ async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: Call
     return _published(out)
 
 
-def record_json(node: Node, record_id: bytes) -> dict[str, Any]:
+def record_json(node: NodeAPI, record_id: bytes) -> dict[str, Any]:
     meta = node.domain.record(record_id)
     if meta is None:
         raise ApiError("record_not_found", f"no record {hex0x(record_id)} on chain")
@@ -212,7 +212,7 @@ _CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
     weakref.WeakKeyDictionary())
 
 
-async def _forward(node: Node, center: bytes, record_id: bytes, path: str,
+async def _forward(node: NodeAPI, center: bytes, record_id: bytes, path: str,
                    caller_headers: dict[str, str], body: bytes) -> JSONResponse:
     """Send a key request on to the record's custodian and pass back only a key-service
     answer: a 200 with a key for this record (KeyPublic) or a 4xx/5xx error with a

@@ -16,8 +16,8 @@ from yilian.api.auth import ApiError
 from yilian.api.deps import NodeDep, app_state
 from yilian.api.rpc_auth import Challenges, member_access
 from yilian.node.domain import code_of
+from yilian.node.node_api import NodeAPI
 from yilian.node.rpc_tokens import TokenKey, auth_required
-from yilian.node.service import Node
 from yilian.protocol.rpc_login import LoginError, login_message, recover_login
 
 router = APIRouter(prefix="/v1/auth", tags=["rpc-auth"])
@@ -59,7 +59,7 @@ async def token(body: TokenRequest, request: Request, node: NodeDep) -> dict[str
     return await run_in_threadpool(_issue, body, key, challenges, node)
 
 
-def _issue(body: TokenRequest, key: TokenKey, challenges: Challenges, node: Node
+def _issue(body: TokenRequest, key: TokenKey, challenges: Challenges, node: NodeAPI
            ) -> dict[str, Any]:
     limit = node.config.rpc_auth.token_ttl_s
     if body.ttl_s > limit:

@@ -40,7 +40,7 @@ from yilian.api.rpc_logs import logs_json
 from yilian.api.rpc_permissions import visible_logs
 from yilian.node.config import RpcLimits
 from yilian.node.interfaces import CommittedBlock
-from yilian.node.service import Node
+from yilian.node.node_api import NodeAPI
 
 router = APIRouter()
 CLOSE_TOO_SLOW = 1008  # policy violation
@@ -117,7 +117,7 @@ class Outbox:
 
 
 class _Connection:
-    def __init__(self, ws: WebSocket, rpc: RpcHandler, node: Node) -> None:
+    def __init__(self, ws: WebSocket, rpc: RpcHandler, node: NodeAPI) -> None:
         self.ws = ws
         self.rpc = rpc
         self.node = node
