@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from yilian.api.json_bytes import hex0x
-from yilian.node.chain import TxRecord
 from yilian.node.domain import Located, code_of
+from yilian.node.tx_index import TxRecord
 from yilian.protocol import credit_code
 
 # Event arguments that hold a member id (a credit code in bytes32): shown as the code text.

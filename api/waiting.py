@@ -43,8 +43,8 @@ from yilian.api.auth import ApiError
 from yilian.api.json_bytes import hex0x
 from yilian.api.openapi import ErrorResponse
 from yilian.node.admission import Rejected
-from yilian.node.chain import TxRecord
 from yilian.node.node_api import NodeAPI
+from yilian.node.tx_index import TxRecord
 from yilian.node.tx_outcome import Pending, TxFailed
 from yilian.node.user_calls import Admitted, ChainStalled
 

@@ -20,9 +20,9 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 
 from yilian.contracts.addresses import DOMAIN_TX_GAS
-from yilian.node.chain import TxRecord
 from yilian.node.interfaces import HealthCheck, LedgerAPI
 from yilian.node.mempool import Rejected
+from yilian.node.tx_index import TxRecord
 from yilian.node.tx_outcome import TxFailed, wait_committed
 
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import eth.db.trie
-import rlp
 from eth.abc import (
     BlockAPI,
     BlockHeaderAPI,
@@ -49,7 +48,7 @@ from trie import HexaryTrie
 from yilian.node import execution_limits
 from yilian.node.admission import Rejected, validate_transaction
 from yilian.node.execution_limits import Deadline, OutOfTime
-from yilian.node.genesis import Genesis, YilianVM, chain_class
+from yilian.node.genesis import Genesis, YilianChainDB, YilianVM, chain_class
 from yilian.node.storage import (
     GENESIS,
     INDEX,
@@ -59,6 +58,7 @@ from yilian.node.storage import (
     PendingWrites,
     Store,
 )
+from yilian.node.tx_index import TxRecord, decode_record, encode_record
 
 log = logging.getLogger("yilian.chain")
 
@@ -91,19 +91,6 @@ class Skipped:
     tx: SignedTransactionAPI
     reason: str
     retry: bool  # True: it may fit a later block (gas target reached); False: drop it
-
-
-@dataclass(frozen=True)
-class TxRecord:
-    """Where a committed transaction is and what it did: one read serves a receipt."""
-
-    block_number: int
-    block_hash: bytes
-    index: int
-    tx: SignedTransactionAPI
-    receipt: ReceiptAPI
-    cumulative_gas_before: int
-    log_index_start: int
 
 
 @dataclass(frozen=True)
@@ -197,7 +184,7 @@ class ChainCore:
 
     @property
     def chaindb(self) -> ChainDB:
-        return ChainDB(self.store.committed_evm_db())
+        return YilianChainDB(self.store.committed_evm_db())
 
     def head(self) -> BlockHeaderAPI:
         return self.chaindb.get_canonical_head()
@@ -232,17 +219,8 @@ class ChainCore:
         raw = self.store.get(INDEX, TX_RECORD + tx_hash)
         if raw is None:
             return None
-        number, block_hash, index, tx_bytes, receipt_bytes, gas_before, log_start = (
-            rlp.decode(raw))
-        return TxRecord(
-            block_number=rlp.sedes.big_endian_int.deserialize(number),
-            block_hash=bytes(block_hash),
-            index=rlp.sedes.big_endian_int.deserialize(index),
-            tx=self.vm_class.get_transaction_builder().decode(bytes(tx_bytes)),
-            receipt=self.vm_class.get_receipt_builder().decode(bytes(receipt_bytes)),
-            cumulative_gas_before=rlp.sedes.big_endian_int.deserialize(gas_before),
-            log_index_start=rlp.sedes.big_endian_int.deserialize(log_start),
-        )
+        return decode_record(raw, self.vm_class.get_transaction_builder(),
+                             self.vm_class.get_receipt_builder())
 
     def is_committed(self, tx_hash: bytes) -> bool:
         return self.store.get(INDEX, TX_RECORD + tx_hash) is not None
@@ -394,10 +372,8 @@ class ChainCore:
         gas_before = log_start = 0
         for index, (tx, receipt) in enumerate(zip(block.transactions, built.receipts,
                                                   strict=True)):
-            writes[INDEX + TX_RECORD + bytes(tx.hash)] = rlp.encode([
-                block.number, block.hash, index, tx.encode(), receipt.encode(),
-                gas_before, log_start,
-            ])
+            writes[INDEX + TX_RECORD + bytes(tx.hash)] = encode_record(
+                block.number, block.hash, index, tx, receipt, gas_before, log_start)
             gas_before = receipt.gas_used
             log_start += len(receipt.logs)
             for log in receipt.logs:

@@ -42,11 +42,15 @@ from typing import Any
 from eth.abc import (
     BlockHeaderAPI,
     ComputationAPI,
+    DatabaseAPI,
     ReceiptAPI,
     SignedTransactionAPI,
 )
 from eth.chains.base import Chain
+from eth.db.chain import ChainDB
+from eth.exceptions import TransactionNotFound
 from eth.vm.forks.prague import PragueVM
+from eth_typing import BlockNumber, Hash32
 from eth_utils import is_hex_address, to_canonical_address
 
 from yilian.node.execution_limits import YilianState, check_block_gas
@@ -337,10 +341,30 @@ class YilianVM(PragueVM):
         super().validate_header(header, parent_header)
 
 
+class YilianChainDB(ChainDB):
+    """py-evm's chain database without its transaction-hash-to-block lookup.
+
+    The node keeps its own index of committed transactions (:mod:`yilian.node.tx_index`),
+    which answers every lookup by hash; py-evm's copy was an eighth of the database and
+    only made LevelDB compact more. Nothing here asks py-evm for a transaction by hash (a
+    final chain never reorganises, so the lookup is never removed either)."""
+
+    @staticmethod
+    def _add_transaction_to_canonical_chain(db: DatabaseAPI, transaction_hash: Hash32,
+                                            block_header: BlockHeaderAPI, index: int) -> None:
+        return None
+
+    def get_transaction_index(self, transaction_hash: Hash32) -> tuple[BlockNumber, int]:
+        raise TransactionNotFound(
+            f"py-evm's transaction lookup is not kept: ask ChainCore.tx_record for "
+            f"0x{transaction_hash.hex()}")
+
+
 def chain_class(chain_id: int) -> type[Chain]:
     """The py-evm chain class for a network: YilianVM from block 0, the network's chain id."""
     return Chain.configure(
         __name__="YilianChain",
         vm_configuration=((0, YilianVM),),
+        chaindb_class=YilianChainDB,
         chain_id=chain_id,
     )

@@ -29,7 +29,6 @@ from eth.chains.base import Chain
 
 from yilian.consensus.types import CommitCertificate
 from yilian.node.center_account import CenterAccount
-from yilian.node.chain import TxRecord
 from yilian.node.config import NodeConfig
 from yilian.node.genesis import Genesis
 from yilian.node.interfaces import (
@@ -41,6 +40,7 @@ from yilian.node.interfaces import (
     ReplayWindow,
 )
 from yilian.node.key_service import KeyRelease, Published
+from yilian.node.tx_index import TxRecord
 from yilian.node.tx_outcome import Pending
 from yilian.node.user_calls import Admitted
 

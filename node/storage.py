@@ -70,9 +70,13 @@ class KeyKind:
 
 KEYS: Final = (
     KeyKind(EVM, b"", "py-evm's own key", "py-evm's database: state trie nodes, code, headers, "
-            "block bodies, receipt tries, canonical index", "node/chain.py"),
-    KeyKind(INDEX, TX_RECORD, "tx hash (32)", "rlp: block number and hash, index, encoded tx "
-            "and receipt, cumulative gas before it, first log index", "node/chain.py"),
+            "block bodies, receipt tries, canonical index (not its transaction-hash lookup: "
+            "`YilianChainDB` skips it, `i`/`tx` answers by hash)", "node/chain.py"),
+    KeyKind(INDEX, TX_RECORD, "tx hash (32)", "rlp: block number and hash, index, encoded tx, "
+            "the receipt without its bloom (type, status, cumulative gas, logs; the bloom is "
+            "recomputed on reading), cumulative gas before it, first log index "
+            "(`node/tx_index.py`; earlier entries hold the full receipt and still read)",
+            "node/chain.py"),
     KeyKind(INDEX, LOG_ADDRESS, "address (20) + block number (8)",
             "empty: the block has a log of this address (`eth_getLogs`)", "node/chain.py"),
     KeyKind(INDEX, CERTIFICATE, "block number (8)", "msgpack: the block's commit certificate",

@@ -23,8 +23,8 @@ import asyncio
 from dataclasses import dataclass
 
 from yilian.contracts.abi import revert_reason
-from yilian.node.chain import TxRecord
 from yilian.node.interfaces import LedgerAPI
+from yilian.node.tx_index import TxRecord
 
 
 @dataclass(frozen=True)

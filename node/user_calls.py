@@ -36,8 +36,8 @@ from eth.abc import SignedTransactionAPI
 
 from yilian.contracts.abi import AbiError
 from yilian.node.admission import Rejected
-from yilian.node.chain import TxRecord
 from yilian.node.interfaces import ChainHealth, DomainReader, HealthCheck, LedgerAPI
+from yilian.node.tx_index import TxRecord
 from yilian.node.tx_outcome import Pending, TxFailed, final_record, wait_committed
 
 

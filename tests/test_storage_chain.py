@@ -515,3 +515,31 @@ def test_parse_genesis_over_a_valid_base_only_raises_genesis_error(
         parse_genesis(doc)
     except GenesisError as exc:
         assert str(exc)
+
+
+def test_the_tx_index_serves_receipts_bloom_included_and_py_evm_keeps_no_lookup(
+        tmp_path: Path) -> None:
+    """The node's own index replaces py-evm's hash-to-block lookup, and its receipts (stored
+    without their bloom) equal the block's receipts byte for byte, logs and blooms included."""
+    from eth.db.schema import SchemaV1
+    from eth.exceptions import TransactionNotFound
+
+    store = Store(tmp_path / "db")
+    try:
+        core = ChainCore(store, make_genesis())
+        built = build_commit(core, mixed_txs(0), timestamp=10)
+        assert any(r.logs for r in built.receipts) and any(not r.logs for r in built.receipts)
+        for tx, receipt in zip(built.block.transactions, built.receipts, strict=True):
+            rec = core.tx_record(bytes(tx.hash))
+            assert rec is not None and rec.receipt.encode() == receipt.encode()
+            assert rec.receipt.bloom == receipt.bloom
+            lookup = SchemaV1.make_transaction_hash_to_block_lookup_key(tx.hash)
+            assert store.get(EVM, lookup) is None
+            with pytest.raises(TransactionNotFound, match="tx_record"):
+                core.chaindb.get_transaction_index(tx.hash)
+        # the receipts as py-evm keeps them (the block's receipt trie) are unchanged
+        block = core.block_by_header(core.head())
+        assert [r.encode() for r in core.receipts(block)] == [
+            r.encode() for r in built.receipts]
+    finally:
+        store.close()

@@ -32,9 +32,9 @@ from yilian.api.waiting import (
     commit_domain_tx,
     pending_response,
 )
-from yilian.node.chain import TxRecord
 from yilian.node.domain import GRANTS, code_of
 from yilian.node.node_api import NodeAPI
+from yilian.node.tx_index import TxRecord
 from yilian.node.tx_outcome import Pending
 
 router = APIRouter(prefix="/v1/grants", tags=["grants"])
