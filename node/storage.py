@@ -31,6 +31,8 @@ import plyvel
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 
+from yilian.node.background_priority import EVERY, NativeThreads, nice_from_env
+
 # -- tables (the first byte of every key) ---------------------------------------------
 EVM: Final = b"e"
 INDEX: Final = b"i"
@@ -214,6 +216,12 @@ class Store:
     """
 
     def __init__(self, path: Path) -> None:
+        try:
+            # LevelDB's compaction yields to the node's threads (node/background_priority.py)
+            self._native_threads = NativeThreads(nice_from_env())
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
+        self._commits = 0
         path.mkdir(parents=True, exist_ok=True)
         try:
             self.db = plyvel.DB(str(path / "leveldb"), create_if_missing=True, paranoid_checks=True,
@@ -280,6 +288,10 @@ class Store:
                     batch.delete(key)
                 else:
                     batch.put(key, value)
+            self._commits += 1
+            check = self._commits % EVERY == 1  # the first commit too
+        if check:
+            self._native_threads.check()
         return len(ops) + len(extra or {})
 
     def memory_usage(self) -> int | None:
