@@ -12,7 +12,7 @@ keeps all its threads on one CPU, ``yilian.cli.runner``).
 :class:`NativeThreads` lowers the priority (raises the nice value, Linux's per-thread
 ``setpriority``) of every thread of this process that Python did not start, which in a
 node is LevelDB's compaction thread (the HTTP server, consensus, p2p and the producer are
-Python threads). Compaction then fills the CPU time the node leaves idle and yields when
+Python threads) and uvloop's libuv workers, which do only DNS and file work and sit idle. Compaction then fills the CPU time the node leaves idle and yields when
 blocks are built or checked. It is not starved: CFS still gives a nice-10 thread about a
 tenth of a busy CPU, and when LevelDB holds back writes until a compaction is done the node
 waits and the compaction has the CPU to itself.
