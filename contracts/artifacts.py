@@ -23,6 +23,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
+from yilian.contracts.layout import LayoutError, StorageLayout, parse
+
 __all__ = [
     "Artifact",
     "ArtifactError",
@@ -62,13 +64,15 @@ class Artifact:
 
     ``abi`` is the JSON ABI (list of entries); ``bytecode`` is the deployment
     (init) code to send in a contract-creation transaction; ``deployed_bytecode``
-    is the runtime code the chain stores at the contract address afterwards.
+    is the runtime code the chain stores at the contract address afterwards;
+    ``storage`` says where each storage variable lives (:mod:`yilian.contracts.layout`).
     """
 
     name: str
     abi: list[dict[str, Any]]
     bytecode: bytes
     deployed_bytecode: bytes
+    storage: StorageLayout
 
 
 def _artifacts_dir() -> Traversable:
@@ -123,9 +127,14 @@ def load(name: str) -> Artifact:
     abi = data.get("abi")
     if not isinstance(abi, list) or not all(isinstance(item, dict) for item in abi):
         raise ArtifactError(f"artifact {name!r}: abi must be a list of objects")
+    try:
+        storage = parse(name, data)
+    except LayoutError as exc:
+        raise ArtifactError(str(exc)) from exc
     return Artifact(
         name=name,
         abi=abi,
         bytecode=_decode_hex(data.get("bytecode"), "bytecode", name),
         deployed_bytecode=_decode_hex(data.get("deployedBytecode"), "deployedBytecode", name),
+        storage=storage,
     )

@@ -21,6 +21,9 @@ Invariants
 * Files are rendered deterministically: UTF-8, ``\\n`` line endings, keys sorted,
   2-space indent, trailing newline.
 * ``--check`` never writes to disk.
+* Besides the ABI and bytecode, an artifact carries the compiler's storage layout, the
+  storage types and the folded constants (:mod:`yilian.contracts.layout_export`), so
+  runtime code reads contract storage with no slot number copied by hand.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from yilian.contracts.layout_export import export
 
 PACKAGE_DIR: Path = Path(__file__).resolve().parent
 """Directory of the ``yilian.contracts`` package."""
@@ -58,11 +63,14 @@ ARTIFACT_KEYS: frozenset[str] = frozenset(
         "abi",
         "bytecode",
         "compiler",
+        "constants",
         "contractName",
         "deployedBytecode",
         "evmVersion",
         "optimize",
         "sourceSha256",
+        "storageLayout",
+        "storageTypes",
     }
 )
 """Exact key set of every artifact JSON object."""
@@ -138,9 +146,10 @@ def compile_source(path: Path) -> dict[str, Any]:
             source,
             # Bare file name: keeps the output independent of the checkout path.
             contract_path=path.name,
-            output_formats=["abi", "bytecode", "bytecode_runtime"],
+            output_formats=["abi", "bytecode", "bytecode_runtime", "layout"],
             settings=settings,
         )
+        storage_types, constants = export(path, settings)
     except Exception as exc:  # vyper raises many unrelated exception types
         raise BuildError(f"{path.name}: compilation failed:\n{exc}") from exc
 
@@ -153,6 +162,9 @@ def compile_source(path: Path) -> dict[str, Any]:
         "evmVersion": EVM_VERSION,
         "optimize": OPTIMIZE,
         "sourceSha256": hashlib.sha256(raw).hexdigest(),
+        "storageLayout": out["layout"],
+        "storageTypes": storage_types,
+        "constants": constants,
     }
     assert set(artifact) == ARTIFACT_KEYS
     return artifact
