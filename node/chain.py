@@ -16,6 +16,8 @@ Invariants:
 * One transaction's failure is never the block's: whatever exception executing it raises,
   its state changes are reverted and it is left out (dropped with the reason, or kept for
   a later block when only the time budget ran out).
+* :meth:`ChainCore.commit` is the only writer of blocks, so :meth:`ChainCore.head` reads
+  the head from disk once and then keeps the header each commit lands.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from eth.abc import (
     VirtualMachineAPI,
 )
 from eth.chains.base import Chain
+from eth.db.atomic import AtomicDB
 from eth.db.chain import ChainDB
 from eth.exceptions import HeaderNotFound
 from eth.vm.spoof import SpoofTransaction
@@ -49,6 +52,7 @@ from yilian.node import execution_limits
 from yilian.node.admission import Rejected, validate_transaction
 from yilian.node.execution_limits import Deadline, OutOfTime
 from yilian.node.genesis import Genesis, YilianChainDB, YilianVM, chain_class
+from yilian.node.head_state import HeadState, HeadStates
 from yilian.node.storage import (
     GENESIS,
     INDEX,
@@ -159,6 +163,8 @@ class ChainCore:
         self.vm_class = YilianVM
         self._recent_blocks: dict[bytes, BlockAPI] = {}
         self._recent_txs = 0  # transactions in _recent_blocks
+        self._head: BlockHeaderAPI | None = None  # set by commit, the only writer
+        self._head_states = HeadStates(self)
         self._ensure_genesis()
 
     # -- setup ---------------------------------------------------------------------------
@@ -187,7 +193,20 @@ class ChainCore:
         return YilianChainDB(self.store.committed_evm_db())
 
     def head(self) -> BlockHeaderAPI:
-        return self.chaindb.get_canonical_head()
+        """The canonical head; kept in memory after the first read (only :meth:`commit`
+        moves it)."""
+        head = self._head
+        if head is None:
+            head = self._head = self.chaindb.get_canonical_head()
+        return head
+
+    def state_db(self) -> AtomicDB:
+        """Committed state (trie nodes and code) for :mod:`yilian.node.head_state`."""
+        return self.store.committed_evm_db()
+
+    def head_state(self) -> HeadState:
+        """The state after the head block, read without a VM (one per head, shared)."""
+        return self._head_states.current()
 
     def genesis_hash(self) -> bytes:
         return bytes(self.chaindb.get_canonical_block_hash(BlockNumber(0)))
@@ -379,6 +398,7 @@ class ChainCore:
             for log in receipt.logs:
                 writes[INDEX + LOG_ADDRESS + bytes(log.address) + number] = b""
         self.store.commit(built.overlay, writes)
+        self._head = block.header
         release_evm_caches()
         # Committed blocks are immutable: serve recent ones without re-reading every
         # transaction from the trie (eth_getBlockByNumber on a 2000-tx block takes ~0.2 s).

@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI
-from eth_typing import Address
 
 from yilian.crypto.suites import get_suite
 from yilian.node.admission import (
@@ -71,11 +70,7 @@ class Ledger:
 
     # -- state access for admission (the head view of ``admission.check_transaction``) ----
     def account(self, address: bytes) -> AccountView:
-        head = self.core.head()
-        state = self.core.reader().get_vm(head).state
-        return AccountView(nonce=state.get_nonce(Address(address)),
-                           balance=state.get_balance(Address(address)),
-                           code=state.get_code(Address(address)))
+        return self.core.head_state().account(address)
 
     def standing(self, address: bytes) -> Standing | None:
         return self.domain.standing(address)
