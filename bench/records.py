@@ -14,10 +14,16 @@ SDK exactly as users call it:
    digest and decrypts). A call returns when the receipt is final and the plaintext is
    verified.
 
-Each is run twice in the same run: sequentially (one call at a time: the baseline, which
-is dominated by waiting for a final block) and with ``--concurrency`` callers, and the
-report prints the rate of both, their ratio and the latency p50/p99. The network is always
-stopped at the end. Exit status 0 when every call succeeded.
+Each is run in the same run sequentially (one call at a time: the baseline, which is
+dominated by waiting for a final block) and with each ``--concurrency`` of callers, and the
+report prints the rates, their ratio to the baseline, the latency p50/p99 and the **node CPU
+per call**: CPU seconds of the four node processes together (from /proc) over the phase,
+divided by the calls that succeeded, the figure steadiest on a shared machine.
+
+``--views evm,reader`` runs the whole benchmark once per mode, each on a fresh network
+whose nodes get ``YILIAN_VIEWS`` (views through the interpreter, or the storage readers),
+and prints both side by side. The network is always stopped at the end. Exit status 0 when
+every call succeeded.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yilian.bench.measure import percentile
+from yilian.bench.measure import CpuMeter, percentile
 from yilian.cli import launcher
 from yilian.network_configs.generate import init_network
 from yilian.protocol import standard
@@ -55,19 +61,28 @@ class Phase:
     seconds: float
     latencies: list[float]
     errors: int
+    node_cpu: float | None = None  # CPU seconds of all node processes over the phase
 
     @property
     def rate(self) -> float:
         return (self.calls - self.errors) / self.seconds if self.seconds else 0.0
 
+    @property
+    def cpu_ms_per_call(self) -> float | None:
+        ok = self.calls - self.errors
+        return None if self.node_cpu is None or not ok else 1000 * self.node_cpu / ok
+
     def line(self) -> str:
         lat = sorted(self.latencies)
+        cpu = self.cpu_ms_per_call
         return (f"  {self.label:<30} {self.calls:>5} calls  conc {self.concurrency:>3}  "
                 f"{self.rate:8.1f}/s  p50 {percentile(lat, 50):6.3f} s  "
-                f"p99 {percentile(lat, 99):6.3f} s  errors {self.errors}")
+                f"p99 {percentile(lat, 99):6.3f} s  node CPU "
+                f"{'-' if cpu is None else f'{cpu:.1f}'} ms/call  errors {self.errors}")
 
 
-def _run(label: str, work: Sequence[Callable[[], Any]], concurrency: int) -> Phase:
+def _run(label: str, work: Sequence[Callable[[], Any]], concurrency: int,
+         pids: Sequence[int] = ()) -> Phase:
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -86,18 +101,49 @@ def _run(label: str, work: Sequence[Callable[[], Any]], concurrency: int) -> Pha
         with lock:
             latencies.append(time.monotonic() - t0)
 
+    meter = CpuMeter(list(pids)) if pids else None
     start = time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, work))
-    return Phase(label, len(work), concurrency, time.monotonic() - start, latencies, errors)
+    seconds = time.monotonic() - start
+    node_cpu = meter.stop().node if meter is not None else None
+    return Phase(label, len(work), concurrency, seconds, latencies, errors, node_cpu)
 
 
 def run(args: argparse.Namespace) -> int:
+    failed = 0
+    results: dict[str, list[Phase]] = {}
+    for views in args.views:
+        phases: list[Phase] = []
+        failed += run_once(args, views, phases)
+        results[views] = phases
+    if len(results) > 1:
+        print("side by side (node CPU ms per call, calls/s):")
+        modes = list(results)
+        for i, phase in enumerate(results[modes[0]]):
+            cells = []
+            for mode in modes:
+                p = results[mode][i]
+                cpu = p.cpu_ms_per_call
+                cells.append(f"{mode} {'-' if cpu is None else f'{cpu:6.1f}'} ms "
+                             f"{p.rate:6.1f}/s")
+            print(f"  {phase.label:<34} " + "   ".join(cells))
+    return 0 if failed == 0 else 1
+
+
+def run_once(args: argparse.Namespace, views: str, phases: list[Phase]) -> int:
+    """One whole benchmark on a fresh network whose nodes run views as ``views``;
+    appends its phases to ``phases``; returns the number of failed calls."""
     tmp = Path(tempfile.mkdtemp(prefix="yilian-bench-records-"))
     data = tmp / "net"
     try:
         init_network(data, centers=4, suite=args.suite, base_port=launcher.free_port_range(8))
-        net = launcher.up(data)
+
+        def spawner(entry: dict[str, Any]) -> int:
+            return launcher.spawn(entry, env={"YILIAN_VIEWS": views})
+
+        net = launcher.up(data, spawner=spawner)
+        pids = [int(n["pid"]) for n in net["nodes"]]
         api = [n["api"] for n in net["nodes"]]
         members = {m["role"]: m for m in net["members"] if m["id"] != "9144030071526726XG"}
         center_keys = ["0x" + (Path(n["home"]) / "account_key").read_text().strip()
@@ -135,15 +181,20 @@ def run(args: argparse.Namespace) -> int:
                     published.append(out.record_id)
             return fn
 
-        print(f"yilian records benchmark: 4 centers, suite {args.suite}, "
-              f"{args.records} records, {args.reads} reads, concurrency {args.concurrency}")
+        print(f"yilian records benchmark: 4 centers, suite {args.suite}, views {views}, "
+              f"{args.records} records, {args.reads} reads, concurrency "
+              f"{','.join(map(str, args.concurrency))}")
         seq_pub = _run("publish, sequential (baseline)",
-                       [publish(0, n) for n in range(args.baseline)], 1)
+                       [publish(0, n) for n in range(args.baseline)], 1, pids)
         print(seq_pub.line())
-        par_pub = _run("publish, 4 centers concurrent",
-                       [publish(n % 4, 10_000 + n) for n in range(args.records)],
-                       args.concurrency)
-        print(par_pub.line())
+        phases.append(seq_pub)
+        par_pubs = []
+        for k, conc in enumerate(args.concurrency):
+            par_pubs.append(_run(f"publish, 4 centers, {conc} callers",
+                                 [publish(n % 4, 10_000 * (k + 1) + n)
+                                  for n in range(args.records)], conc, pids))
+            print(par_pubs[-1].line())
+        phases.extend(par_pubs)
         ent_m = next(m for m in net["members"] if m["id"] == ENTERPRISE)
         grant = Enterprise(Client(api[1], ent_m["privateKey"]), ENTERPRISE).grant(
             bank_m["id"], types=TYPES, purpose="benchmark", max_reads=2**32 - 1,
@@ -157,22 +208,43 @@ def run(args: argparse.Namespace) -> int:
             return fn
 
         seq_read = _run("read via B, sequential (baseline)",
-                        [read(n) for n in range(args.baseline)], 1)
+                        [read(n) for n in range(args.baseline)], 1, pids)
         print(seq_read.line())
-        par_read = _run("read via B, concurrent", [read(n) for n in range(args.reads)],
-                        args.concurrency)
-        print(par_read.line())
-        print(f"published records/s: {par_pub.rate:.1f} (ratio to sequential baseline "
-              f"{par_pub.rate / max(seq_pub.rate, 1e-9):.2f})")
-        print(f"grant-checked reads/s: {par_read.rate:.1f} (ratio to sequential baseline "
-              f"{par_read.rate / max(seq_read.rate, 1e-9):.2f})")
-        failed = seq_pub.errors + par_pub.errors + seq_read.errors + par_read.errors
-        return 0 if failed == 0 else 1
+        phases.append(seq_read)
+        par_reads = []
+        for conc in args.concurrency:
+            par_reads.append(_run(f"read via B, {conc} callers",
+                                  [read(n) for n in range(args.reads)], conc, pids))
+            print(par_reads[-1].line())
+        phases.extend(par_reads)
+        for pub, rd in zip(par_pubs, par_reads, strict=True):
+            print(f"views {views}, {pub.concurrency} callers: published records/s "
+                  f"{pub.rate:.1f} (x{pub.rate / max(seq_pub.rate, 1e-9):.2f} the sequential "
+                  f"baseline), grant-checked reads/s {rd.rate:.1f} "
+                  f"(x{rd.rate / max(seq_read.rate, 1e-9):.2f})")
+        return sum(p.errors for p in (seq_pub, *par_pubs, seq_read, *par_reads))
     finally:
         if (data / launcher.NETWORK_FILE).exists():
             launcher.down(data)
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers, e.g. 32,64") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least one number >= 1")
+    return values
+
+
+def _views_list(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values or any(v not in ("reader", "evm") for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: use reader, evm or evm,reader")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,7 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reads", type=int, default=400, help="grant-checked reads, concurrently")
     p.add_argument("--baseline", type=int, default=20,
                    help="calls of each sequential baseline phase")
-    p.add_argument("--concurrency", type=int, default=32, help="concurrent callers")
+    p.add_argument("--concurrency", type=_int_list, default=[32],
+                   help="concurrent callers; a comma-separated list runs each (e.g. 32,64)")
+    p.add_argument("--views", type=_views_list, default=["reader"],
+                   help="how the nodes answer contract views: reader (storage readers, the "
+                        "default), evm (the interpreter), or evm,reader for both, each on a "
+                        "fresh network, side by side")
     p.add_argument("--suite", choices=("standard", "sm"), default="standard")
     p.add_argument("--keep", action="store_true", help="keep the network directory")
     return p

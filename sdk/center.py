@@ -50,7 +50,7 @@ class Center:
             body["version"] = version
         for attempt in range(retries + 1):
             try:
-                out = self.client.post("/v1/records", body)
+                out = self.client.post_when_free("/v1/records", body)
                 break
             except (requests.ConnectionError, requests.Timeout):
                 if attempt == retries:
@@ -63,5 +63,5 @@ class Center:
         earlier versions stay on chain for audit. Give ``version`` (latest + 1) to make a
         retry idempotent."""
         body: dict[str, Any] = {} if version is None else {"version": version}
-        out = self.client.post(f"/v1/records/{record_id}/remove", body)
+        out = self.client.post_when_free(f"/v1/records/{record_id}/remove", body)
         return PublishedRecord(client_id="", **out)

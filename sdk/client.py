@@ -12,6 +12,7 @@ gets one by signing the node's challenge (done on the first 401 too).
 from __future__ import annotations
 
 import json
+import random
 import time
 import urllib.parse
 from typing import Any
@@ -31,6 +32,10 @@ from yilian.sdk.errors import CustodianUnavailable, NotANode, NotCommitted, Refu
 # (or was never admitted), so resending it cannot make the change twice.
 RESEND_REASONS = frozenset({"no_quorum", "no_commit", "too_many_waiting", "waiting_full",
                             "commit_timeout"})
+# Answers that say "too many of your calls are waiting for blocks now; come back": a
+# center operation refused this way submitted nothing, so it is sent again after a pause.
+BUSY_REASONS = frozenset({"too_many_waiting", "waiting_full"})
+BUSY_WAIT_S = 120.0
 # What a user may paste instead of the node's base URL: its JSON-RPC, WebSocket, health or
 # docs URL (all served at the base URL's root).
 _NODE_PATHS = ("/rpc", "/ws", "/healthz", "/docs", "/redoc")
@@ -139,6 +144,24 @@ class Client:
     def post(self, path: str, body: Any, *, signed: bool = True,
              audience: str | None = None) -> Any:
         return self.request("POST", path, body, signed=signed, audience=audience)
+
+    def post_when_free(self, path: str, body: Any, *, audience: str | None = None,
+                       wait_s: float = BUSY_WAIT_S) -> Any:
+        """:meth:`post` a center operation (publish, remove, key request), sending it again
+        while the node answers that this caller has too many calls waiting (429
+        ``too_many_waiting``) or that the node has (503 ``waiting_full``): such a call
+        submitted nothing. Pauses grow from 0.1 s to 2 s (with jitter, so many callers do
+        not return together); after ``wait_s`` the last refusal is raised."""
+        deadline = time.monotonic() + wait_s
+        pause = 0.1
+        while True:
+            try:
+                return self.post(path, body, audience=audience)
+            except Refused as exc:
+                if exc.reason not in BUSY_REASONS or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(2.0, pause * 2)
 
     # -- JSON-RPC and transactions ---------------------------------------------------------
     def login_rpc(self, ttl_s: int = 3600) -> str:

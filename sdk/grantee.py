@@ -100,8 +100,8 @@ class Grantee:
                 "request_id": "0x" + os.urandom(32).hex()}
         for attempt in range(retries + 1):
             try:
-                key = self.client.post(f"/v1/records/{record_id}/key", body,
-                                       audience=str(doc["center"]))  # the custodian
+                key = self.client.post_when_free(f"/v1/records/{record_id}/key", body,
+                                                 audience=str(doc["center"]))  # custodian
                 break
             except (requests.ConnectionError, requests.Timeout):
                 if attempt == retries:

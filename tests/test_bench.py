@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -246,16 +247,31 @@ def test_consortium_bench_1_and_4_validators(tmp_path: Path,
 
 
 def test_records_benchmark_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
-    """``python -m yilian.bench.records`` on a tiny load: every call succeeds and the report
-    holds both rates and their ratios (no speed assertion)."""
+    """``python -m yilian.bench.records`` on a tiny load, both view modes, two caller
+    counts (more callers per account than the node lets wait: the SDK waits them out):
+    every call succeeds and the report holds the rates, ratios and node CPU per call side
+    by side (no speed assertion)."""
     from yilian.bench import records
 
-    code = records.main(["--records", "8", "--reads", "8", "--baseline", "2",
-                         "--concurrency", "4"])
+    code = records.main(["--records", "24", "--reads", "12", "--baseline", "2",
+                         "--concurrency", "4,12", "--views", "evm,reader"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "published records/s:" in out and "grant-checked reads/s:" in out
-    assert "errors 0" in out and "errors 1" not in out
+    for views in ("evm", "reader"):
+        assert f"views {views}, 12 callers: published records/s" in out
+    assert re.search(r"read via B, 12 callers +12 calls .* node CPU [0-9.]+ ms/call", out)
+    assert "side by side" in out and re.search(r"evm +[0-9.]+ ms .* reader +[0-9.]+ ms", out)
+    assert "errors 0" in out and not re.search(r"errors [1-9]", out)
+
+
+def test_records_benchmark_options_are_strict() -> None:
+    from yilian.bench import records
+
+    parser = records.build_parser()
+    assert parser.parse_args(["--concurrency", "32,64"]).concurrency == [32, 64]
+    for bad in (["--concurrency", "0"], ["--concurrency", "x"], ["--views", "fast"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
 
 
 # -- python -m yilian.bench.soak ---------------------------------------------------------------
