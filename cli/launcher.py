@@ -207,13 +207,18 @@ def node_command(entry: dict[str, Any]) -> list[str]:
 
 def spawn(entry: dict[str, Any], env: Mapping[str, str] | None = None) -> int:
     """The default :class:`Spawner`: a detached process in its own session, with this
-    process's environment plus ``env``."""
+    process's environment plus ``env``, and ``YILIAN_NODE_CPU_SLOT`` set to the node's
+    index in the network (``entry["slot"]``, set by :func:`up`) so nodes spread over the
+    CPUs round-robin (``yilian.cli.runner.cpu_for``)."""
+    extra = dict(env or {})
+    if "slot" in entry:
+        extra.setdefault("YILIAN_NODE_CPU_SLOT", str(entry["slot"]))
     log = open(entry["log"], "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         node_command(entry),
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
-        env=None if env is None else {**os.environ, **env},
+        env={**os.environ, **extra} if extra else None,
     )
     log.close()
     return proc.pid
@@ -231,7 +236,8 @@ def up(data_dir: Path, nodes: int = 1, base_port: int = 8545,
     else:
         network = init_local(data_dir, nodes, base_port)
     started = []
-    for entry in network["nodes"]:
+    for slot, entry in enumerate(network["nodes"]):
+        entry["slot"] = slot
         if _alive(entry.get("pid"), entry["home"]):
             continue
         (Path(entry["home"]) / START_ID_FILE).write_text(secrets.token_hex(16) + "\n")

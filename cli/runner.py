@@ -19,6 +19,31 @@ from yilian.node.diagnostics import start_from_env as start_diagnostics
 from yilian.node.malloc_arenas import limit_arenas
 from yilian.node.service import Node
 
+CPU_SLOT_ENV = "YILIAN_NODE_CPU_SLOT"  # set by the launcher: the node's index in its network
+
+
+def cpu_for(name: str, slot: int | None, cpus: list[int]) -> int:
+    """The CPU a node keeps its threads on: round-robin by its launch ``slot`` (its index
+    in the network, so N nodes on N CPUs get one each), or by a stable hash of its name for
+    a node started by hand (no slot)."""
+    if slot is not None:
+        return cpus[slot % len(cpus)]
+    return cpus[int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % len(cpus)]
+
+
+def cpu_slot(value: str | None) -> int | None:
+    """``YILIAN_NODE_CPU_SLOT`` parsed: None when unset, else a whole number >= 0."""
+    if value is None or not value.strip():
+        return None
+    try:
+        slot = int(value)
+    except ValueError:
+        slot = -1
+    if slot < 0:
+        raise ValueError(f"{CPU_SLOT_ENV}={value!r}: give the node's index in its network "
+                         "(0, 1, 2, ...), or leave it unset")
+    return slot
+
 
 def _one_cpu(name: str) -> None:
     """Keep every thread of the node on one CPU (before any thread starts).
@@ -28,15 +53,15 @@ def _one_cpu(name: str) -> None:
     recovery). With the threads on different CPUs each release hands the GIL to a thread
     spinning up on the other CPU and back: on 2 CPUs that ping-pong cost ~25% more CPU per
     transaction and halved the admission rate. On one CPU the handoffs are cheap.
-    Several nodes on one machine spread over the CPUs by a stable hash of their names.
+    Several nodes on one machine spread over the CPUs round-robin by the slot the launcher
+    gives each (:func:`cpu_for`; a hash of the name put 5 of 7 nodes on one CPU of two).
     Set YILIAN_NODE_CPUS=all to opt out.
     """
     if os.environ.get("YILIAN_NODE_CPUS") == "all" or not hasattr(os, "sched_setaffinity"):
         return
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) > 1:
-        index = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % len(cpus)
-        os.sched_setaffinity(0, {cpus[index]})
+        os.sched_setaffinity(0, {cpu_for(name, cpu_slot(os.environ.get(CPU_SLOT_ENV)), cpus)})
 
 
 def run_node(home: Path) -> None:

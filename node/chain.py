@@ -50,6 +50,7 @@ from trie import HexaryTrie
 
 from yilian.node import execution_limits
 from yilian.node.admission import Rejected, validate_transaction
+from yilian.node.build_budget import FinalisationEstimate, room_for_one_more
 from yilian.node.execution_limits import Deadline, OutOfTime
 from yilian.node.genesis import Genesis, YilianChainDB, YilianVM, chain_class
 from yilian.node.head_state import HeadState, HeadStates
@@ -165,6 +166,7 @@ class ChainCore:
         self._recent_txs = 0  # transactions in _recent_blocks
         self._head: BlockHeaderAPI | None = None  # set by commit, the only writer
         self._head_states = HeadStates(self)
+        self._finalise = FinalisationEstimate()  # learnt from the blocks built here
         self._ensure_genesis()
 
     # -- setup ---------------------------------------------------------------------------
@@ -260,12 +262,13 @@ class ChainCore:
         exception it raises (a failed validation such as a bad nonce, or an error inside
         py-evm) reverts it and leaves it out, reported in ``skipped`` with ``retry=False``.
         The block uses at most ``maxBlockGas``. With a time ``budget_s`` (a BFT proposer
-        must propose before the others' propose timeout) execution stops *inside* the
-        transaction running when it passes: that transaction is reverted and, with the
-        rest, waits for a later block, unless it was the block's first (it alone exceeds
-        the budget: dropped). With ``max_bytes``, transactions that would take the block's
-        encoded transactions past it wait too (peers refuse blocks over
-        ``wire.MAX_BLOCK_BYTES``).
+        must propose before the others' propose timeout) no transaction starts once the
+        time left would not cover finalising the block (:mod:`yilian.node.build_budget`),
+        and execution stops *inside* the transaction running when the budget passes: that
+        transaction is reverted and, with the rest, waits for a later block, unless it was
+        the block's first (it alone exceeds the budget: dropped). With ``max_bytes``,
+        transactions that would take the block's encoded transactions past it wait too
+        (peers refuse blocks over ``wire.MAX_BLOCK_BYTES``).
         """
         db, overlay = self.store.pending_evm_db()
         chain = self.chain_class(db)
@@ -293,7 +296,8 @@ class ChainCore:
         out_of_time = False
         size = 0
         for tx in txs:
-            if out_of_time or (deadline is not None and time.monotonic() > deadline):
+            if out_of_time or not room_for_one_more(time.monotonic(), deadline,
+                                                    len(included), self._finalise):
                 out_of_time = True
                 skipped.append(Skipped(tx, "block time budget reached", retry=True))
                 continue
@@ -334,12 +338,14 @@ class ChainCore:
                             bytes(tx.hash).hex(), type(cause).__name__, cause)
                 skipped.append(Skipped(tx, f"execution failed: {type(cause).__name__}: "
                                        f"{cause}", retry=False))
+        finalising = time.monotonic()
         filled = vm.set_block_transactions_and_withdrawals(
             vm.get_block(), current, included, receipts
         )
         processed = vm.block_postprocessing(filled)  # type: ignore[attr-defined]
         block = vm.mine_block(processed).block
         chain.chaindb.persist_block(block)
+        self._finalise.learn(time.monotonic() - finalising, len(included))
         return BuiltBlock(block, tuple(receipts), tuple(skipped), overlay)
 
     def check_proposal(self, block: BlockAPI) -> None:

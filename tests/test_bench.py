@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import LocalNetwork
-from yilian.bench import load, measure
+from yilian.bench import load, measure, views
 from yilian.bench import phase as load_phase
 from yilian.bench.transactions import Sender, presign
 from yilian.network_configs.local import LOCAL_CHAIN_ID, dev_accounts
@@ -257,11 +257,24 @@ def test_records_benchmark_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -
                          "--concurrency", "4,12", "--views", "evm,reader"])
     out = capsys.readouterr().out
     assert code == 0, out
-    for views in ("evm", "reader"):
-        assert f"views {views}, 12 callers: published records/s" in out
+    for mode in ("evm", "reader"):
+        assert f"views {mode}, 12 callers: published records/s" in out
     assert re.search(r"read via B, 12 callers +12 calls .* node CPU [0-9.]+ ms/call", out)
     assert "side by side" in out and re.search(r"evm +[0-9.]+ ms .* reader +[0-9.]+ ms", out)
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
+
+
+def test_views_benchmark_compares_reader_and_evm(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m yilian.bench.views``: both views each way, cold and warm, with the ratio
+    (no speed assertion; the answers were checked equal before timing)."""
+    assert views.main(["--calls", "40"]) == 0
+    out = capsys.readouterr().out
+    for label in ("member_of   evm, cold", "member_of   reader, cold", "member_of   reader, warm",
+                  "Grants.check evm, cold", "Grants.check reader, cold",
+                  "Grants.check reader, warm"):
+        assert re.search(re.escape(label) + r" +[0-9,]+ calls/s +[0-9.]+ µs CPU/call", out), out
+    assert len(re.findall(r"x less CPU than the EVM", out)) == 4
+    assert views.main(["--calls", "3"]) == 2
 
 
 def test_records_benchmark_options_are_strict() -> None:
