@@ -10,8 +10,9 @@ CPU. Workloads, each the cheapest way we know to spend gas on a given kind of wo
 * ``cheap-ops``: a loop of 2-gas opcodes (``CALLER POP``) closed by a jump;
 * ``sstore-same``: ``SSTORE`` of the same warm slot (100 gas each);
 * precompile loops (``STATICCALL`` of one precompile with a valid input, over and over):
-  ecrecover, modexp, bn254 add/mul/pairing, blake2f, and the BLS12-381 ones py-evm
-  implements in pure Python (py_ecc).
+  ecrecover, modexp, bn254 add/mul/pairing, blake2f, the BLS12-381 ones py-evm
+  implements in pure Python (py_ecc), and yilian's credit-code, SM3 (1 KiB) and SM2
+  verification precompiles (:mod:`yilian.node.natstd_precompiles`).
 
 Precompiles are priced as on this chain (``execution_limits.PRECOMPILE_GAS_FACTORS``);
 ``--prague-prices`` measures them at Prague's prices, which is how those factors were chosen.
@@ -43,11 +44,12 @@ _CHAIN_ID = 1
 
 def _precompile_loop(address: int) -> bytes:
     """Code: copy calldata to memory once, then STATICCALL ``address`` with it forever."""
+    push = [0x60, address] if address < 0x100 else [0x62, *address.to_bytes(3, "big")]
     return bytes([
         0x36, 0x5F, 0x5F, 0x37,  # CALLDATASIZE PUSH0 PUSH0 CALLDATACOPY
         0x5B,  # pc 4: JUMPDEST
         0x60, 0x40, 0x36, 0x36, 0x5F,  # retSize=64 retOffset=size argsSize=size argsOffset=0
-        0x60, address, 0x5A, 0xFA, 0x50,  # addr GAS STATICCALL POP
+        *push, 0x5A, 0xFA, 0x50,  # addr GAS STATICCALL POP
         0x60, 0x04, 0x56,  # PUSH1 4 JUMP
     ])
 
@@ -105,7 +107,22 @@ def _inputs() -> dict[str, tuple[bytes, bytes]]:
         "bls-map-fp": (_precompile_loop(0x10), bytes(16) + (5).to_bytes(48, "big")),
         "bls-map-fp2": (_precompile_loop(0x11), bytes(16) + (5).to_bytes(48, "big")
                         + bytes(16) + (7).to_bytes(48, "big")),
+        # yilian's national-standard precompiles (not under --prague-prices)
+        "credit-code": (_precompile_loop(0x0A1200), b"914403001922038216".ljust(32, b"\0")),
+        "sm3-1kib": (_precompile_loop(0x0A1201), bytes(1024)),
+        "sm2-verify": (_precompile_loop(0x0A1202), _sm2_input()),
     }
+
+
+NATSTD = {"credit-code", "sm3-1kib", "sm2-verify"}
+
+
+def _sm2_input() -> bytes:
+    from yilian.crypto import sm2
+
+    private = sm2.generate_private_key()
+    message = b"bid document digest"
+    return sm2.public_key(private) + sm2.sign(private, message) + message
 
 
 # Workloads that burn gas slowly at Prague's prices (--prague-prices): run with --gas / 10.
@@ -162,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{'Mgas/s wall':>12} {'Mgas/s cpu':>11}")
     results = []
     for name, (code, data) in workloads.items():
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or (args.prague_prices and name in NATSTD):
             continue
         slow = args.prague_prices and name in SLOW
         gas = max(args.gas // 10, 200_000) if slow else args.gas

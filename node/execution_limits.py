@@ -43,6 +43,8 @@ from eth.vm import opcode_values as op
 from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.forks.prague.state import PragueState
 
+from yilian.node.natstd_precompiles import NATSTD_PRECOMPILES
+
 
 @dataclass(frozen=True)
 class Deadline:
@@ -174,11 +176,14 @@ YILIAN_PRECOMPILES = {
               if int.from_bytes(address, "big") in PRECOMPILE_GAS_FACTORS else fn)
     for address, fn in PragueComputation.get_precompiles().items()}
 assert all(_address(n) in YILIAN_PRECOMPILES for n in PRECOMPILE_GAS_FACTORS)
+assert not set(NATSTD_PRECOMPILES) & set(YILIAN_PRECOMPILES)
+YILIAN_PRECOMPILES.update(NATSTD_PRECOMPILES)  # credit code, SM3, SM2 verify
 
 
 class YilianComputation(PragueComputation):
-    """Prague's computation with the deadline checked at jumps, calls and creations, and
-    the slow precompiles repriced."""
+    """Prague's computation with the deadline checked at jumps, calls and creations, the
+    slow precompiles repriced, and the national-standard precompiles
+    (:mod:`yilian.node.natstd_precompiles`) added."""
 
     opcodes = YILIAN_OPCODES
     _precompiles = YILIAN_PRECOMPILES

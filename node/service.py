@@ -39,6 +39,7 @@ from yilian.node.interfaces import ReplayWindow
 from yilian.node.key_service import KeyService, load_key_service
 from yilian.node.ledger import Ledger
 from yilian.node.liveness import Liveness
+from yilian.node.natstd_precompiles import self_test as natstd_self_test
 from yilian.node.p2p.peers import PeerAddress
 from yilian.node.producer import BlockProducer
 from yilian.node.request_replay import RequestReplay
@@ -48,6 +49,7 @@ from yilian.node.user_calls import UserCalls
 
 class Node:
     def __init__(self, config: NodeConfig, home: Path) -> None:
+        natstd_self_test()  # a node whose precompiles answer wrongly must not start
         self.config = config
         self.home = home
         genesis_path = Path(config.genesis_file)

@@ -44,6 +44,7 @@ __all__ = [
     "check_character",
     "from_bytes32",
     "is_valid",
+    "is_valid_bytes32",
     "make_code",
     "organisation_code_warning",
     "to_bytes32",
@@ -229,3 +230,14 @@ def from_bytes32(b: bytes | bytearray | memoryview) -> str:
         return validate(text)
     except CreditCodeError as exc:
         raise CreditCodeError(shown, exc.reason, exc.position) from None
+
+
+def is_valid_bytes32(b: bytes) -> bool:
+    """True iff :func:`from_bytes32` accepts ``b``: the on-chain member-id form of a valid
+    code (what ``Members.valid_credit_code`` and the credit-code precompile answer)."""
+    try:
+        from_bytes32(b)
+    except CreditCodeError:
+        return False
+    return True
+
