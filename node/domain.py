@@ -86,6 +86,7 @@ ALLOWED_ROLES: dict[tuple[bytes, str], frozenset[int]] = {
     (GRANTS, "grant"): frozenset(ROLE_NAMES),
     (GRANTS, "revoke"): frozenset(ROLE_NAMES),
     (GRANTS, "record_access"): frozenset({ROLE_CENTER}),
+    (GRANTS, "record_access_many"): frozenset({ROLE_CENTER}),
 }
 
 GRANT_STATUS = {

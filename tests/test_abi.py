@@ -59,8 +59,10 @@ def norm(param: dict[str, Any], value: Any) -> Any:
         if isinstance(value, dict):
             return {c["name"]: norm(c, value[c["name"]]) for c in param["components"]}
         return tuple(norm(c, v) for c, v in zip(param["components"], value, strict=True))
-    if typ.endswith("[]"):
-        return [norm({**param, "type": typ[:-2]}, v) for v in value]
+    if typ.endswith("[]"):  # as drawn by strategy_for: a tuple, structs as tuples
+        elem = {**param, "type": typ[:-2]}
+        items = [norm(elem, v) for v in value]
+        return tuple(tuple(i.values()) if isinstance(i, dict) else i for i in items)
     return value
 
 

@@ -93,6 +93,9 @@ OPS = st.one_of(
               st.integers(1, 4)),
     st.tuples(st.just("record_access"), centers, st.integers(0, 4), rids, st.integers(1, 2),
               grantees, st.sampled_from(REQUESTS)),
+    st.tuples(st.just("record_access_many"), centers,
+              st.lists(st.tuples(st.integers(0, 4), rids, st.integers(1, 2), grantees,
+                                 st.sampled_from(REQUESTS)), min_size=1, max_size=3)),
     st.tuples(st.just("tick"), st.sampled_from([0, 1, 2, 60, 10**6])),
 )
 
@@ -129,6 +132,8 @@ def _apply(chain: Harness, op: tuple[Any, ...]) -> None:
     elif kind == "record_access":
         _, who, gid, rid, version, reader, request = op
         chain.send(who, "Grants", "record_access", gid, rid, version, reader, request)
+    elif kind == "record_access_many":
+        chain.send(op[1], "Grants", "record_access_many", op[2])
 
 
 def _compare(chain: Harness, evm: Domain, fast: Domain) -> int:

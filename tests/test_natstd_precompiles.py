@@ -17,6 +17,8 @@ from sm_vectors import ANNEX_MSG, ANNEX_PUB, ANNEX_SIG
 from test_domain_contracts import Domain as Harness
 from test_domain_contracts import _alloc, ids, ref_valid
 
+from yilian.contracts.abi import contract_abi
+from yilian.contracts.artifacts import load
 from yilian.crypto import sm2
 from yilian.node import natstd_precompiles as nat
 from yilian.node.service import Node
@@ -26,12 +28,16 @@ SM3_A2_INPUT = bytes.fromhex("61626364" * 16)  # GB/T 32905-2016 A.2
 SM3_A2_DIGEST = bytes.fromhex(
     "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732")
 GAS = 1_000_000
+REFERENCE = b"\x00" * 18 + b"\xc0\xde"  # CreditCodeReference, placed by the test genesis
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[Node]:
     with tempfile.TemporaryDirectory() as tmp:
-        n = make_node(Path(tmp), alloc=genesis_doc()["alloc"] | _alloc())
+        reference = {"0x" + REFERENCE.hex(): {
+            "balance": "0x0", "storage": {},
+            "code": "0x" + load("CreditCodeReference").deployed_bytecode.hex()}}
+        n = make_node(Path(tmp), alloc=genesis_doc()["alloc"] | _alloc() | reference)
         try:
             yield n
         finally:
@@ -129,9 +135,12 @@ def test_sm2_and_sm3_agree_with_gmssl(message: bytes, tamper: bool) -> None:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=ids)
 def test_credit_code_precompile_matches_the_vyper_check(node: Node, raw: bytes) -> None:
-    """Differential: the precompile, Members.valid_credit_code (the Vyper loop, the
-    executable reference), the Python check and an independent reference agree."""
+    """Differential: the precompile, CreditCodeReference.valid (the Vyper loop Members ran
+    before, the executable reference), Members.valid_credit_code (which now calls the
+    precompile), the Python check and an independent reference all agree."""
     expected = ref_valid(raw)
     assert answer(node, nat.CREDIT_CODE_ADDRESS, raw) == word(expected)
+    selector = contract_abi("CreditCodeReference").encode_call("valid", raw)
+    assert answer(node, REFERENCE, selector) == word(expected)
     assert Harness(node).call("Members", "valid_credit_code", raw) is expected
     assert is_valid_bytes32(raw) is expected

@@ -63,7 +63,6 @@ interface IMembers:
     def account_info(account: address) -> (bytes32, uint8): view
     def member_of(account: address) -> bytes32: view
     def member_role(id: bytes32) -> uint8: view
-    def valid_credit_code(code: bytes32) -> bool: view
 
 
 # Same layout as Records.Record (the ABI tuple get_record returns).
@@ -114,6 +113,15 @@ struct StoredGrant:
     purpose: String[256]
 
 
+# One read for record_access_many: the arguments of record_access.
+struct Access:
+    grant_id: uint256
+    record_id: bytes32
+    version: uint32
+    reader: bytes32
+    request_id: bytes32
+
+
 event Granted:
     grant_id: indexed(uint256)
     owner: indexed(bytes32)
@@ -155,6 +163,23 @@ grant_count: public(uint256)
 
 # @notice True once a request id has produced an access receipt.
 used_requests: public(HashMap[bytes32, bool])
+
+
+CREDIT_CODE_CHECK: constant(address) = 0x00000000000000000000000000000000000a1200
+
+
+@internal
+@view
+def _valid_credit_code(code: bytes32) -> bool:
+    """
+    @dev The GB 32100-2015 check, by the chain's credit-code precompile (yilian
+         node/natstd_precompiles.py; its EVM reference is CreditCodeReference.vy):
+         18 alphabet characters, zero padding, a matching check character.
+    """
+    out: Bytes[32] = raw_call(
+        CREDIT_CODE_CHECK, concat(code, b""), max_outsize=32, is_static_call=True
+    )
+    return len(out) == 32 and extract32(out, 0, output_type=uint256) == 1
 
 
 @deploy
@@ -241,7 +266,7 @@ def grant(
     owner, role = staticcall MEMBERS.account_info(msg.sender)
     assert role != 0, "only an active member may grant access"
     assert staticcall MEMBERS.member_role(grantee) != 0, "grantee must be an active member"
-    assert staticcall MEMBERS.valid_credit_code(subject), (
+    assert self._valid_credit_code(subject), (
         "subject is not a valid unified social credit code"
     )
     assert (types == 0) != (record_id == empty(bytes32)), (
@@ -358,46 +383,46 @@ def check_retry(grant_id: uint256, record_id: bytes32, reader: bytes32) -> uint8
     )
 
 
-@external
-def record_access(
-    grant_id: uint256, record_id: bytes32, version: uint32, reader: bytes32, request_id: bytes32
-):
+MAX_ACCESS_ITEMS: constant(uint256) = 32
+
+
+@internal
+def _record_access(
+    me: bytes32, role: uint8, grant_id: uint256, record_id: bytes32, version: uint32,
+    reader: bytes32, request_id: bytes32
+) -> String[64]:
     """
-    @notice Log that the custodian center served version `version` of record
-            `record_id` to member `reader` under grant `grant_id`, spending one
-            read. `request_id` (non-zero, never used before) makes the receipt
-            unique, so a resubmitted transaction cannot spend a second read.
+    @dev Check one access and, when it is allowed, spend its read and log its receipt;
+         otherwise change nothing and return why (empty when it was recorded).
     """
     rec: Record = staticcall RECORDS.get_record(record_id)
-    me: bytes32 = empty(bytes32)
-    role: uint8 = 0
-    me, role = staticcall MEMBERS.account_info(msg.sender)
-    assert role == ROLE_CENTER and me == rec.center, (
-        "only the record's custodian center may record an access"
-    )
-    assert request_id != empty(bytes32), "request id must not be zero"
-    assert not self.used_requests[request_id], "request already used"
-    assert version >= 1 and version <= rec.latest, "no such version of this record"
-    assert not (staticcall RECORDS.get_version(record_id, version)).tombstone, (
-        "that version is a removal tombstone, not readable data"
-    )
+    if role != ROLE_CENTER or me != rec.center:
+        return "only the record's custodian center may record an access"
+    if request_id == empty(bytes32):
+        return "request id must not be zero"
+    if self.used_requests[request_id]:
+        return "request already used"
+    if version < 1 or version > rec.latest:
+        return "no such version of this record"
+    if (staticcall RECORDS.get_version(record_id, version)).tombstone:
+        return "that version is a removal tombstone, not readable data"
     status: uint8 = self._status(grant_id, record_id, rec, reader, True)
     if status == NO_GRANT:
-        raise "grant not found"
+        return "grant not found"
     elif status == REVOKED:
-        raise "grant revoked"
+        return "grant revoked"
     elif status == EXPIRED:
-        raise "grant expired"
+        return "grant expired"
     elif status == NO_READS_LEFT:
-        raise "no reads left"
+        return "no reads left"
     elif status == NOT_COVERED:
-        raise "record not covered by grant"
+        return "record not covered by grant"
     elif status == NOT_GRANTEE:
-        raise "reader is not the grantee"
+        return "reader is not the grantee"
     elif status == GRANTEE_INACTIVE:
-        raise "the grantee is not an active member"
+        return "the grantee is not an active member"
     elif status == OWNER_INACTIVE:
-        raise "the grant's owner is not an active member"
+        return "the grant's owner is not an active member"
     self.used_requests[request_id] = True
     self.grants[grant_id].meta += 1 << READS_AT
     log AccessReceipt(
@@ -410,6 +435,51 @@ def record_access(
         timestamp=convert(block.timestamp, uint64),
         request_id=request_id,
     )
+    return ""
+
+
+@external
+def record_access(
+    grant_id: uint256, record_id: bytes32, version: uint32, reader: bytes32, request_id: bytes32
+):
+    """
+    @notice Log that the custodian center served version `version` of record
+            `record_id` to member `reader` under grant `grant_id`, spending one
+            read. `request_id` (non-zero, never used before) makes the receipt
+            unique, so a resubmitted transaction cannot spend a second read.
+    """
+    me: bytes32 = empty(bytes32)
+    role: uint8 = 0
+    me, role = staticcall MEMBERS.account_info(msg.sender)
+    refusal: String[64] = self._record_access(
+        me, role, grant_id, record_id, version, reader, request_id
+    )
+    if len(refusal) > 0:
+        raise refusal
+
+
+@external
+def record_access_many(items: DynArray[Access, MAX_ACCESS_ITEMS]):
+    """
+    @notice `record_access` for several reads in one transaction (a key request naming
+            several records): one AccessReceipt per item, in order, all or nothing. An
+            item that may not be recorded reverts the whole transaction with
+            "item <i>: <reason>" (i from 0), and no read is spent. Each item needs its
+            own request id; items are recorded in order, so two items on a grant with
+            one read left revert together.
+    """
+    assert len(items) > 0, "no items"
+    me: bytes32 = empty(bytes32)
+    role: uint8 = 0
+    me, role = staticcall MEMBERS.account_info(msg.sender)
+    i: uint256 = 0
+    for it: Access in items:
+        refusal: String[64] = self._record_access(
+            me, role, it.grant_id, it.record_id, it.version, it.reader, it.request_id
+        )
+        if len(refusal) > 0:
+            raise concat("item ", uint2str(i), ": ", refusal)
+        i += 1
 
 
 @external

@@ -23,12 +23,6 @@ ROLE_ENTERPRISE: constant(uint8) = 3
 ROLE_AUDITOR: constant(uint8) = 4
 ROLE_ADMIN: constant(uint8) = 5
 
-# Value of each letter 'A'..'Y' in the credit-code alphabet, one byte per letter
-# (byte k, counted from the least significant end, is the value of chr(65 + k));
-# 0xff marks letters the alphabet leaves out (I, O, S, V; Z is past the table).
-# In hex: 0x1e1d1cff1b1aff191817ff1615141312ff11100f0e0d0c0b0a
-LETTER_VALUES: constant(uint256) = 189026907306200262456203828916295456724090115482395463125770
-
 
 struct Member:
     role: uint8
@@ -85,34 +79,21 @@ def __init__(seeds: DynArray[Seed, 64]):
     assert has_admin, "genesis needs an admin"
 
 
+CREDIT_CODE_CHECK: constant(address) = 0x00000000000000000000000000000000000a1200
+
+
 @internal
-@pure
+@view
 def _valid_credit_code(code: bytes32) -> bool:
     """
-    @dev 18 alphabet characters then 14 zero bytes, and the 18th character is
-         the GB 32100-2015 check character of the first 17.
+    @dev The GB 32100-2015 check, by the chain's credit-code precompile (yilian
+         node/natstd_precompiles.py; its EVM reference is CreditCodeReference.vy):
+         18 alphabet characters, zero padding, a matching check character.
     """
-    x: uint256 = convert(code, uint256)
-    if x & (2**112 - 1) != 0:
-        return False
-    total: uint256 = 0
-    weight: uint256 = 1
-    for i: uint256 in range(18):
-        c: uint256 = (x >> (248 - 8 * i)) & 255
-        v: uint256 = 0
-        if c >= 48 and c <= 57:
-            v = c - 48
-        elif c >= 65 and c <= 89:
-            v = (LETTER_VALUES >> (8 * (c - 65))) & 255
-            if v == 255:
-                return False
-        else:
-            return False
-        if i == 17:
-            return v == (31 - total % 31) % 31
-        total += v * weight
-        weight = weight * 3 % 31
-    return False
+    out: Bytes[32] = raw_call(
+        CREDIT_CODE_CHECK, concat(code, b""), max_outsize=32, is_static_call=True
+    )
+    return len(out) == 32 and extract32(out, 0, output_type=uint256) == 1
 
 
 @internal
@@ -205,7 +186,7 @@ def set_active(id: bytes32, active: bool):
 
 
 @external
-@pure
+@view
 def valid_credit_code(code: bytes32) -> bool:
     """
     @notice True iff `code` is a well-formed unified social credit code: 18 ASCII

@@ -38,7 +38,6 @@ CENTER_OWNS: constant(uint256) = 1 << 48
 interface IMembers:
     def account_info(account: address) -> (bytes32, uint8): view
     def member_role(id: bytes32) -> uint8: view
-    def valid_credit_code(code: bytes32) -> bool: view
 
 
 struct Record:
@@ -104,6 +103,23 @@ record_count: public(uint256)
 # @notice Bit (1 << rtype) per record type of which member `owner` owns a record about
 #         `subject` (set when such a record is first published, kept after removal).
 owned_types: public(HashMap[bytes32, HashMap[bytes32, uint256]])
+
+
+CREDIT_CODE_CHECK: constant(address) = 0x00000000000000000000000000000000000a1200
+
+
+@internal
+@view
+def _valid_credit_code(code: bytes32) -> bool:
+    """
+    @dev The GB 32100-2015 check, by the chain's credit-code precompile (yilian
+         node/natstd_precompiles.py; its EVM reference is CreditCodeReference.vy):
+         18 alphabet characters, zero padding, a matching check character.
+    """
+    out: Bytes[32] = raw_call(
+        CREDIT_CODE_CHECK, concat(code, b""), max_outsize=32, is_static_call=True
+    )
+    return len(out) == 32 and extract32(out, 0, output_type=uint256) == 1
 
 
 @deploy
@@ -173,7 +189,7 @@ def publish(
         assert record_id != empty(bytes32), "record id must not be zero"
         assert version == 1, "version conflict: expected 1"
         assert rtype >= 1 and rtype <= MAX_RTYPE, "unknown record type (must be 1..7)"
-        assert staticcall MEMBERS.valid_credit_code(subject), (
+        assert self._valid_credit_code(subject), (
             "subject is not a valid unified social credit code"
         )
         assert owner == me or (
