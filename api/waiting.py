@@ -49,6 +49,7 @@ from yilian.node.tx_outcome import Pending, TxFailed
 from yilian.node.user_calls import Admitted, ChainStalled
 
 PER_ACCOUNT = 8
+PER_CENTER_OPERATOR = 64  # a center's staff account publishing through its own node
 PER_CLIENT_IP = 64
 TOTAL = 512
 COMMIT_TIMEOUT_S = 30.0  # then the call answers "pending" (202); the transaction stays
@@ -58,8 +59,9 @@ class WaitBudget:
     """Counts open waiting calls per account, per client IP and in total."""
 
     def __init__(self, per_account: int = PER_ACCOUNT, per_ip: int = PER_CLIENT_IP,
-                 total: int = TOTAL) -> None:
+                 total: int = TOTAL, per_center_operator: int = PER_CENTER_OPERATOR) -> None:
         self.per_account = per_account
+        self.per_center_operator = per_center_operator
         self.per_ip = per_ip
         self.total = total
         self._lock = threading.Lock()
@@ -72,10 +74,14 @@ class WaitBudget:
 
     @contextlib.contextmanager
     def slot(self, account: bytes | None, client_ip: str | None,
-             extra: dict[str, Any] | None = None) -> Iterator[None]:
+             extra: dict[str, Any] | None = None, *,
+             center_operation: bool = False) -> Iterator[None]:
         """Hold one waiting slot for the block; ApiError ``too_many_waiting`` (429, this
         caller) or ``waiting_full`` (503, the node) when a bound is hit
-        (``extra`` goes into the error: e.g. the hash of a transaction that is kept)."""
+        (``extra`` goes into the error: e.g. the hash of a transaction that is kept).
+        ``center_operation``: a publish or remove, which only the node's own center's staff
+        may make (the key service refuses anyone else at once); a center's platform serves
+        many users through one staff account, so it gets the per-address bound."""
         keys = []
         if account is not None:
             keys.append(("account", "0x" + account.hex()))
@@ -88,8 +94,9 @@ class WaitBudget:
                                "transactions to commit; retry in a few seconds, or send the "
                                "transaction with eth_sendRawTransaction and poll its receipt",
                                {"limit": self.total, **(extra or {})})
+            per_account = self.per_center_operator if center_operation else self.per_account
             for kind, who in keys:
-                limit = self.per_account if kind == "account" else self.per_ip
+                limit = per_account if kind == "account" else self.per_ip
                 if self._open[(kind, who)] >= limit:
                     raise ApiError("too_many_waiting",
                                    f"{who} already has {limit} calls waiting for their "
@@ -120,10 +127,12 @@ class WaitSlots:
     client_ip: str | None
 
     def slot(self, account: bytes | None, extra: dict[str, Any] | None = None, *,
-             by_address: bool = True) -> contextlib.AbstractContextManager[None]:
+             by_address: bool = True,
+             center_operation: bool = False) -> contextlib.AbstractContextManager[None]:
         """``by_address=False`` for a request another node forwarded: its address is that
         node's, shared by all the callers it relays (they are counted by account)."""
-        return self.budget.slot(account, self.client_ip if by_address else None, extra)
+        return self.budget.slot(account, self.client_ip if by_address else None, extra,
+                                center_operation=center_operation)
 
 
 def wait_slots(request: Request) -> WaitSlots:

@@ -13,7 +13,9 @@ Threads:
 * the **driver thread** owns the consensus state; it feeds inputs to
   :func:`yilian.consensus.step`, runs effects and answers sync requests. Everything that
   touches consensus state happens here, in order.
-* the **p2p thread** (the bridge) decodes received messages and queues them for the driver.
+* the **p2p thread** (the bridge) decodes received messages and queues them for the driver,
+  and gossiped transactions for the **tx-intake thread**, which admits them
+  (:class:`~yilian.node.tx_gossip.RemoteTxIntake`).
 
 Invariants:
 
@@ -65,7 +67,7 @@ from yilian.node.p2p.peers import PeerAddress, PeerManager
 from yilian.node.p2p_bridge import P2pBridge
 from yilian.node.privval import SigningGuard
 from yilian.node.sign_restore import restore_own
-from yilian.node.tx_gossip import admit_remote_txs, tx_batches
+from yilian.node.tx_gossip import RemoteTxIntake, tx_batches
 
 log = logging.getLogger("yilian.consensus")
 
@@ -103,18 +105,20 @@ class ConsensusDriver:
             genesis.member_keys, peers=peers, listen=listen, on_message=self._on_message,
             on_peer_connected=self._on_peer_connected)
         self.sync = BlockSync(ledger.store, self.core, self.p2p.send, self.p2p.broadcast)
-        self.memory = HeightMemory(self.core)
+        self.memory = HeightMemory(self.core, known=ledger.mempool.get)
         self.effects = Effects(ledger, self.guard, self.memory, self.sync, self.p2p.broadcast,
                                chain_id=self.chain_id, address=self.address,
                                timeouts=self.timeouts, on_decided=self._decided)
         self.intake = MessageIntake(self.core, self.vset, suite, self.chain_id, self.memory,
                                     self.sync, self)
+        self.tx_intake = RemoteTxIntake(ledger.submit)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        self.tx_intake.start()
         self.p2p.start()
         self._thread = threading.Thread(target=self._run, name="consensus", daemon=True)
         self._thread.start()
@@ -125,6 +129,7 @@ class ConsensusDriver:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.p2p.stop()
+        self.tx_intake.stop()
 
     @property
     def pm(self) -> PeerManager | None:
@@ -146,7 +151,7 @@ class ConsensusDriver:
     # -- from the p2p thread -----------------------------------------------------------------
     def _on_message(self, peer: bytes, msg_type: int, body: Any) -> None:
         if msg_type == wire.TXS:
-            admit_remote_txs(body, self.ledger.submit)
+            self.tx_intake.offer(body)  # admitted on its own thread, not this loop
         else:
             self._inbox.put(("msg", (peer, msg_type, body)))
 

@@ -6,6 +6,9 @@ Invariants:
 
 * A block is a candidate only after it was built on the committed head or re-executed on
   it and matched its header (``ChainCore.import_block``), state root included.
+* A proposed block is re-executed with the mempool's own objects for the transactions the
+  mempool holds (same hash, so the same signed bytes): their senders, recovered on
+  admission, are not recovered again.
 * Everything here belongs to one height: :meth:`HeightMemory.forget_blocks` and
   :meth:`HeightMemory.forget_messages` run when a height is decided or (re)started.
 """
@@ -13,9 +16,10 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from eth.abc import BlockAPI
+from eth.abc import BlockAPI, SignedTransactionAPI
 
 from yilian.consensus import Proposal, Vote
 from yilian.node import wire
@@ -27,8 +31,10 @@ MessageKey = tuple[Any, ...]
 
 
 class HeightMemory:
-    def __init__(self, core: ChainCore) -> None:
+    def __init__(self, core: ChainCore,
+                 known: Callable[[bytes], SignedTransactionAPI | None] | None = None) -> None:
         self.core = core
+        self._known = known  # the mempool's transaction by hash
         self.candidates: dict[bytes, BuiltBlock] = {}
         self.bodies: dict[bytes, BlockAPI] = {}
         self.messages: dict[MessageKey, tuple[int, Any]] = {}
@@ -46,13 +52,23 @@ class HeightMemory:
         if value_id in self.candidates:
             return True
         try:
-            built = self.core.import_block(block)
+            built = self.core.import_block(self._with_known_txs(block))
         except ChainError as exc:
             log.info("rejected proposed block %s: %s", value_id.hex()[:12], exc)
             return False
         self.candidates[value_id] = built
         self.bodies[value_id] = block
         return True
+
+    def _with_known_txs(self, block: BlockAPI) -> BlockAPI:
+        """``block`` with the transactions the mempool holds replaced by its objects."""
+        if self._known is None or not block.transactions:
+            return block
+        known = self._known
+        txs = [known(bytes(tx.hash)) or tx for tx in block.transactions]
+        if all(a is b for a, b in zip(txs, block.transactions, strict=True)):
+            return block
+        return block.copy(transactions=txs)
 
     def forget_blocks(self, keep: BuiltBlock | None = None) -> None:
         """Drop every candidate (discarding the overlays of all but ``keep``)."""

@@ -8,6 +8,11 @@ Invariants:
   peers connected then (a peer that connects later gets the pending ones on connect).
 * A received transaction goes through the node's normal admission (``submit`` with
   ``gossip=False``, so it is not echoed); a malformed batch is dropped and logged.
+* Received batches are admitted by :class:`RemoteTxIntake`'s own thread, in arrival order,
+  never on the p2p event loop (votes and proposals must not wait behind admission). Its
+  queue holds at most ``INTAKE_BATCHES`` batches: past that a batch is dropped and counted
+  (gossip is best effort; peers send their pending transactions again on reconnect, and
+  the sender's own node proposes them).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +32,7 @@ log = logging.getLogger("yilian.consensus")
 
 TX_FLUSH_DELAY = 0.01
 TX_BATCH_BYTES = 8 * 1024 * 1024  # one TXS message, well inside a frame
+INTAKE_BATCHES = 64  # received TXS messages waiting for admission
 
 
 def tx_batches(raws: list[bytes]) -> list[list[bytes]]:
@@ -55,6 +62,47 @@ def admit_remote_txs(body: Any, submit: Callable[..., Any]) -> None:
     for raw in raws:
         with contextlib.suppress(Rejected):
             submit(raw, gossip=False)
+
+
+class RemoteTxIntake:
+    """Admits peers' TXS messages on a thread of its own, in arrival order, bounded."""
+
+    def __init__(self, submit: Callable[..., Any], capacity: int = INTAKE_BATCHES) -> None:
+        self._submit = submit
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self._thread: threading.Thread | None = None
+        self.dropped = 0  # batches dropped because the queue was full
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tx-intake", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout=timeout)
+        self._thread = None
+
+    def offer(self, body: Any) -> bool:
+        """Queue a received TXS message body (never blocks); False when it was dropped."""
+        try:
+            self._queue.put_nowait(body)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 100 == 0:
+                log.warning("transaction gossip is arriving faster than this node admits it: "
+                            "%d batches dropped so far", self.dropped)
+            return False
+        return True
+
+    def _run(self) -> None:
+        while (body := self._queue.get()) is not None:
+            try:
+                admit_remote_txs(body, self._submit)
+            except Exception:  # keep admitting; a bug here must not stop gossip
+                log.exception("admitting a gossiped batch failed")
 
 
 class TxOutbox:

@@ -158,9 +158,10 @@ class Client:
             try:
                 return self.post(path, body, audience=audience)
             except Refused as exc:
-                if exc.reason not in BUSY_REASONS or time.monotonic() + pause > deadline:
+                sleep = pause * random.uniform(0.5, 1.5)
+                if exc.reason not in BUSY_REASONS or time.monotonic() + sleep > deadline:
                     raise
-            time.sleep(pause * random.uniform(0.5, 1.5))
+            time.sleep(sleep)
             pause = min(2.0, pause * 2)
 
     # -- JSON-RPC and transactions ---------------------------------------------------------

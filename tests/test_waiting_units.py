@@ -100,24 +100,27 @@ class BudgetMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.budget = WaitBudget(per_account=2, per_ip=3, total=5)
+        self.budget = WaitBudget(per_account=2, per_ip=3, total=5, per_center_operator=4)
         self.held: list[tuple[Any, bytes | None, str | None]] = []
 
-    def _model_refusal(self, account: bytes | None, ip: str | None) -> int | None:
+    def _model_refusal(self, account: bytes | None, ip: str | None,
+                       center: bool) -> int | None:
         if len(self.held) >= 5:
             return 503
         by_account = Counter(a for _, a, _ in self.held if a is not None)
         by_ip = Counter(i for _, _, i in self.held if i is not None)
-        if account is not None and by_account[account] >= 2:
+        if account is not None and by_account[account] >= (4 if center else 2):
             return 429
         if ip is not None and by_ip[ip] >= 3:
             return 429
         return None
 
-    @rule(account=st.sampled_from([*ACCOUNTS, None]), ip=st.sampled_from(ADDRESSES))
-    def acquire(self, account: bytes | None, ip: str | None) -> None:
-        expected = self._model_refusal(account, ip)
-        slot = self.budget.slot(account, ip)
+    @rule(account=st.sampled_from([*ACCOUNTS, None]), ip=st.sampled_from([*ADDRESSES, None]),
+          center=st.booleans())
+    def acquire(self, account: bytes | None, ip: str | None, center: bool) -> None:
+        """``center``: a center operator's publish/remove (a higher per-account bound)."""
+        expected = self._model_refusal(account, ip, center)
+        slot = self.budget.slot(account, ip, center_operation=center)
         try:
             slot.__enter__()
         except ApiError as exc:

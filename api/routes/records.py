@@ -111,7 +111,7 @@ async def publish(body: RecordCreate, node: NodeDep, caller: CallerDep, slots: W
         raise ApiError("no_key_service", "this node holds no center account; publish "
                        "through your center's node")
     try:
-        with slots.slot(caller.address):
+        with slots.slot(caller.address, center_operation=True):
             out = await service.publish(
                 caller.address, body.type, body.subject, body.payload,
                 client_id=body.client_id, owner=body.owner, version=body.version)
@@ -137,7 +137,7 @@ async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: Call
                        "through the providing center's node")
     rid = parse_bytes32(record_id, "record_id")
     try:
-        with slots.slot(caller.address):
+        with slots.slot(caller.address, center_operation=True):
             out = await service.remove(caller.address, rid, body.version)
     except ServiceError as exc:
         raise _service_error(exc) from None
