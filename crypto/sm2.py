@@ -409,12 +409,18 @@ def sign(private: BytesLike, message: BytesLike, *, uid: BytesLike = DEFAULT_UID
 
 
 def verify(
-    public: BytesLike, message: BytesLike, signature: BytesLike, *, uid: BytesLike = DEFAULT_UID
+    public: BytesLike, message: BytesLike, signature: BytesLike, *, uid: BytesLike = DEFAULT_UID,
+    strict: bool = False,
 ) -> bool:
     """True iff ``signature`` (64-byte ``r || s``) is a valid SM2 signature of ``message``
     under ``public`` (64-byte ``x || y``) and ``uid``. Never raises: anything malformed
     (wrong types or lengths, ``r`` or ``s`` outside ``[1, n-1]``, a public key off the
     curve) is simply False.
+
+    With ``strict`` (the chain's precompile, whose answer must not depend on this machine's
+    state) a failure inside OpenSSL itself (no memory for a context, an init or digest
+    error) raises :class:`SM2Error` instead of answering False; only a signature OpenSSL
+    checked and found wrong is False.
     """
     try:
         if (
@@ -432,21 +438,32 @@ def verify(
         uid = _check_uid(uid)
         der = _sig_to_der(r, s)
     except (SM2Error, TypeError, ValueError):
+        if strict:
+            raise
         return False
     mctx = _lib.EVP_MD_CTX_new()
     if not mctx:
         _lib.ERR_clear_error()
+        if strict:
+            raise _fail("EVP_MD_CTX_new failed")
         return False
     try:
         pctx = _vp()
-        ok = (
+        ready = (
             _lib.EVP_DigestVerifyInit(mctx, ctypes.byref(pctx), _SM3_MD, None, key.ptr) == 1
             and _lib.EVP_PKEY_CTX_set1_id(pctx, uid, len(uid)) == 1
-            and _lib.EVP_DigestVerify(mctx, der, len(der), msg, len(msg)) == 1
         )
-        if not ok:
+        if not ready:
             _lib.ERR_clear_error()
-        return ok
+            if strict:
+                raise _fail("setting up SM2 verification failed")
+            return False
+        answer = _lib.EVP_DigestVerify(mctx, der, len(der), msg, len(msg))
+        if answer != 1:
+            _lib.ERR_clear_error()
+            if strict and answer < 0:
+                raise _fail("SM2 verification failed inside OpenSSL")
+        return bool(answer == 1)
     finally:
         _lib.EVP_MD_CTX_free(mctx)
 

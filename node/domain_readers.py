@@ -87,9 +87,8 @@ def read(state: HeadState, address: bytes, slot: int, typ: StorageType) -> Any:
         return word.to_bytes(32, "big")[: int(name[5:])]
     if name.startswith("uint"):
         return word
-    if name.startswith("int"):
-        bits = int(name[3:])
-        return word - (1 << bits) if word >> (bits - 1) else word
+    if name.startswith("int"):  # stored sign-extended to 256 bits
+        return word - (1 << 256) if word >> 255 else word
     raise LayoutError(f"reading a {name} is not supported")
 
 

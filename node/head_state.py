@@ -15,7 +15,8 @@ Invariants:
   change what it reads (a reader holding an older head keeps a consistent, older view).
 * Answers equal py-evm's ``state.get_storage`` / ``get_nonce`` / ``get_balance`` /
   ``get_code`` on the same root (``tests/test_head_state.py``).
-* Memoised words are bounded (:data:`MEMO_WORDS`); past it the memo restarts empty.
+* Memoised words and accounts are bounded (:data:`MEMO_WORDS` each); past it a memo
+  restarts empty.
 * Thread-safe: trie reads only read the store, and the memo is a dict updated by single
   assignments.
 """
@@ -72,6 +73,8 @@ class HeadState:
         if found is None:
             raw = self._state.get(keccak(address))
             found = rlp.decode(raw, sedes=Account) if raw else _EMPTY
+            if len(self._accounts) >= MEMO_WORDS:
+                self._accounts = {}
             self._accounts[address] = found
         return found
 

@@ -25,8 +25,10 @@ leaves room for a slower validator).
 Consensus: every validator must give the same answer. SM2 verification runs in OpenSSL,
 after strict checks in Python that do not depend on its version: ``0 < r, s < n``,
 ``(r + s) mod n != 0`` (GB/T 32918.2, B5), the key a point of the curve with coordinates
-below ``p``. :func:`self_test` runs the standards' vectors when the node starts, so a
-node whose libcrypto answers wrongly stops instead of forking off on the first call.
+below ``p``; an internal OpenSSL failure raises instead of answering 0 (the block
+fails on that node alone). :func:`self_test` runs the standards' vectors when the node
+starts, so a node whose libcrypto answers wrongly stops instead of forking off on the
+first call.
 """
 
 from __future__ import annotations
@@ -89,7 +91,10 @@ def sm2_verify_input(data: bytes) -> bool:
         return False
     if not (x < sm2.P and y < sm2.P) or (y * y - (x * x * x + sm2.A * x + sm2.B)) % sm2.P:
         return False
-    return sm2.verify(data[:64], data[128:], data[64:128])
+    # strict: a failure inside OpenSSL (not a wrong signature) raises SM2Error, which is
+    # not a VMError: the transaction or block fails on this node instead of getting an
+    # answer the other validators would not give.
+    return sm2.verify(data[:64], data[128:], data[64:128], strict=True)
 
 
 def sm2_verify(computation: ComputationAPI) -> ComputationAPI:

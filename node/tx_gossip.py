@@ -10,7 +10,8 @@ Invariants:
   ``gossip=False``, so it is not echoed); a malformed batch is dropped and logged.
 * Received batches are admitted by :class:`RemoteTxIntake`'s own thread, in arrival order,
   never on the p2p event loop (votes and proposals must not wait behind admission). Its
-  queue holds at most ``INTAKE_BATCHES`` batches: past that a batch is dropped and counted
+  queue holds at most ``INTAKE_BATCHES`` batches and ``INTAKE_BYTES`` of transactions
+  (a TXS frame may be 64 MiB): past either a batch is dropped and counted
   (gossip is best effort; peers send their pending transactions again on reconnect, and
   the sender's own node proposes them).
 """
@@ -33,6 +34,7 @@ log = logging.getLogger("yilian.consensus")
 TX_FLUSH_DELAY = 0.01
 TX_BATCH_BYTES = 8 * 1024 * 1024  # one TXS message, well inside a frame
 INTAKE_BATCHES = 64  # received TXS messages waiting for admission
+INTAKE_BYTES = 64 * 1024 * 1024  # and their transactions' bytes
 
 
 def tx_batches(raws: list[bytes]) -> list[list[bytes]]:
@@ -67,13 +69,19 @@ def admit_remote_txs(body: Any, submit: Callable[..., Any]) -> None:
 class RemoteTxIntake:
     """Admits peers' TXS messages on a thread of its own, in arrival order, bounded."""
 
-    def __init__(self, submit: Callable[..., Any], capacity: int = INTAKE_BATCHES) -> None:
+    def __init__(self, submit: Callable[..., Any], capacity: int = INTAKE_BATCHES,
+                 max_bytes: int = INTAKE_BYTES) -> None:
         self._submit = submit
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
         self._thread: threading.Thread | None = None
+        self._max_bytes = max_bytes
+        self._bytes = 0  # bytes of the queued batches
+        self._lock = threading.Lock()
         self.dropped = 0  # batches dropped because the queue was full
 
     def start(self) -> None:
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._run, name="tx-intake", daemon=True)
         self._thread.start()
 
@@ -83,12 +91,18 @@ class RemoteTxIntake:
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout)
         self._thread.join(timeout=timeout)
-        self._thread = None
+        if not self._thread.is_alive():  # else a later start would run two consumers
+            self._thread = None
 
     def offer(self, body: Any) -> bool:
         """Queue a received TXS message body (never blocks); False when it was dropped."""
+        size = _size(body)
         try:
-            self._queue.put_nowait(body)
+            with self._lock:
+                if self._bytes + size > self._max_bytes:
+                    raise queue.Full
+                self._queue.put_nowait((body, size))
+                self._bytes += size
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 100 == 0:
@@ -98,11 +112,21 @@ class RemoteTxIntake:
         return True
 
     def _run(self) -> None:
-        while (body := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            body, size = item
+            with self._lock:
+                self._bytes -= size
             try:
                 admit_remote_txs(body, self._submit)
             except Exception:  # keep admitting; a bug here must not stop gossip
                 log.exception("admitting a gossiped batch failed")
+
+
+def _size(body: Any) -> int:
+    """The bytes a received TXS body holds (its transactions; anything else counts 0)."""
+    if not isinstance(body, list | tuple):
+        return 0
+    return sum(len(t) for t in body if isinstance(t, bytes | bytearray))
 
 
 class TxOutbox:

@@ -256,5 +256,9 @@ def test_a_scripted_history_covers_every_status() -> None:
             assert fast.grant(2) is not None and fast.grant(2)["expiry"] == head + 1
             assert fast.check_grant(2, RIDS[0], mid(CENTER_B_CODE)) == 3
             _compare(chain, evm, fast)
+            # The owner suspended: its grant pauses (8), the same both ways.
+            _apply(chain, ("set_active", mid(ENTERPRISE_CODE), False))
+            assert fast.check_grant(5, RIDS[0], mid(CENTER_B_CODE)) == 8
+            _compare(chain, evm, fast)
         finally:
             node.stop()

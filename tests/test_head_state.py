@@ -106,3 +106,16 @@ def test_views_mode_is_strict(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="YILIAN_VIEWS='fast'"):
         views_mode()
     assert os.environ[VIEWS_ENV] == "fast"
+
+
+def test_signed_integers_read_sign_extended() -> None:
+    """Vyper stores a negative intN sign-extended to 256 bits."""
+    from yilian.contracts.layout import StorageType
+    from yilian.node.domain_readers import read
+
+    class Words:
+        def word(self, address: bytes, slot: int) -> int:
+            return {0: 2**256 - 1, 1: 5, 2: 2**256 - 128}[slot]
+
+    for slot, want in ((0, -1), (1, 5), (2, -128)):
+        assert read(Words(), b"", slot, StorageType("value", "int8", 1)) == want  # type: ignore[arg-type]

@@ -144,3 +144,22 @@ def test_credit_code_precompile_matches_the_vyper_check(node: Node, raw: bytes) 
     assert answer(node, REFERENCE, selector) == word(expected)
     assert Harness(node).call("Members", "valid_credit_code", raw) is expected
     assert is_valid_bytes32(raw) is expected
+
+
+def test_a_wrong_signature_that_reaches_openssl_answers_false(node: Node) -> None:
+    """On-curve key, r and s in range, (r + s) mod n != 0: only OpenSSL can say no."""
+    forged = _sig(12345, 67890)
+    assert nat.sm2_verify_input(ANNEX_PUB + forged + ANNEX_MSG) is False
+    assert answer(node, nat.SM2_VERIFY_ADDRESS, ANNEX_PUB + forged + ANNEX_MSG) == word(False)
+
+
+def test_an_openssl_failure_raises_instead_of_answering(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """A context OpenSSL cannot allocate is this machine's problem, not an invalid
+    signature: the precompile must not answer 0 where the other validators answer 1."""
+    good = ANNEX_PUB + ANNEX_SIG + ANNEX_MSG
+    monkeypatch.setattr(sm2._lib, "EVP_MD_CTX_new", lambda: None)
+    assert sm2.verify(ANNEX_PUB, ANNEX_MSG, ANNEX_SIG) is False  # the lenient API
+    with pytest.raises(sm2.SM2Error, match="EVP_MD_CTX_new"):
+        nat.sm2_verify_input(good)
+    assert not isinstance(sm2.SM2Error("x"), nat.VMError)  # not an exceptional halt

@@ -78,3 +78,34 @@ def test_tx_batches_keep_order_and_stay_within_bounds(raws: list[bytes]) -> None
     for b in batches:
         assert len(b) <= wire.MAX_TXS_PER_MESSAGE
         assert len(b) == 1 or sum(map(len, b)) <= tx_gossip.TX_BATCH_BYTES
+
+
+def test_the_queue_is_bounded_in_bytes_too_and_restarts_run_one_consumer() -> None:
+    gate = threading.Event()
+    seen: list[bytes] = []
+
+    def submit(raw: bytes, *, gossip: bool) -> None:
+        gate.wait(5)
+        seen.append(raw)
+
+    intake = RemoteTxIntake(submit, capacity=64, max_bytes=1000)
+    intake.start()
+    intake.start()  # already running: no second consumer
+    try:
+        assert intake.offer([b"x" * 10])
+        _wait(lambda: intake._queue.empty())
+        assert intake.offer([b"a" * 600])
+        assert not intake.offer([b"b" * 600])  # 1,200 bytes would be queued
+        assert intake.offer([b"c" * 400])
+        assert intake.dropped == 1
+        gate.set()
+        _wait(lambda: len(seen) == 3)
+        assert intake._bytes == 0
+    finally:
+        gate.set()
+        intake.stop()
+    assert intake._thread is None
+    intake.start()  # a stopped intake starts again
+    intake.offer([b"again"])
+    _wait(lambda: seen[-1:] == [b"again"])
+    intake.stop()
