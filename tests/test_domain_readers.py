@@ -8,6 +8,8 @@ readers, once through the EVM (``Domain(views="evm")`` and raw calls) and once t
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +197,21 @@ def _compare(chain: Harness, evm: Domain, fast: Domain) -> int:
     return n
 
 
+@contextmanager
+def history(ops: list[tuple[Any, ...]]) -> Iterator[tuple[Harness, Domain, Domain]]:
+    """A fresh domain chain after ``ops``: the harness, the EVM views and the readers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        node = make_node(Path(tmp), alloc=genesis_doc()["alloc"] | _alloc(), timestamp=T0)
+        try:
+            chain = Harness(node)
+            chain.timestamp = T0 + 1
+            for op in ops:
+                _apply(chain, op)
+            yield chain, Domain(node.core, views="evm"), Domain(node.core, views="reader")
+        finally:
+            node.stop()
+
+
 def test_every_view_has_a_reader_or_a_reason() -> None:
     views = {(c, e["name"]) for c in ("Members", "Records", "Grants") for e in load(c).abi
              if e["type"] == "function" and e["stateMutability"] in ("view", "pure")}
@@ -206,18 +223,9 @@ def test_every_view_has_a_reader_or_a_reason() -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(OPS, min_size=1, max_size=24))
 def test_readers_equal_the_contracts_views(ops: list[tuple[Any, ...]]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        node = make_node(Path(tmp), alloc=genesis_doc()["alloc"] | _alloc(), timestamp=T0)
-        try:
-            chain = Harness(node)
-            chain.timestamp = T0 + 1
-            for op in ops:
-                _apply(chain, op)
-            evm, fast = Domain(node.core, views="evm"), Domain(node.core, views="reader")
-            assert fast.readers is not None and evm.readers is None
-            assert _compare(chain, evm, fast) >= 200
-        finally:
-            node.stop()
+    with history(ops) as (chain, evm, fast):
+        assert fast.readers is not None and evm.readers is None
+        assert _compare(chain, evm, fast) >= 200
 
 
 def test_a_scripted_history_covers_every_status() -> None:
@@ -238,27 +246,18 @@ def test_a_scripted_history_covers_every_status() -> None:
         ("remove", CENTER_A, RIDS[1], 1),
         ("grant", ENTERPRISE, mid(CENTER_B_CODE), mid(ENTERPRISE_CODE), (2, ZERO), 10**7, 3),
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        node = make_node(Path(tmp), alloc=genesis_doc()["alloc"] | _alloc(), timestamp=T0)
-        try:
-            chain = Harness(node)
-            chain.timestamp = T0 + 1
-            for op in ops:
-                _apply(chain, op)
-            evm, fast = Domain(node.core, views="evm"), Domain(node.core, views="reader")
-            seen = {fast.check_grant(g, r, reader, retry=retry)
-                    for g in range(7) for r in [*RIDS, ZERO]
-                    for reader in (mid(BANK_CODE), mid(CENTER_B_CODE), mid(NEW_CODE))
-                    for retry in (False, True)}
-            assert seen >= {0, 1, 2, 3, 4, 5, 6, 7}, seen
-            # Views see the next block's time: grant 2 expires exactly then.
-            head = node.core.head().timestamp
-            assert fast.grant(2) is not None and fast.grant(2)["expiry"] == head + 1
-            assert fast.check_grant(2, RIDS[0], mid(CENTER_B_CODE)) == 3
-            _compare(chain, evm, fast)
-            # The owner suspended: its grant pauses (8), the same both ways.
-            _apply(chain, ("set_active", mid(ENTERPRISE_CODE), False))
-            assert fast.check_grant(5, RIDS[0], mid(CENTER_B_CODE)) == 8
-            _compare(chain, evm, fast)
-        finally:
-            node.stop()
+    with history(ops) as (chain, evm, fast):
+        seen = {fast.check_grant(g, r, reader, retry=retry)
+                for g in range(7) for r in [*RIDS, ZERO]
+                for reader in (mid(BANK_CODE), mid(CENTER_B_CODE), mid(NEW_CODE))
+                for retry in (False, True)}
+        assert seen >= {0, 1, 2, 3, 4, 5, 6, 7}, seen
+        # Views see the next block's time: grant 2 expires exactly then.
+        head = chain.node.core.head().timestamp
+        assert fast.grant(2) is not None and fast.grant(2)["expiry"] == head + 1
+        assert fast.check_grant(2, RIDS[0], mid(CENTER_B_CODE)) == 3
+        _compare(chain, evm, fast)
+        # The owner suspended: its grant pauses (8), the same both ways.
+        _apply(chain, ("set_active", mid(ENTERPRISE_CODE), False))
+        assert fast.check_grant(5, RIDS[0], mid(CENTER_B_CODE)) == 8
+        _compare(chain, evm, fast)
