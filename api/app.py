@@ -14,7 +14,17 @@ from fastapi_offline import FastAPIOffline
 from yilian.api.body_guard import BodyGuard
 from yilian.api.errors import install_error_handlers
 from yilian.api.openapi import ERROR_RESPONSES, install_openapi
-from yilian.api.routes import grants, health, members, receipts, records, rpc, rpc_tokens, ws
+from yilian.api.routes import (
+    grants,
+    health,
+    keys,
+    members,
+    receipts,
+    records,
+    rpc,
+    rpc_tokens,
+    ws,
+)
 from yilian.api.routes.ws import ConnectionLimiter
 from yilian.api.rpc import RpcHandler
 from yilian.api.rpc_auth import Challenges, RpcAuth, load_token_key
@@ -43,8 +53,8 @@ def create_app(node: NodeAPI) -> FastAPI:
     app.state.token_key = load_token_key(node)
     app.state.challenges = Challenges(node.config.rpc_auth.challenge_ttl_s,
                                       node.config.rpc_auth.max_challenges)
-    domain_routers = (records.router, grants.router, receipts.router, members.router,
-                      rpc_tokens.router)
+    domain_routers = (records.router, keys.router, grants.router, receipts.router,
+                      members.router, rpc_tokens.router)
     for domain_router in domain_routers:
         app.include_router(domain_router, responses=ERROR_RESPONSES)
     install_openapi(app, domain_routers)

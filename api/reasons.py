@@ -134,6 +134,9 @@ version_not_found       404 -      the record has no such version
 record_removed          410 -      the version is a removal (tombstone)
 request_id_used         409 -      the read's request id was used for another read
 request_id_expired      409 -      the read with this request id is too old to serve again
+too_many_items          422 -      a key request names more records than one request may
+duplicate_item          422 -      a key request names the same record version twice
+mixed_custodians        422 -      a key request names records of several custodians
 tampered                409 -      the stored ciphertext does not match its on-chain digest
 bad_enc_key             422 -      the caller's registered encryption key is unusable
 not_custodian           409 -      forwarded to a node that is not the record's custodian
@@ -183,7 +186,8 @@ GROUPS: tuple[tuple[str, dict[str, Reason]], ...] = (
      "`api/waiting.py`)", WAITING),
     ("Signed requests (`protocol/signed_request.py`, `api/auth.py`)", SIGNED_REQUESTS),
     ("JSON-RPC tokens (`node/rpc_tokens.py`, `api/rpc_auth.py`)", TOKENS),
-    ("Records and keys (`node/key_service.py`, `api/routes/records.py`)", RECORD_KEYS),
+    ("Records and keys (`node/key_service.py`, `node/key_batches.py`, "
+     "`api/routes/records.py`, `api/routes/keys.py`)", RECORD_KEYS),
     ("Grants (`node/domain.py` GRANT_STATUS, `api/routes/grants.py`)", GRANT_READS),
     ("Members and parties (`api/routes/members.py`, `api/privacy.py`)", MEMBERSHIP),
     ("Request shape (`api/errors.py`, `api/body_guard.py`, `api/domain_format.py`)", REQUEST_SHAPE),

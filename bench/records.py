@@ -12,7 +12,9 @@ SDK exactly as users call it:
    grant (``Grantee.read``: B forwards the key request to the record's custodian, which
    checks the grant, commits the access receipt, and re-wraps the key; the SDK checks the
    digest and decrypts). A call returns when the receipt is final and the plaintext is
-   verified.
+   verified. With ``--read-batch N`` each concurrent call reads N records of one custodian
+   in one key request (``Grantee.read_many``: one receipt transaction for the N reads);
+   rates and CPU are then per read, not per call.
 
 Each is run in the same run sequentially (one call at a time: the baseline, which is
 dominated by waiting for a final block) and with each ``--concurrency`` of callers, and the
@@ -62,27 +64,35 @@ class Phase:
     latencies: list[float]
     errors: int
     node_cpu: float | None = None  # CPU seconds of all node processes over the phase
+    per_call: int = 1  # operations (publications, reads) per call: a batch read has several
+
+    @property
+    def done(self) -> int:
+        """Operations of the calls that succeeded."""
+        return (self.calls - self.errors) * self.per_call
 
     @property
     def rate(self) -> float:
-        return (self.calls - self.errors) / self.seconds if self.seconds else 0.0
+        """Operations per second."""
+        return self.done / self.seconds if self.seconds else 0.0
 
     @property
     def cpu_ms_per_call(self) -> float | None:
-        ok = self.calls - self.errors
-        return None if self.node_cpu is None or not ok else 1000 * self.node_cpu / ok
+        """Node CPU (all nodes) per operation, in ms."""
+        return None if self.node_cpu is None or not self.done else 1000 * self.node_cpu / self.done
 
     def line(self) -> str:
         lat = sorted(self.latencies)
         cpu = self.cpu_ms_per_call
-        return (f"  {self.label:<30} {self.calls:>5} calls  conc {self.concurrency:>3}  "
+        batch = f" x{self.per_call}" if self.per_call > 1 else ""
+        return (f"  {self.label:<30} {self.calls:>5} calls{batch}  conc {self.concurrency:>3}  "
                 f"{self.rate:8.1f}/s  p50 {percentile(lat, 50):6.3f} s  "
                 f"p99 {percentile(lat, 99):6.3f} s  node CPU "
-                f"{'-' if cpu is None else f'{cpu:.1f}'} ms/call  errors {self.errors}")
+                f"{'-' if cpu is None else f'{cpu:.1f}'} ms/op  errors {self.errors}")
 
 
 def _run(label: str, work: Sequence[Callable[[], Any]], concurrency: int,
-         pids: Sequence[int] = ()) -> Phase:
+         pids: Sequence[int] = (), per_call: int = 1) -> Phase:
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -107,7 +117,8 @@ def _run(label: str, work: Sequence[Callable[[], Any]], concurrency: int,
         list(pool.map(one, work))
     seconds = time.monotonic() - start
     node_cpu = meter.stop().node if meter is not None else None
-    return Phase(label, len(work), concurrency, seconds, latencies, errors, node_cpu)
+    return Phase(label, len(work), concurrency, seconds, latencies, errors, node_cpu,
+                 per_call)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,7 +179,7 @@ def run_once(args: argparse.Namespace, views: str, phases: list[Phase]) -> int:
             return g
 
         time.sleep(2.0)  # let the four centers connect
-        published: list[str] = []
+        published: list[tuple[int, str]] = []  # (custodian center, record id)
         plock = threading.Lock()
 
         def publish(i: int, n: int) -> Callable[[], Any]:
@@ -178,7 +189,7 @@ def run_once(args: argparse.Namespace, views: str, phases: list[Phase]) -> int:
                     rtype, ENTERPRISE, standard.example_record(rtype, ENTERPRISE),
                     owner="subject", client_id=f"bench-{i}-{n}")
                 with plock:
-                    published.append(out.record_id)
+                    published.append((i % 4, out.record_id))
             return fn
 
         print(f"yilian records benchmark: 4 centers, suite {args.suite}, views {views}, "
@@ -200,11 +211,23 @@ def run_once(args: argparse.Namespace, views: str, phases: list[Phase]) -> int:
             bank_m["id"], types=TYPES, purpose="benchmark", max_reads=2**32 - 1,
             valid_for_s=3600)
         gid = int(grant["grant_id"])
-        records = list(published)
+        records = [rid for _, rid in published]
+        by_center = [[rid for c, rid in published if c == i] for i in range(4)]
+        batch = max(1, min(args.read_batch, *map(len, by_center)))
 
         def read(n: int) -> Callable[[], Any]:
             def fn() -> None:
                 bank().read(records[n % len(records)], gid)
+            return fn
+
+        def read_many(n: int) -> Callable[[], Any]:
+            """``batch`` records of one custodian in one key request (Grantee.read_many)."""
+            mine = by_center[n % 4]
+            start = (n // 4) * batch
+            picks = [mine[(start + j) % len(mine)] for j in range(batch)]
+
+            def fn() -> None:
+                bank().read_many([(rid, gid) for rid in picks])
             return fn
 
         seq_read = _run("read via B, sequential (baseline)",
@@ -213,8 +236,13 @@ def run_once(args: argparse.Namespace, views: str, phases: list[Phase]) -> int:
         phases.append(seq_read)
         par_reads = []
         for conc in args.concurrency:
-            par_reads.append(_run(f"read via B, {conc} callers",
-                                  [read(n) for n in range(args.reads)], conc, pids))
+            if batch == 1:
+                par_reads.append(_run(f"read via B, {conc} callers",
+                                      [read(n) for n in range(args.reads)], conc, pids))
+            else:
+                par_reads.append(_run(f"read via B, {conc} callers, batch {batch}",
+                                      [read_many(n) for n in range(max(1, args.reads // batch))],
+                                      conc, pids, per_call=batch))
             print(par_reads[-1].line())
         phases.extend(par_reads)
         for pub, rd in zip(par_pubs, par_reads, strict=True):
@@ -260,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the nodes answer contract views: reader (storage readers, the "
                         "default), evm (the interpreter), or evm,reader for both, each on a "
                         "fresh network, side by side")
+    p.add_argument("--read-batch", type=int, default=1, choices=range(1, 33), metavar="1..32",
+                   help="records per key request in the concurrent read phases "
+                        "(Grantee.read_many: one receipt transaction per request); 1 reads "
+                        "one record per request (Grantee.read)")
     p.add_argument("--suite", choices=("standard", "sm"), default="standard")
     p.add_argument("--keep", action="store_true", help="keep the network directory")
     return p

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from yilian.node.config import NodeConfig
 from yilian.node.domain import code_of
-from yilian.node.key_service import ServiceError
+from yilian.node.key_types import ServiceError
 from yilian.node.node_api import KeyServiceAPI
 
 _NOT_ALLOWED = re.compile(r"[^0-9A-Za-z:._-]")

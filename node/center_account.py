@@ -38,18 +38,20 @@ class CenterAccount:
     def checksum(self) -> str:
         return to_checksum_address(self.address)
 
-    def submit(self, to: bytes, data: bytes) -> bytes:
-        """Sign and admit one transaction; return its hash (Rejected propagates)."""
+    def submit(self, to: bytes, data: bytes, gas: int = DOMAIN_TX_GAS) -> bytes:
+        """Sign and admit one transaction with gas limit ``gas``; return its hash (Rejected
+        propagates)."""
         with self._lock:
             nonce = self.ledger.mempool.pending_nonce(self.address)
             signed = self._account.sign_transaction({
                 "type": 2, "chainId": self.ledger.genesis.chain_id, "nonce": nonce,
-                "to": to_checksum_address(to), "value": 0, "data": data, "gas": DOMAIN_TX_GAS,
+                "to": to_checksum_address(to), "value": 0, "data": data, "gas": gas,
                 "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
             })
             return self.ledger.submit(bytes(signed.raw_transaction))
 
-    async def send(self, to: bytes, data: bytes, timeout: float = 30.0) -> TxRecord:
+    async def send(self, to: bytes, data: bytes, timeout: float = 30.0,
+                   gas: int = DOMAIN_TX_GAS) -> TxRecord:
         """Submit and wait until final. TxFailed: ``reverted`` (with the contract's reason),
         ``no_quorum``/``no_commit`` (chain stalled; nothing was submitted),
         ``commit_timeout`` (submitted and still pending), or the node's admission reason
@@ -60,7 +62,7 @@ class CenterAccount:
             raise TxFailed(problem.reason, f"the chain is stalled ({problem.message}); "
                            "nothing was submitted: retry when it is back")
         try:
-            tx_hash = await asyncio.to_thread(self.submit, to, data)
+            tx_hash = await asyncio.to_thread(self.submit, to, data, gas)
         except Rejected as exc:
             raise TxFailed(exc.reason, f"the node refused the center's transaction: {exc}"
                            ) from None

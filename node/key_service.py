@@ -35,18 +35,22 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from yilian.crypto.suites import load_private_key
+from yilian.node import key_batches
 from yilian.node.center_account import CenterAccount
 from yilian.node.config import NodeConfig
-from yilian.node.domain import (
-    GRANT_STATUS,
-    GRANTS,
-    RECORDS,
-    Located,
-    RecordMeta,
-    code_of,
-)
+from yilian.node.domain import GRANT_STATUS, GRANTS, RECORDS, Located, RecordMeta, code_of
 from yilian.node.genesis import Genesis
 from yilian.node.interfaces import DomainReader, HealthCheck, LedgerAPI
+from yilian.node.key_types import (
+    KeyItem,
+    KeyRelease,
+    NotCustodian,
+    Published,
+    ReadPlan,
+    ServiceError,
+    failure,
+    refusal,
+)
 from yilian.node.tx_outcome import TxFailed
 from yilian.protocol import envelope, standard
 from yilian.protocol.credit_code import CreditCodeError
@@ -58,46 +62,6 @@ MAX_CIPHERTEXT = 32768  # Records.publish takes ciphertext: Bytes[32768]
 RETRY_WINDOW_S = 600  # how long a read's request id may fetch its key again
 
 
-class ServiceError(Exception):
-    """A refused or failed domain request: ``reason`` is a stable tag (the API's table,
-    ``yilian.api.reasons``, says how each is answered); ``extra`` adds detail fields."""
-
-    def __init__(self, reason: str, message: str,
-                 extra: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.extra = extra or {}
-
-
-class NotCustodian(Exception):
-    """This node does not hold the record's key: forward to ``center``'s node."""
-
-    def __init__(self, center: bytes) -> None:
-        super().__init__(code_of(center))
-        self.center = center
-
-
-@dataclass(frozen=True)
-class Published:
-    record_id: bytes
-    version: int
-    digest: bytes
-    tx_hash: bytes
-    block_number: int
-    block_hash: bytes
-    already: bool = False
-
-
-@dataclass(frozen=True)
-class KeyRelease:
-    record_id: bytes
-    version: int
-    wrapped_key: bytes
-    receipt_tx: bytes | None
-    block_number: int | None
-    block_hash: bytes | None
-
-
 @dataclass(frozen=True)
 class _Planned:
     """A checked publication or removal, ready to send."""
@@ -107,30 +71,6 @@ class _Planned:
     digest: bytes
     data: bytes  # the Records call
     plaintext: bytes | None  # publications: to tell a retry from a reused client id
-
-
-@dataclass(frozen=True)
-class _Read:
-    """A checked read: what to re-wrap, and the receipt it needs (if any)."""
-
-    meta: RecordMeta
-    version: int
-    reader_id: bytes
-    reader_enc_key: bytes
-    custodian_key: bytes  # the data key as wrapped for the custodian
-    grant_id: int
-    request_id: bytes | None = None
-    receipt: Located | None = None  # an earlier attempt's committed receipt
-    receipt_call: bytes | None = None  # the Grants.record_access call to send
-
-
-def _failure(exc: TxFailed, what: str) -> ServiceError:
-    """A failed center transaction as the error to report: ``commit_timeout`` says the
-    transaction is still pending (with its hash), not that it failed."""
-    if exc.reason == "commit_timeout":
-        return ServiceError(exc.reason, f"{what}: {exc}",
-                            {"status": "pending", "tx_hash": "0x" + (exc.tx_hash or b"").hex()})
-    return ServiceError(exc.reason, f"{what} failed: {exc}")
 
 
 def request_id_for(account: bytes, nonce: str) -> bytes:
@@ -184,7 +124,7 @@ class KeyService:
         if exc.reason == "reverted" and now is not None and now.latest >= plan.version:
             # an overlapping attempt of the same publication committed first
             return self._already(plan.record_id, plan.version, plan.plaintext)
-        raise _failure(exc, "publishing") from None
+        raise failure(exc, "publishing") from None
 
     def _plan_publish(self, caller: bytes, rtype: Any, subject: str, payload: Any,
                       client_id: str, owner: str | None, version: int | None
@@ -269,7 +209,7 @@ class KeyService:
         if exc.reason == "reverted" and now is not None and now.removed and (
                 now.latest >= plan.version):
             return self._already(plan.record_id, plan.version)
-        raise _failure(exc, "removal") from None
+        raise failure(exc, "removal") from None
 
     def _plan_remove(self, caller: bytes, record_id: bytes, version: int | None
                      ) -> Published | _Planned:
@@ -322,7 +262,7 @@ class KeyService:
                                f"no record 0x{record_id.hex()} on chain (yet)")
         return meta
 
-    def _earlier_receipt(self, meta: RecordMeta, request_id: bytes, grant_id: int,
+    def earlier_receipt(self, meta: RecordMeta, request_id: bytes, grant_id: int,
                          version: int, reader_id: bytes) -> Located | None:
         """The committed receipt of an earlier attempt of the same read (same request id),
         if the chain has one. ServiceError if that id was used for a different read, if
@@ -345,8 +285,7 @@ class KeyService:
             # wall clock is the later (and the stricter) of the two.
             status = 3
         if status != 0:
-            reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
-            raise ServiceError(reason, f"read refused: {message}")
+            raise refusal(status)
         if time.time() - located.timestamp > RETRY_WINDOW_S:
             raise ServiceError("request_id_expired",
                                f"the read with this request id was served more than "
@@ -377,18 +316,24 @@ class KeyService:
                     raise ServiceError("receipt_missing",
                                        f"receipt 0x{bytes(record.tx.hash).hex()} committed but "
                                        "is not indexed")
-        return await asyncio.to_thread(self._rewrap, plan, receipt)
+        return await asyncio.to_thread(self.rewrap, plan, receipt)
 
-    def _receipt_of(self, plan: _Read) -> Located | None:
+    async def release_keys(self, reader: bytes, nonce: str, items: list[KeyItem],
+                           client_request_id: bytes | None = None) -> list[KeyRelease]:
+        """The data keys of several records of this custodian, each wrapped for ``reader``,
+        with one receipt transaction for all (:mod:`yilian.node.key_batches`)."""
+        return await key_batches.release_keys(self, reader, nonce, items, client_request_id)
+
+    def _receipt_of(self, plan: ReadPlan) -> Located | None:
         assert plan.request_id is not None
-        return self._earlier_receipt(plan.meta, plan.request_id, plan.grant_id, plan.version,
+        return self.earlier_receipt(plan.meta, plan.request_id, plan.grant_id, plan.version,
                                      plan.reader_id)
 
-    def _receipt_refused(self, plan: _Read, exc: TxFailed) -> Located:
+    def _receipt_refused(self, plan: ReadPlan, exc: TxFailed) -> Located:
         """The receipt transaction failed: a concurrent attempt of the same read may have
         won the race (its receipt is the answer); otherwise the reason it was refused."""
         if exc.reason != "reverted":
-            raise _failure(exc, "the access receipt") from None
+            raise failure(exc, "the access receipt") from None
         receipt = self._receipt_of(plan)
         if receipt is not None:
             return receipt
@@ -398,7 +343,7 @@ class KeyService:
             reason, message = "refused", str(exc)
         raise ServiceError(reason, f"read refused: {message}") from None
 
-    def _rewrap(self, plan: _Read, receipt: Located | None) -> KeyRelease:
+    def rewrap(self, plan: ReadPlan, receipt: Located | None) -> KeyRelease:
         try:
             wrapped = envelope.rewrap(self.suite, self._enc_private, plan.custodian_key,
                                       plan.reader_enc_key)
@@ -411,9 +356,31 @@ class KeyService:
                           None if receipt is None else receipt.block_hash)
 
     def _plan_read(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
-                   version: int | None, client_request_id: bytes | None) -> _Read:
+                   version: int | None, client_request_id: bytes | None) -> ReadPlan:
         """Every check of a read before a receipt is sent; the receipt call to send, if
         the read needs one and no earlier attempt of it committed."""
+        plan = self.check_read(reader, record_id, grant_id, version)
+        if not plan.needs_receipt:  # the owner reads its own record: no receipt
+            return plan
+        request_id = (keccak(REQUEST_ID_TAG + reader + client_request_id)
+                      if client_request_id else request_id_for(reader, nonce))
+        receipt = self.earlier_receipt(plan.meta, request_id, grant_id, plan.version,
+                                       plan.reader_id)
+        if receipt is not None:
+            return replace(plan, request_id=request_id, receipt=receipt)
+        status = self.domain.check_grant(grant_id, record_id, plan.reader_id)
+        if status != 0:
+            raise refusal(status)
+        data = self.domain.grants.encode_call(
+            "record_access", grant_id, record_id, plan.version, plan.reader_id, request_id)
+        return replace(plan, request_id=request_id, receipt_call=data)
+
+    def check_read(self, reader: bytes, record_id: bytes, grant_id: int, version: int | None
+                   ) -> ReadPlan:
+        """Every check of a read that does not depend on its request id: this node is the
+        record's custodian (NotCustodian otherwise), the reader an active member with a
+        usable encryption key, the version published and intact. The plan names no
+        receipt yet."""
         meta = self.locate_custodian(record_id)
         if meta.center != self.center_id():
             raise NotCustodian(meta.center)
@@ -448,21 +415,7 @@ class KeyService:
             raise ServiceError("bad_enc_key", f"the caller's registered encryption key "
                                f"is unusable on this network: {exc}; ask the admin to "
                                "register a valid one") from None
-        plan = _Read(meta, v, reader_id, reader_member.enc_key, mine, grant_id)
-        if reader_id == meta.owner:  # the owner reads its own record: no receipt
-            return plan
-        request_id = (keccak(REQUEST_ID_TAG + reader + client_request_id)
-                      if client_request_id else request_id_for(reader, nonce))
-        receipt = self._earlier_receipt(meta, request_id, grant_id, v, reader_id)
-        if receipt is not None:
-            return replace(plan, request_id=request_id, receipt=receipt)
-        status = self.domain.check_grant(grant_id, record_id, reader_id)
-        if status != 0:
-            reason, message = GRANT_STATUS.get(status, ("refused", "refused"))
-            raise ServiceError(reason, f"read refused: {message}")
-        data = self.domain.grants.encode_call(
-            "record_access", grant_id, record_id, v, reader_id, request_id)
-        return replace(plan, request_id=request_id, receipt_call=data)
+        return ReadPlan(meta, v, reader_id, reader_member.enc_key, mine, grant_id)
 
 
 def load_key_service(config: NodeConfig, home: Path, ledger: LedgerAPI, liveness: HealthCheck,

@@ -39,7 +39,7 @@ from yilian.node.interfaces import (
     Listener,
     ReplayWindow,
 )
-from yilian.node.key_service import KeyRelease, Published
+from yilian.node.key_types import KeyItem, KeyRelease, Published
 from yilian.node.tx_index import TxRecord
 from yilian.node.tx_outcome import Pending
 from yilian.node.user_calls import Admitted
@@ -107,6 +107,9 @@ class KeyServiceAPI(Protocol):
     async def release_key(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
                           version: int | None, client_request_id: bytes | None = None
                           ) -> KeyRelease: ...
+
+    async def release_keys(self, reader: bytes, nonce: str, items: list[KeyItem],
+                           client_request_id: bytes | None = None) -> list[KeyRelease]: ...
 
 
 class UserCallsAPI(Protocol):

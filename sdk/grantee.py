@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from eth_utils import to_canonical_address
 
+from yilian.contracts.addresses import MAX_ACCESS_ITEMS
 from yilian.protocol import envelope, standard
 from yilian.protocol.credit_code import to_bytes32
 from yilian.sdk.client import Client
-from yilian.sdk.errors import Refused, TamperedError, WrongEncryptionKey, YilianError
+from yilian.sdk.errors import (
+    InvalidArgument,
+    Refused,
+    TamperedError,
+    WrongEncryptionKey,
+    YilianError,
+)
 
 
 @dataclass(frozen=True)
@@ -98,11 +106,59 @@ class Grantee:
         doc = self.version_doc(record_id, version)
         body = {"grant_id": grant_id, "version": int(doc["version"]),
                 "request_id": "0x" + os.urandom(32).hex()}
+        key = self._ask_custodian(f"/v1/records/{record_id}/key", body, str(doc["center"]),
+                                  retries)
+        return self._open(doc, key)
+
+    def read_many(self, reads: Sequence[tuple[str, int] | tuple[str, int, int | None]], *,
+                  retries: int = 2) -> list[ReadResult]:
+        """The plaintexts of several record versions, each ``(record_id, grant_id)`` or
+        ``(record_id, grant_id, version)``, in the order given.
+
+        The reads are grouped by custodian: one key request (``POST /v1/keys``) per
+        custodian and per 32 records, whose receipts all commit in one transaction, so N
+        reads wait for one block, not N. Each request keeps its read id across retries
+        (a retry never spends a read twice). Raises as :meth:`read`; a refusal names the
+        item (``Refused.extra["item"]``, its index in that request). Reads of different
+        custodians are separate requests: when one is refused, the keys of the others may
+        already have been released (and their reads spent).
+        """
+        if not reads:
+            return []
+        self.check_enc_key()
+        docs = [self.version_doc(r[0], r[2] if len(r) > 2 else None) for r in reads]
+        seen: set[tuple[str, int]] = set()
+        groups: dict[str, list[int]] = {}
+        for i, doc in enumerate(docs):
+            key = (str(doc["record_id"]).lower(), int(doc["version"]))
+            if key in seen:
+                raise InvalidArgument(f"read {i} repeats version {key[1]} of record {key[0]}; "
+                                      "name each record version once")
+            seen.add(key)
+            groups.setdefault(str(doc["center"]), []).append(i)
+        results: list[ReadResult | None] = [None] * len(reads)
+        for center, indices in groups.items():
+            for start in range(0, len(indices), MAX_ACCESS_ITEMS):
+                chunk = indices[start:start + MAX_ACCESS_ITEMS]
+                body = {"items": [{"record_id": docs[i]["record_id"], "grant_id": reads[i][1],
+                                   "version": int(docs[i]["version"])} for i in chunk],
+                        "request_id": "0x" + os.urandom(32).hex()}
+                answer = self._ask_custodian("/v1/keys", body, center, retries)
+                keys = list(answer.get("keys", []))
+                if len(keys) != len(chunk):
+                    raise TamperedError(f"the custodian {center} answered {len(keys)} keys "
+                                        f"for {len(chunk)} records")
+                for i, key in zip(chunk, keys, strict=True):
+                    results[i] = self._open(docs[i], key)
+        return [r for r in results if r is not None]
+
+    def _ask_custodian(self, path: str, body: dict[str, Any], custodian: str, retries: int
+                       ) -> dict[str, Any]:
+        """POST a key request signed for ``custodian``; a network failure or a 5xx answer
+        is retried (``retries`` times) with the same body, so under the same read id."""
         for attempt in range(retries + 1):
             try:
-                key = self.client.post_when_free(f"/v1/records/{record_id}/key", body,
-                                                 audience=str(doc["center"]))  # custodian
-                break
+                return dict(self.client.post_when_free(path, body, audience=custodian))
             except (requests.ConnectionError, requests.Timeout):
                 if attempt == retries:
                     raise
@@ -110,11 +166,21 @@ class Grantee:
                 if exc.status < 500 or attempt == retries:
                     raise
             time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _open(self, doc: dict[str, Any], key: dict[str, Any]) -> ReadResult:
+        """``doc``'s plaintext under the released ``key``, checked to be that version's."""
+        if str(key.get("record_id", "")).lower() != str(doc["record_id"]).lower() or int(
+                key.get("version", 0)) != int(doc["version"]):
+            raise TamperedError(f"the custodian released a key for record "
+                                f"{key.get('record_id')} version {key.get('version')} when "
+                                f"{doc['record_id']} version {doc['version']} was asked for")
         data_key = envelope.unwrap_key(self.client.suite, self._enc_private(),
                                        bytes.fromhex(key["wrapped_key"][2:]))
         rtype, data, plaintext = verify_and_open(self.client.suite, doc, data_key)
-        return ReadResult(record_id, int(doc["version"]), rtype, str(doc["subject"]), data,
-                          plaintext, key["receipt_tx"], key["receipt_block_number"])
+        return ReadResult(str(doc["record_id"]), int(doc["version"]), rtype,
+                          str(doc["subject"]), data, plaintext, key["receipt_tx"],
+                          key["receipt_block_number"])
 
     def read_own(self, record_id: str, version: int | None = None) -> ReadResult:
         """The owner reading its own record: its data key is wrapped for it in the record's

@@ -249,17 +249,19 @@ def test_consortium_bench_1_and_4_validators(tmp_path: Path,
 def test_records_benchmark_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     """``python -m yilian.bench.records`` on a tiny load, both view modes, two caller
     counts (more callers per account than the node lets wait: the SDK waits them out):
-    every call succeeds and the report holds the rates, ratios and node CPU per call side
-    by side (no speed assertion)."""
+    every call succeeds and the report holds the rates, ratios and node CPU per operation
+    side by side, batched reads too (no speed assertion)."""
     from yilian.bench import records
 
     code = records.main(["--records", "24", "--reads", "12", "--baseline", "2",
-                         "--concurrency", "4,12", "--views", "evm,reader"])
+                         "--concurrency", "4,12", "--views", "evm,reader", "--read-batch", "3"])
     out = capsys.readouterr().out
     assert code == 0, out
     for mode in ("evm", "reader"):
         assert f"views {mode}, 12 callers: published records/s" in out
-    assert re.search(r"read via B, 12 callers +12 calls .* node CPU [0-9.]+ ms/call", out)
+    assert re.search(r"read via B, sequential \(baseline\) +2 calls .* node CPU [0-9.]+ ms/op", out)
+    assert re.search(r"read via B, 12 callers, batch 3 +4 calls x3 .* node CPU [0-9.]+ ms/op",
+                     out)
     assert "side by side" in out and re.search(r"evm +[0-9.]+ ms .* reader +[0-9.]+ ms", out)
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
 
@@ -282,7 +284,9 @@ def test_records_benchmark_options_are_strict() -> None:
 
     parser = records.build_parser()
     assert parser.parse_args(["--concurrency", "32,64"]).concurrency == [32, 64]
-    for bad in (["--concurrency", "0"], ["--concurrency", "x"], ["--views", "fast"]):
+    assert parser.parse_args(["--read-batch", "32"]).read_batch == 32
+    for bad in (["--concurrency", "0"], ["--concurrency", "x"], ["--views", "fast"],
+                ["--read-batch", "0"], ["--read-batch", "33"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
 

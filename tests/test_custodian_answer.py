@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yilian.api.routes.records import MAX_FORWARD_ANSWER, KeyPublic, custodian_answer
+from yilian.api.custodian import MAX_FORWARD_ANSWER
+from yilian.api.routes.records import KeyPublic, custodian_answer
 
 RID = bytes.fromhex("11" * 32)
 KEY = {"record_id": "0x" + RID.hex(), "version": 1, "wrapped_key": "0xab",

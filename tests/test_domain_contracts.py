@@ -27,6 +27,7 @@ from web3 import Web3
 from yilian.contracts.abi import revert_reason
 from yilian.contracts.addresses import (
     GRANTS_ADDRESS,
+    MAX_ACCESS_ITEMS,
     MEMBERS_ADDRESS,
     RECORDS_ADDRESS,
     ROLE_ADMIN,
@@ -34,6 +35,7 @@ from yilian.contracts.addresses import (
     ROLE_CENTER,
     ROLE_ENTERPRISE,
     ROLE_FINANCIAL,
+    access_many_gas,
 )
 from yilian.contracts.artifacts import load
 from yilian.network_configs.domain import MemberSeed, domain_alloc
@@ -654,6 +656,30 @@ def test_record_access_many_records_each_item_or_none(dom: Domain) -> None:
     # The single-read entry point keeps its reasons (it shares the checks).
     assert dom.refused(CENTER_A, "Grants", "record_access", 1, recs[0], 1, bank,
                        keccak(b"ok-0")) == "request already used"
+
+
+def test_record_access_many_at_most_32_items(dom: Domain) -> None:
+    """32 items fit in one transaction under the center account's gas, even in the costliest
+    shape (each item on its own record and grant); 33 do not decode (the DynArray bound)
+    and spend nothing."""
+    assert load("Grants").storage.constant("MAX_ACCESS_ITEMS") == MAX_ACCESS_ITEMS
+    recs = [rid_of(b"cap-%d" % i) for i in range(MAX_ACCESS_ITEMS + 1)]
+    for r in recs:
+        dom.ok(CENTER_A, "Records", "publish", *publish_args(r, 1))
+        dom.ok(ENTERPRISE, "Grants", "grant", *_grant_args(types=0, record_id=r))
+    items = [(i + 1, r, 1, mid(BANK_CODE), keccak(b"cap-%d" % i))
+             for i, r in enumerate(recs)]
+    ok, _ = dom.execute(CENTER_A, "Grants", "record_access_many", items)
+    assert not ok
+    receipt = dom.send(CENTER_A, "Grants", "record_access_many", items)
+    assert receipt.state_root == b""
+    assert [dom.call("Grants", "get_grant", g)[8] for g in (1, 33)] == [0, 0]
+    assert dom.call("Grants", "used_requests", keccak(b"cap-0")) is False
+    receipt = dom.ok(CENTER_A, "Grants", "record_access_many", items[:MAX_ACCESS_ITEMS])
+    print(f"\ngas: record_access_many of 32: {receipt.gas_used}")
+    assert receipt.gas_used <= access_many_gas(32)
+    assert len(dom.events(receipt)) == 32
+    assert [dom.call("Grants", "get_grant", g)[8] for g in (1, 32, 33)] == [1, 1, 0]
 
 
 def test_grant_expiry(dom: Domain) -> None:

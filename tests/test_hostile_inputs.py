@@ -59,6 +59,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/records/{record_id}/remove"): {"version": 2},
     ("POST", "/v1/records/{record_id}/key"): {"grant_id": 1, "version": 1,
                                               "request_id": "0x" + "22" * 32},
+    ("POST", "/v1/keys"): {"items": [{"record_id": RID, "grant_id": 1, "version": 1}],
+                           "request_id": "0x" + "22" * 32},
     ("POST", "/v1/grants"): {"raw_transaction": "0x" + "00" * 8},
     ("POST", "/v1/grants/{grant_id}/revoke"): {"raw_transaction": "0x" + "00" * 8},
     ("POST", "/v1/members"): {"raw_transaction": "0x" + "00" * 8},

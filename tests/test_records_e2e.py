@@ -114,6 +114,12 @@ def test_bank_reads_all_seven_through_center_b(net: Net) -> None:
         assert out.data == standard.validate_record(rtype, net.payloads[rtype])
         assert out.rtype == rtype and out.version == 1 and out.receipt_tx
         net.reads += 1
+    # All seven in one key request, forwarded by B to A: one receipt transaction.
+    many = desk.read_many([(net.published[t].record_id, grant["grant_id"]) for t in ALL_TYPES])
+    assert [o.plaintext for o in many] == [
+        standard.canonical_bytes(t, net.payloads[t], subject=ENTERPRISE) for t in ALL_TYPES]
+    assert len({o.receipt_tx for o in many}) == 1 and many[0].receipt_tx
+    net.reads += len(ALL_TYPES)
 
 
 def test_revoked_grant_stops_reads(net: Net) -> None:

@@ -4,19 +4,23 @@ from any other node)."""
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
-import httpx
 from fastapi import APIRouter, Request
 from fastapi import Path as FPath
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from yilian.api.auth import ApiError, CallerDep, RouteCheckedCallerDep, audience_error
+from yilian.api.custodian import (
+    FORWARDED_HEADER,
+    ReleasedKey,
+    forward,
+    key_service_answer,
+    released_key,
+    service_error,
+)
 from yilian.api.deps import NodeDep
 from yilian.api.domain_format import (
     UINT32_MAX,
@@ -29,15 +33,11 @@ from yilian.api.json_bytes import hex0x
 from yilian.api.waiting import WaitsDep
 from yilian.contracts.addresses import RECORDS_ADDRESS
 from yilian.node.domain import code_of
-from yilian.node.key_service import NotCustodian, Published, ServiceError
+from yilian.node.key_types import NotCustodian, Published, ServiceError
 from yilian.node.node_api import NodeAPI
 from yilian.protocol.publication import PublishedPublic
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
-
-FORWARDED_HEADER = "X-Yilian-Forwarded"
-FORWARD_TIMEOUT_S = 45.0  # the custodian's own commit wait is 30 s
-MAX_FORWARD_ANSWER = 1 << 20
 
 
 class RecordCreate(BaseModel):
@@ -67,32 +67,8 @@ class KeyRequest(BaseModel):
         "spending another read")
 
 
-class KeyPublic(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    record_id: str
-    version: int
-    wrapped_key: str
-    receipt_tx: str | None
-    receipt_block_number: int | None
-    receipt_block_hash: str | None
+class KeyPublic(ReleasedKey):
     custodian: str
-
-
-class _CustodianError(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    reason: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    message: str = Field(max_length=4096)
-
-
-class _CustodianRefusal(BaseModel):
-    """A custodian's error answer: only the documented shape is passed on."""
-
-    model_config = ConfigDict(extra="forbid")
-    error: _CustodianError
-
-
-def _service_error(exc: ServiceError) -> ApiError:
-    return ApiError(exc.reason, str(exc), exc.extra)
 
 
 def _published(out: Published) -> PublishedPublic:
@@ -116,7 +92,7 @@ async def publish(body: RecordCreate, node: NodeDep, caller: CallerDep, slots: W
                 caller.address, body.type, body.subject, body.payload,
                 client_id=body.client_id, owner=body.owner, version=body.version)
     except ServiceError as exc:
-        raise _service_error(exc) from None
+        raise service_error(exc) from None
     return _published(out)
 
 
@@ -140,7 +116,7 @@ async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: Call
         with slots.slot(caller.address, center_operation=True):
             out = await service.remove(caller.address, rid, body.version)
     except ServiceError as exc:
-        raise _service_error(exc) from None
+        raise service_error(exc) from None
     return _published(out)
 
 
@@ -206,69 +182,13 @@ def get_version(record_id: str, version: Annotated[int, FPath(ge=1, le=UINT32_MA
     }
 
 
-# One forwarding client per event loop: connections to custodians are kept alive (and an
-# httpx client is costly to create: it builds an SSL context).
-_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary())
-
-
-async def _forward(node: NodeAPI, center: bytes, record_id: bytes, path: str,
-                   caller_headers: dict[str, str], body: bytes) -> JSONResponse:
-    """Send a key request on to the record's custodian and pass back only a key-service
-    answer: a 200 with a key for this record (KeyPublic) or a 4xx/5xx error with a
-    reason and a message. Redirects are not followed; anything else (a 3xx, another
-    shape, extra fields, another record) is the custodian's fault: 502
-    ``bad_custodian_answer``."""
-    member = await anyio.to_thread.run_sync(node.domain.member, center)
-    custodian = code_of(center)
-    if member is None or not member.endpoint:
-        raise ApiError("custodian_unavailable",
-                       f"the record's custodian {custodian} has no registered endpoint")
-    if not member.endpoint.startswith(("http://", "https://")):
-        raise ApiError("custodian_unavailable", f"the custodian {custodian}'s registered "
-                       f"endpoint {member.endpoint!r} is not an http(s) URL")
-    loop = asyncio.get_running_loop()
-    client = _CLIENTS.get(loop)
-    if client is None:
-        client = _CLIENTS[loop] = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S,
-                                                    follow_redirects=False)
-    try:
-        resp = await client.post(
-            member.endpoint.rstrip("/") + path, content=body, follow_redirects=False,
-            headers={**caller_headers, FORWARDED_HEADER: "1",
-                     "Content-Type": "application/json"})
-    except httpx.HTTPError as exc:
-        raise ApiError("custodian_unavailable",
-                       f"the record's custodian center {custodian} ({member.endpoint}) did not "
-                       f"answer: {exc!r}. Only the custodian holds the record's data key: "
-                       "retry when it is back, or ask the owner") from None
-    answer = custodian_answer(resp.status_code, resp.content, record_id)
-    if answer is None:
-        raise ApiError("bad_custodian_answer", f"the custodian {custodian} answered HTTP "
-                       f"{resp.status_code} with something other than a key-service answer; "
-                       "nothing was passed on. Retry later, or report it to that center")
-    return JSONResponse(answer[1], status_code=answer[0])
-
-
 def custodian_answer(status: int, content: bytes, record_id: bytes
                      ) -> tuple[int, dict[str, Any]] | None:
     """The key-service answer in a custodian's response, as (status, JSON) to pass on, or
     None if it is none: only a 200 holding a key for ``record_id`` (KeyPublic, no other
     fields) or a 4xx/5xx ``{"error": {reason, message}}`` (other fields dropped)."""
-    if len(content) > MAX_FORWARD_ANSWER:
-        return None
-    try:
-        if status == 200:
-            key = KeyPublic.model_validate_json(content)
-            if key.record_id.lower() != hex0x(record_id):
-                return None
-            return 200, key.model_dump()
-        if 400 <= status < 600:
-            err = _CustodianRefusal.model_validate_json(content).error
-            return status, {"error": {"reason": err.reason, "message": err.message}}
-    except ValidationError:
-        return None
-    return None
+    return key_service_answer(status, content, KeyPublic,
+                              lambda key: key.record_id.lower() == hex0x(record_id))
 
 
 @router.post("/{record_id}/key", response_model=KeyPublic,
@@ -292,19 +212,15 @@ async def request_key(record_id: str, body: KeyRequest, node: NodeDep,
                            "custodian")
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         with slots.slot(caller.address):  # waits for the custodian's answer
-            return await _forward(node, meta.center, rid, path, caller.headers, caller.body)
+            return await forward(node, meta.center, path, caller.headers, caller.body,
+                                 lambda status, content: custodian_answer(status, content, rid))
     request_id = None if body.request_id is None else bytes.fromhex(body.request_id[2:])
     try:
         with slots.slot(caller.address, by_address=not request.headers.get(FORWARDED_HEADER)):
             out = await service.release_key(
                 caller.address, caller.nonce, rid, body.grant_id, body.version, request_id)
     except ServiceError as exc:
-        raise _service_error(exc) from None
+        raise service_error(exc) from None
     except NotCustodian:
         raise ApiError("not_custodian", "the record's custodian changed") from None
-    return KeyPublic(record_id=hex0x(out.record_id), version=out.version,
-                     wrapped_key=hex0x(out.wrapped_key),
-                     receipt_tx=None if out.receipt_tx is None else hex0x(out.receipt_tx),
-                     receipt_block_number=out.block_number,
-                     receipt_block_hash=None if out.block_hash is None else hex0x(out.block_hash),
-                     custodian=node.config.name)
+    return KeyPublic(**released_key(out).model_dump(), custodian=node.config.name)
