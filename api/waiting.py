@@ -48,8 +48,8 @@ from yilian.node.tx_index import TxRecord
 from yilian.node.tx_outcome import Pending, TxFailed
 from yilian.node.user_calls import Admitted, ChainStalled
 
-PER_ACCOUNT = 8
-PER_CENTER_OPERATOR = 64  # a center's staff account publishing through its own node
+PER_ACCOUNT = 8  # a user-signed transaction waited for (grants, members)
+PER_OPERATOR = 64  # an account serving many users: center staff publishing, a desk reading
 PER_CLIENT_IP = 64
 TOTAL = 512
 COMMIT_TIMEOUT_S = 30.0  # then the call answers "pending" (202); the transaction stays
@@ -59,9 +59,9 @@ class WaitBudget:
     """Counts open waiting calls per account, per client IP and in total."""
 
     def __init__(self, per_account: int = PER_ACCOUNT, per_ip: int = PER_CLIENT_IP,
-                 total: int = TOTAL, per_center_operator: int = PER_CENTER_OPERATOR) -> None:
+                 total: int = TOTAL, per_operator: int = PER_OPERATOR) -> None:
         self.per_account = per_account
-        self.per_center_operator = per_center_operator
+        self.per_operator = per_operator
         self.per_ip = per_ip
         self.total = total
         self._lock = threading.Lock()
@@ -75,13 +75,15 @@ class WaitBudget:
     @contextlib.contextmanager
     def slot(self, account: bytes | None, client_ip: str | None,
              extra: dict[str, Any] | None = None, *,
-             center_operation: bool = False) -> Iterator[None]:
+             operator: bool = False) -> Iterator[None]:
         """Hold one waiting slot for the block; ApiError ``too_many_waiting`` (429, this
         caller) or ``waiting_full`` (503, the node) when a bound is hit
         (``extra`` goes into the error: e.g. the hash of a transaction that is kept).
-        ``center_operation``: a publish or remove, which only the node's own center's staff
-        may make (the key service refuses anyone else at once); a center's platform serves
-        many users through one staff account, so it gets the per-address bound."""
+        ``operator``: a center operation of the key service, which checks its caller
+        before anything is submitted: a publish or remove (only the node's own center's
+        staff) or a key request (only an active member, under a grant). One such account
+        serves many users at once (a center's platform, a bank's guarantee desk), so it
+        gets the per-address bound instead of the per-account one."""
         keys = []
         if account is not None:
             keys.append(("account", "0x" + account.hex()))
@@ -94,7 +96,7 @@ class WaitBudget:
                                "transactions to commit; retry in a few seconds, or send the "
                                "transaction with eth_sendRawTransaction and poll its receipt",
                                {"limit": self.total, **(extra or {})})
-            per_account = self.per_center_operator if center_operation else self.per_account
+            per_account = self.per_operator if operator else self.per_account
             for kind, who in keys:
                 limit = per_account if kind == "account" else self.per_ip
                 if self._open[(kind, who)] >= limit:
@@ -128,11 +130,11 @@ class WaitSlots:
 
     def slot(self, account: bytes | None, extra: dict[str, Any] | None = None, *,
              by_address: bool = True,
-             center_operation: bool = False) -> contextlib.AbstractContextManager[None]:
+             operator: bool = False) -> contextlib.AbstractContextManager[None]:
         """``by_address=False`` for a request another node forwarded: its address is that
         node's, shared by all the callers it relays (they are counted by account)."""
         return self.budget.slot(account, self.client_ip if by_address else None, extra,
-                                center_operation=center_operation)
+                                operator=operator)
 
 
 def wait_slots(request: Request) -> WaitSlots:

@@ -212,6 +212,31 @@ def test_the_owner_reads_its_own_records_in_a_batch_without_receipts(
     assert [k["receipt_tx"] for k in resp.json()["keys"]] == [None, None]
 
 
+def test_a_desk_account_may_wait_for_many_key_requests(env: Env, records: Records) -> None:
+    """Key requests, single and batched, take the operator's per-account bound (a bank's
+    desk serves many users through one account), not the lower one of user-signed
+    transactions (test_waiting_api checks that one)."""
+    budget = env.http.app.state.waits
+    saved = budget.per_account, budget.per_operator
+    account = bytes.fromhex(env.member("financial")["account"][2:])
+    grant = new_grant(env, max_reads=5)
+    budget.per_account, budget.per_operator = 1, 2
+    try:
+        with budget.slot(account, None, operator=True):  # the desk waits for one call
+            single = env.call(env.member("financial")["privateKey"], "POST",
+                              f"/v1/records/{records.ids[0]}/key",
+                              {"grant_id": grant, "version": 1})
+            assert single.status_code == 200, single.text
+            assert ask(env, [(records.ids[1], grant)], fresh_id()).status_code == 200
+            with budget.slot(account, None, operator=True):  # a second: the bound is hit
+                err = assert_refused(ask(env, [(records.ids[2], grant)], fresh_id()), 429,
+                                     "too_many_waiting")
+                assert err["limit"] == 2
+    finally:
+        budget.per_account, budget.per_operator = saved
+    assert reads_of(env, grant) == 2
+
+
 def test_a_batch_needs_the_records_one_custodian() -> None:
     a, b = to_bytes32(ENTERPRISE), to_bytes32("9144030071526726XG")
     items = [KeyItem(bytes([i]) * 32, 1) for i in range(2)]

@@ -100,7 +100,7 @@ class BudgetMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.budget = WaitBudget(per_account=2, per_ip=3, total=5, per_center_operator=4)
+        self.budget = WaitBudget(per_account=2, per_ip=3, total=5, per_operator=4)
         self.held: list[tuple[Any, bytes | None, str | None]] = []
 
     def _model_refusal(self, account: bytes | None, ip: str | None,
@@ -120,7 +120,7 @@ class BudgetMachine(RuleBasedStateMachine):
     def acquire(self, account: bytes | None, ip: str | None, center: bool) -> None:
         """``center``: a center operator's publish/remove (a higher per-account bound)."""
         expected = self._model_refusal(account, ip, center)
-        slot = self.budget.slot(account, ip, center_operation=center)
+        slot = self.budget.slot(account, ip, operator=center)
         try:
             slot.__enter__()
         except ApiError as exc:

@@ -116,12 +116,12 @@ async def request_keys(body: KeysCreate, node: NodeDep, caller: RouteCheckedCall
         if forwarded:
             raise ApiError("not_custodian", "forwarded to a node that is not the custodian")
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        with slots.slot(caller.address):  # waits for the custodian's answer
+        with slots.slot(caller.address, operator=True):  # waits for the custodian's answer
             return await forward(node, center, path, caller.headers, caller.body,
                                  lambda status, content: keys_answer(status, content, items))
     request_id = None if body.request_id is None else bytes.fromhex(body.request_id[2:])
     try:
-        with slots.slot(caller.address, by_address=not forwarded):
+        with slots.slot(caller.address, by_address=not forwarded, operator=True):
             out = await service.release_keys(caller.address, caller.nonce, items,
                                              request_id)
     except ServiceError as exc:

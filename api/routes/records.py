@@ -87,7 +87,7 @@ async def publish(body: RecordCreate, node: NodeDep, caller: CallerDep, slots: W
         raise ApiError("no_key_service", "this node holds no center account; publish "
                        "through your center's node")
     try:
-        with slots.slot(caller.address, center_operation=True):
+        with slots.slot(caller.address, operator=True):
             out = await service.publish(
                 caller.address, body.type, body.subject, body.payload,
                 client_id=body.client_id, owner=body.owner, version=body.version)
@@ -113,7 +113,7 @@ async def remove(record_id: str, body: RecordRemove, node: NodeDep, caller: Call
                        "through the providing center's node")
     rid = parse_bytes32(record_id, "record_id")
     try:
-        with slots.slot(caller.address, center_operation=True):
+        with slots.slot(caller.address, operator=True):
             out = await service.remove(caller.address, rid, body.version)
     except ServiceError as exc:
         raise service_error(exc) from None
@@ -211,12 +211,13 @@ async def request_key(record_id: str, body: KeyRequest, node: NodeDep,
             raise ApiError("not_custodian", "forwarded to a node that is not the "
                            "custodian")
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        with slots.slot(caller.address):  # waits for the custodian's answer
+        with slots.slot(caller.address, operator=True):  # waits for the custodian's answer
             return await forward(node, meta.center, path, caller.headers, caller.body,
                                  lambda status, content: custodian_answer(status, content, rid))
     request_id = None if body.request_id is None else bytes.fromhex(body.request_id[2:])
     try:
-        with slots.slot(caller.address, by_address=not request.headers.get(FORWARDED_HEADER)):
+        with slots.slot(caller.address, by_address=not request.headers.get(FORWARDED_HEADER),
+                        operator=True):
             out = await service.release_key(
                 caller.address, caller.nonce, rid, body.grant_id, body.version, request_id)
     except ServiceError as exc:
