@@ -46,6 +46,8 @@ class _CustodianError(BaseModel):
     model_config = ConfigDict(extra="ignore")
     reason: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     message: str = Field(max_length=4096)
+    item: int | None = Field(default=None, ge=0, lt=1024)  # a batch's refused item
+    record_id: str | None = Field(default=None, pattern=r"^0x[0-9a-f]{64}$")
 
 
 class _CustodianRefusal(BaseModel):
@@ -83,15 +85,16 @@ def service_error(exc: ServiceError) -> ApiError:
 
 
 def refusal_answer(status: int, content: bytes) -> tuple[int, dict[str, Any]] | None:
-    """A custodian's 4xx/5xx key-service error, reduced to its reason and message; None
-    for any other answer."""
+    """A custodian's 4xx/5xx key-service error, reduced to its reason and message (and,
+    for a batch, the refused item and its record id, when well formed); None for any
+    other answer."""
     if len(content) > MAX_FORWARD_ANSWER or not 400 <= status < 600:
         return None
     try:
         err = _CustodianRefusal.model_validate_json(content).error
     except ValidationError:
         return None
-    return status, {"error": {"reason": err.reason, "message": err.message}}
+    return status, {"error": err.model_dump(exclude_none=True)}
 
 
 def key_service_answer(status: int, content: bytes, model: type[AnswerT],
@@ -108,6 +111,20 @@ def key_service_answer(status: int, content: bytes, model: type[AnswerT],
     except ValidationError:
         return None
     return (200, answer.model_dump()) if fits(answer) else None
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+                ) -> tuple[int, bytes | None]:
+    """POST and read the answer: its status and body, or None past MAX_FORWARD_ANSWER
+    bytes (not read further)."""
+    async with client.stream("POST", url, content=body, headers=headers,
+                             follow_redirects=False) as resp:
+        content = bytearray()
+        async for chunk in resp.aiter_bytes():
+            content += chunk
+            if len(content) > MAX_FORWARD_ANSWER:
+                return resp.status_code, None
+        return resp.status_code, bytes(content)
 
 
 async def forward(node: NodeAPI, center: bytes, path: str, caller_headers: dict[str, str],
@@ -128,18 +145,18 @@ async def forward(node: NodeAPI, center: bytes, path: str, caller_headers: dict[
         client = _CLIENTS[loop] = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S,
                                                     follow_redirects=False)
     try:
-        resp = await client.post(
-            member.endpoint.rstrip("/") + path, content=body, follow_redirects=False,
-            headers={**caller_headers, FORWARDED_HEADER: "1",
-                     "Content-Type": "application/json"})
-    except httpx.HTTPError as exc:
+        status, content = await asyncio.wait_for(
+            _post(client, member.endpoint.rstrip("/") + path, body,
+                  {**caller_headers, FORWARDED_HEADER: "1", "Content-Type": "application/json"}),
+            FORWARD_TIMEOUT_S)
+    except (httpx.HTTPError, TimeoutError) as exc:
         raise ApiError("custodian_unavailable",
                        f"the record's custodian center {custodian} ({member.endpoint}) did not "
                        f"answer: {exc!r}. Only the custodian holds the record's data key: "
                        "retry when it is back, or ask the owner") from None
-    passed = answer(resp.status_code, resp.content)
+    passed = None if content is None else answer(status, content)
     if passed is None:
         raise ApiError("bad_custodian_answer", f"the custodian {custodian} answered HTTP "
-                       f"{resp.status_code} with something other than a key-service answer; "
+                       f"{status} with something other than a key-service answer; "
                        "nothing was passed on. Retry later, or report it to that center")
     return JSONResponse(passed[1], status_code=passed[0])

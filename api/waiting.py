@@ -83,7 +83,8 @@ class WaitBudget:
         before anything is submitted: a publish or remove (only the node's own center's
         staff) or a key request (only an active member, under a grant). One such account
         serves many users at once (a center's platform, a bank's guarantee desk), so it
-        gets the per-address bound instead of the per-account one."""
+        may have ``per_operator`` such calls waiting instead of ``per_account``. The node's
+        ``total`` still bounds them all: one account holds at most an eighth of it."""
         keys = []
         if account is not None:
             keys.append(("account", "0x" + account.hex()))

@@ -32,6 +32,12 @@ ACCESS_GAS_BASE: Final = 60_000
 ACCESS_GAS_PER_ITEM: Final = 64_000
 
 
+def max_access_items(max_tx_gas: int) -> int:
+    """How many reads one ``record_access_many`` transaction may record on a network whose
+    genesis caps a transaction at ``max_tx_gas``: 32 at the default cap (3,000,000)."""
+    return max(0, min(MAX_ACCESS_ITEMS, (max_tx_gas - ACCESS_GAS_BASE) // ACCESS_GAS_PER_ITEM))
+
+
 def access_many_gas(items: int) -> int:
     """The gas limit a ``record_access_many`` transaction of ``items`` items is sent with."""
     if not 1 <= items <= MAX_ACCESS_ITEMS:

@@ -7,22 +7,25 @@ ONE ``Grants.record_access_many`` transaction (one ``AccessReceipt`` per item, a
 nothing), and only after that commits re-wraps each data key for the reader.
 
 Request ids, per batch. The batch id is ``B = keccak(BATCH_TAG || account || R)``, ``R``
-the client's request id (or the signed request's nonce). The items are put in a canonical
-order, by (record id, version), and the item of rank ``k`` records its receipt under the
-on-chain request id ``keccak(B || be16(k))``. Before sending, the custodian looks up the
-receipts of ranks ``0..n`` (one past the last):
+the client's request id (or the signed request's nonce). The items that need a receipt
+(all but the owner's reads of its own records, which need none, as in a single read) are
+put in a canonical order, by (record id, version), and the item of rank ``k`` records its
+receipt under the on-chain request id ``keccak(B || be16(k))``. The custodian looks up the
+receipts of ranks ``0..n`` (``n`` such items; rank ``n`` is one past the last):
 
 * none: a new read. Every item is checked against its grant, including the reads the
   whole batch spends on each grant, and one transaction is sent;
-* exactly the items that need a receipt have one, each for that item's record, version,
-  reader and grant, and rank ``n`` has none: a retry of the same batch (its answer was
-  lost). Each item passes ``Grants.check_retry`` and ``RETRY_WINDOW_S``, and the same keys
-  are released under the receipts on chain, spending nothing;
+* ranks ``0..n-1`` each have a receipt for the item of that rank (record, version,
+  reader, grant) and rank ``n`` none: a retry of the same batch (its answer was lost).
+  Each item passes ``Grants.check_retry`` and ``RETRY_WINDOW_S``, and the same keys are
+  released under the receipts on chain, spending nothing;
 * anything else: ``request_id_used``, the id named another set of reads.
 
-So per batch as per single read, a retry gets the same keys and never spends twice. The
-owner reading its own record needs no receipt, as in a single read. Batches and single
-reads never share on-chain ids (different tags): a retry must use the same endpoint.
+So per batch as per single read, a retry (the same items that need receipts, in any
+order, with or without the owner's own) gets the same keys and never spends twice.
+Batches and single reads never share on-chain ids (different tags): a retry must use the
+same endpoint. A batch holds at most ``max_access_items`` receipts: 32 (the contract's
+bound) on a network whose ``maxTxGas`` fits them, fewer on one that does not.
 """
 
 from __future__ import annotations
@@ -36,14 +39,16 @@ from typing import Protocol
 
 from eth_hash.auto import keccak
 
-from yilian.contracts.addresses import MAX_ACCESS_ITEMS, access_many_gas
+from yilian.contracts.addresses import MAX_ACCESS_ITEMS, access_many_gas, max_access_items
 from yilian.node.center_account import CenterAccount
 from yilian.node.domain import GRANTS, Located, RecordMeta
+from yilian.node.genesis import Genesis
 from yilian.node.interfaces import DomainReader
 from yilian.node.key_types import (
     KeyItem,
     KeyRelease,
     ReadPlan,
+    ReceiptRef,
     ServiceError,
     failure,
     refusal,
@@ -59,6 +64,9 @@ class KeyService(Protocol):
     the single read's checks, its retry rule and its re-wrapping."""
 
     @property
+    def genesis(self) -> Genesis: ...
+
+    @property
     def domain(self) -> DomainReader: ...
 
     @property
@@ -70,7 +78,7 @@ class KeyService(Protocol):
     def earlier_receipt(self, meta: RecordMeta, request_id: bytes, grant_id: int,
                         version: int, reader_id: bytes) -> Located | None: ...
 
-    def rewrap(self, plan: ReadPlan, receipt: Located | None) -> KeyRelease: ...
+    def rewrap(self, plan: ReadPlan) -> KeyRelease: ...
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,9 @@ class _Batch:
 
     items: tuple[KeyItem, ...]
     plans: tuple[ReadPlan, ...]
-    order: tuple[int, ...]  # request indices in canonical order (rank -> index)
+    order: tuple[int, ...]  # request indices of the items needing receipts, by rank
+    batch: bytes  # the batch id
     call: bytes | None = None  # the record_access_many call to send, for a new read
-
-    @property
-    def receipts(self) -> int:
-        return sum(p.needs_receipt for p in self.plans)
 
 
 def batch_id(account: bytes, request: bytes) -> bytes:
@@ -107,9 +112,11 @@ def plan_batch(service: KeyService, reader: bytes, nonce: str, items: Sequence[K
                client_request_id: bytes | None) -> _Batch:
     """Every check of a batch before its receipts are sent (see the module doc): the plans
     with their request ids, and either the earlier receipts (a retry) or the call."""
+    limit = max_access_items(service.genesis.params.max_tx_gas)
     if not 1 <= len(items) <= MAX_ACCESS_ITEMS:
         raise ServiceError("too_many_items", f"a key request names 1 to {MAX_ACCESS_ITEMS} "
-                           f"records, not {len(items)}; split it into several requests")
+                           f"records, not {len(items)}; split it into several requests",
+                           {"limit": limit})
     plans: list[ReadPlan] = []
     for i, item in enumerate(items):
         try:
@@ -126,24 +133,41 @@ def plan_batch(service: KeyService, reader: bytes, nonce: str, items: Sequence[K
                                "each record version once",
                                {"item": i, "record_id": "0x" + key[0].hex()})
         first[key] = i
-    order = tuple(sorted(range(len(plans)),
+    order = tuple(sorted((i for i, p in enumerate(plans) if p.needs_receipt),
                          key=lambda i: (plans[i].meta.record_id, plans[i].version)))
+    if len(order) > limit:
+        raise ServiceError("too_many_items", f"this network's maxTxGas "
+                           f"({service.genesis.params.max_tx_gas}) fits the receipts of "
+                           f"{limit} reads in one transaction, not {len(order)}; split the "
+                           "request", {"limit": limit})
     batch = batch_id(reader, client_request_id or bytes.fromhex(nonce))
-    ids = {i: item_request_id(batch, rank) for rank, i in enumerate(order)}
-    plans = [replace(p, request_id=ids[i]) if p.needs_receipt else p
-             for i, p in enumerate(plans)]
-    out = _Batch(tuple(items), tuple(plans), order)
-    if out.receipts == 0:
+    for rank, i in enumerate(order):
+        plans[i] = replace(plans[i], request_id=item_request_id(batch, rank))
+    out = _Batch(tuple(items), tuple(plans), order, batch)
+    if not order:
         return out
-    domain = service.domain
-    found = [domain.receipt_of_request(ids[i]) is not None for i in range(len(plans))]
-    beyond = domain.receipt_of_request(item_request_id(batch, len(plans))) is not None
-    if not beyond and not any(found):
+    seen = _receipts_seen(service, out)
+    if seen == "none":
         return replace(out, call=_new_read_call(service, out))
-    if beyond or found != [p.needs_receipt for p in plans]:
-        raise ServiceError("request_id_used", "this request id was already used for another "
-                           "set of reads; use a fresh request id for a new read")
-    return _with_receipts(service, out)
+    if seen == "all":
+        return _with_earlier_receipts(service, out)
+    raise _request_id_used()
+
+
+def _request_id_used() -> ServiceError:
+    return ServiceError("request_id_used", "this request id was already used for another "
+                        "set of reads; use a fresh request id for a new read")
+
+
+def _receipts_seen(service: KeyService, batch: _Batch) -> str:
+    """Which of the batch's ranks have a receipt on chain: ``none``, ``all`` (each of
+    ranks 0..n-1 and not rank n: a retry, if each is this batch's item) or ``some``."""
+    domain = service.domain
+    found = [domain.receipt_of_request(item_request_id(batch.batch, rank)) is not None
+             for rank in range(len(batch.order) + 1)]
+    if not any(found):
+        return "none"
+    return "all" if all(found[:-1]) and not found[-1] else "some"
 
 
 def _new_read_call(service: KeyService, batch: _Batch) -> bytes:
@@ -167,50 +191,49 @@ def _new_read_call(service: KeyService, batch: _Batch) -> bytes:
                                "ask for fewer records or for a new grant")
             raise _item_error(exc, i, batch.items[i])
     access = [(p.grant_id, p.meta.record_id, p.version, p.reader_id, p.request_id)
-              for p in (batch.plans[i] for i in batch.order) if p.needs_receipt]
+              for p in (batch.plans[i] for i in batch.order)]
     return domain.grants.encode_call("record_access_many", access)
 
 
-def _with_receipts(service: KeyService, batch: _Batch) -> _Batch:
+def _with_earlier_receipts(service: KeyService, batch: _Batch) -> _Batch:
     """The batch with each item's committed receipt, each checked as a retry
-    (KeyService.earlier_receipt); ServiceError ``receipt_missing`` if one is not there."""
-    plans = []
-    for i, plan in enumerate(batch.plans):
-        if plan.needs_receipt:
-            assert plan.request_id is not None
-            try:
-                receipt = service.earlier_receipt(plan.meta, plan.request_id, plan.grant_id,
-                                                  plan.version, plan.reader_id)
-            except ServiceError as exc:
-                raise _item_error(exc, i, batch.items[i]) from None
-            if receipt is None:
-                raise ServiceError("receipt_missing", "the batch's receipts committed but "
-                                   f"item {i}'s is not indexed")
-            plan = replace(plan, receipt=receipt)
-        plans.append(plan)
+    (KeyService.earlier_receipt: this item's, the grant still allows it, recent)."""
+    plans = list(batch.plans)
+    for i in batch.order:
+        plan = plans[i]
+        assert plan.request_id is not None
+        try:
+            receipt = service.earlier_receipt(plan.meta, plan.request_id, plan.grant_id,
+                                              plan.version, plan.reader_id)
+        except ServiceError as exc:
+            raise _item_error(exc, i, batch.items[i]) from None
+        if receipt is None:  # _receipts_seen found it: an index that lost an entry
+            raise ServiceError("receipt_missing", f"item {i}'s receipt is not indexed")
+        plans[i] = replace(plan, receipt=ReceiptRef.of(receipt))
     return replace(batch, plans=tuple(plans), call=None)
 
 
 def _refused(service: KeyService, batch: _Batch, exc: TxFailed) -> _Batch:
     """The batch's transaction failed: an identical batch may have committed first (its
-    receipts are the answer); otherwise the item that was refused, and why."""
+    receipts are the answer); otherwise the item that was refused, and why. The revert
+    reason comes from a replay on the parent block, so when a batch lost a race within
+    its block (another request spent the reads) the reason may name no item: the grant
+    checks are then run again, as for a new read."""
     if exc.reason != "reverted":
         raise failure(exc, "the access receipts") from None
-    domain = service.domain
-    if all((domain.receipt_of_request(p.request_id) is not None)
-           for p in batch.plans if p.request_id is not None):
-        return _with_receipts(service, batch)
+    seen = _receipts_seen(service, batch)
+    if seen == "all":
+        return _with_earlier_receipts(service, batch)
+    if seen == "some":
+        raise _request_id_used() from None
+    _new_read_call(service, batch)  # raises the item a grant now refuses, if any
     match = _ITEM_REVERT.match(str(exc))
-    if match is None or int(match.group(1)) >= batch.receipts:
+    if match is None or int(match.group(1)) >= len(batch.order):
         raise ServiceError("refused", f"read refused: {exc}") from None
-    receipted = [i for i in batch.order if batch.plans[i].needs_receipt]
-    i = receipted[int(match.group(1))]
-    plan = batch.plans[i]
-    status = domain.check_grant(plan.grant_id, plan.meta.record_id, plan.reader_id)
-    if status != 0:
-        raise _item_error(refusal(status), i, batch.items[i]) from None
-    reason = "grant_exhausted" if match.group(2) == "no reads left" else "refused"
-    raise _item_error(ServiceError(reason, f"read refused: {match.group(2)}"), i,
+    i = batch.order[int(match.group(1))]
+    if match.group(2) == "request already used":
+        raise _item_error(_request_id_used(), i, batch.items[i]) from None
+    raise _item_error(ServiceError("refused", f"read refused: {match.group(2)}"), i,
                       batch.items[i]) from None
 
 
@@ -224,11 +247,13 @@ async def release_keys(service: KeyService, reader: bytes, nonce: str,
                                     client_request_id)
     if batch.call is not None:
         try:
-            await service.account.send(GRANTS, batch.call,
-                                       gas=access_many_gas(batch.receipts))
+            record = await service.account.send(GRANTS, batch.call,
+                                                gas=access_many_gas(len(batch.order)))
         except TxFailed as exc:
             batch = await asyncio.to_thread(_refused, service, batch, exc)
-        else:
-            batch = await asyncio.to_thread(_with_receipts, service, batch)
-    return await asyncio.to_thread(
-        lambda: [service.rewrap(p, p.receipt) for p in batch.plans])
+        else:  # committed with status 1: all or nothing, so every item's receipt is in it
+            where = ReceiptRef(bytes(record.tx.hash), record.block_number, record.block_hash)
+            batch = replace(batch, plans=tuple(
+                replace(p, receipt=where) if p.needs_receipt else p for p in batch.plans))
+    done = batch
+    return await asyncio.to_thread(lambda: [service.rewrap(p) for p in done.plans])

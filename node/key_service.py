@@ -47,6 +47,7 @@ from yilian.node.key_types import (
     NotCustodian,
     Published,
     ReadPlan,
+    ReceiptRef,
     ServiceError,
     failure,
     refusal,
@@ -73,9 +74,10 @@ class _Planned:
     plaintext: bytes | None  # publications: to tell a retry from a reused client id
 
 
-def request_id_for(account: bytes, nonce: str) -> bytes:
-    """The on-chain id of a key request: the contract refuses a second receipt for it."""
-    return keccak(REQUEST_ID_TAG + account + bytes.fromhex(nonce))
+def request_id_for(account: bytes, request: bytes) -> bytes:
+    """The on-chain id of ``account``'s key request named ``request`` (the client's request
+    id, or the signed request's nonce): the contract refuses a second receipt for it."""
+    return keccak(REQUEST_ID_TAG + account + request)
 
 
 class KeyService:
@@ -304,19 +306,15 @@ class KeyService:
         """
         plan = await asyncio.to_thread(self._plan_read, reader, nonce, record_id, grant_id,
                                        version, client_request_id)
-        receipt = plan.receipt
         if plan.receipt_call is not None:
             try:
                 record = await self.account.send(GRANTS, plan.receipt_call)
             except TxFailed as exc:
-                receipt = await asyncio.to_thread(self._receipt_refused, plan, exc)
-            else:
-                receipt = await asyncio.to_thread(self._receipt_of, plan)
-                if receipt is None:
-                    raise ServiceError("receipt_missing",
-                                       f"receipt 0x{bytes(record.tx.hash).hex()} committed but "
-                                       "is not indexed")
-        return await asyncio.to_thread(self.rewrap, plan, receipt)
+                plan = await asyncio.to_thread(self._receipt_refused, plan, exc)
+            else:  # committed with status 1: its receipt is on chain
+                plan = replace(plan, receipt=ReceiptRef(
+                    bytes(record.tx.hash), record.block_number, record.block_hash))
+        return await asyncio.to_thread(self.rewrap, plan)
 
     async def release_keys(self, reader: bytes, nonce: str, items: list[KeyItem],
                            client_request_id: bytes | None = None) -> list[KeyRelease]:
@@ -324,32 +322,31 @@ class KeyService:
         with one receipt transaction for all (:mod:`yilian.node.key_batches`)."""
         return await key_batches.release_keys(self, reader, nonce, items, client_request_id)
 
-    def _receipt_of(self, plan: ReadPlan) -> Located | None:
-        assert plan.request_id is not None
-        return self.earlier_receipt(plan.meta, plan.request_id, plan.grant_id, plan.version,
-                                     plan.reader_id)
-
-    def _receipt_refused(self, plan: ReadPlan, exc: TxFailed) -> Located:
+    def _receipt_refused(self, plan: ReadPlan, exc: TxFailed) -> ReadPlan:
         """The receipt transaction failed: a concurrent attempt of the same read may have
         won the race (its receipt is the answer); otherwise the reason it was refused."""
         if exc.reason != "reverted":
             raise failure(exc, "the access receipt") from None
-        receipt = self._receipt_of(plan)
+        assert plan.request_id is not None
+        receipt = self.earlier_receipt(plan.meta, plan.request_id, plan.grant_id,
+                                       plan.version, plan.reader_id)
         if receipt is not None:
-            return receipt
+            return replace(plan, receipt=ReceiptRef.of(receipt))
         status = self.domain.check_grant(plan.grant_id, plan.meta.record_id, plan.reader_id)
         reason, message = GRANT_STATUS.get(status, ("refused", str(exc)))
         if status == 0:
             reason, message = "refused", str(exc)
         raise ServiceError(reason, f"read refused: {message}") from None
 
-    def rewrap(self, plan: ReadPlan, receipt: Located | None) -> KeyRelease:
+    def rewrap(self, plan: ReadPlan) -> KeyRelease:
+        """The plan's data key, re-wrapped for the reader, with its receipt (if any)."""
         try:
             wrapped = envelope.rewrap(self.suite, self._enc_private, plan.custodian_key,
                                       plan.reader_enc_key)
         except envelope.EnvelopeError as exc:
             raise ServiceError("rewrap_failed", f"cannot re-wrap the data key: {exc}"
                                ) from None
+        receipt = plan.receipt
         return KeyRelease(plan.meta.record_id, plan.version, wrapped,
                           None if receipt is None else receipt.tx_hash,
                           None if receipt is None else receipt.block_number,
@@ -362,12 +359,11 @@ class KeyService:
         plan = self.check_read(reader, record_id, grant_id, version)
         if not plan.needs_receipt:  # the owner reads its own record: no receipt
             return plan
-        request_id = (keccak(REQUEST_ID_TAG + reader + client_request_id)
-                      if client_request_id else request_id_for(reader, nonce))
+        request_id = request_id_for(reader, client_request_id or bytes.fromhex(nonce))
         receipt = self.earlier_receipt(plan.meta, request_id, grant_id, plan.version,
                                        plan.reader_id)
         if receipt is not None:
-            return replace(plan, request_id=request_id, receipt=receipt)
+            return replace(plan, request_id=request_id, receipt=ReceiptRef.of(receipt))
         status = self.domain.check_grant(grant_id, record_id, plan.reader_id)
         if status != 0:
             raise refusal(status)

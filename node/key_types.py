@@ -52,6 +52,19 @@ class KeyRelease:
 
 
 @dataclass(frozen=True)
+class ReceiptRef:
+    """Where a read's access receipt is on chain (the transaction and its block)."""
+
+    tx_hash: bytes
+    block_number: int
+    block_hash: bytes
+
+    @classmethod
+    def of(cls, located: Located) -> ReceiptRef:
+        return cls(located.tx_hash, located.block_number, located.block_hash)
+
+
+@dataclass(frozen=True)
 class KeyItem:
     """One record version a key request asks for (``version`` None: the latest)."""
 
@@ -71,7 +84,7 @@ class ReadPlan:
     custodian_key: bytes  # the data key as wrapped for the custodian
     grant_id: int
     request_id: bytes | None = None
-    receipt: Located | None = None  # an earlier attempt's committed receipt
+    receipt: ReceiptRef | None = None  # the committed receipt (this or an earlier attempt)
     receipt_call: bytes | None = None  # the Grants.record_access call to send
 
     @property

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from eth_utils import to_canonical_address
+from eth_utils import keccak, to_canonical_address
 
 from yilian.contracts.addresses import MAX_ACCESS_ITEMS
 from yilian.protocol import envelope, standard
@@ -111,20 +111,28 @@ class Grantee:
         return self._open(doc, key)
 
     def read_many(self, reads: Sequence[tuple[str, int] | tuple[str, int, int | None]], *,
-                  retries: int = 2) -> list[ReadResult]:
+                  request_id: str | None = None, retries: int = 2) -> list[ReadResult]:
         """The plaintexts of several record versions, each ``(record_id, grant_id)`` or
         ``(record_id, grant_id, version)``, in the order given.
 
         The reads are grouped by custodian: one key request (``POST /v1/keys``) per
         custodian and per 32 records, whose receipts all commit in one transaction, so N
         reads wait for one block, not N. Each request keeps its read id across retries
-        (a retry never spends a read twice). Raises as :meth:`read`; a refusal names the
-        item (``Refused.extra["item"]``, its index in that request). Reads of different
-        custodians are separate requests: when one is refused, the keys of the others may
-        already have been released (and their reads spent).
+        (a retry never spends a read twice). Raises as :meth:`read`; a refusal of one
+        read names it: ``Refused.details["read"]`` is its index in ``reads``.
+
+        The requests are made one after another, so when one is refused the keys of the
+        ones before it were released and their reads spent. To get those again without
+        spending more, call ``read_many`` again with the same ``reads`` and the same
+        ``request_id`` (32 bytes as 0x-hex; by default each call draws a fresh one): each
+        request's read id is derived from it, and a request already served is answered
+        again under its receipts.
         """
         if not reads:
             return []
+        base = bytes.fromhex(request_id[2:]) if request_id else os.urandom(32)
+        if len(base) != 32:
+            raise InvalidArgument("request_id must be 32 bytes as 0x-hex")
         self.check_enc_key()
         docs = [self.version_doc(r[0], r[2] if len(r) > 2 else None) for r in reads]
         seen: set[tuple[str, int]] = set()
@@ -140,10 +148,17 @@ class Grantee:
         for center, indices in groups.items():
             for start in range(0, len(indices), MAX_ACCESS_ITEMS):
                 chunk = indices[start:start + MAX_ACCESS_ITEMS]
+                chunk_id = keccak(base + center.encode() + start.to_bytes(4, "big"))
                 body = {"items": [{"record_id": docs[i]["record_id"], "grant_id": reads[i][1],
                                    "version": int(docs[i]["version"])} for i in chunk],
-                        "request_id": "0x" + os.urandom(32).hex()}
-                answer = self._ask_custodian("/v1/keys", body, center, retries)
+                        "request_id": "0x" + chunk_id.hex()}
+                try:
+                    answer = self._ask_custodian("/v1/keys", body, center, retries)
+                except Refused as exc:
+                    item = exc.details.get("item")
+                    if isinstance(item, int) and 0 <= item < len(chunk):
+                        exc.details["read"] = chunk[item]
+                    raise
                 keys = list(answer.get("keys", []))
                 if len(keys) != len(chunk):
                     raise TamperedError(f"the custodian {center} answered {len(keys)} keys "

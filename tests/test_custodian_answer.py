@@ -58,7 +58,9 @@ def test_only_a_key_service_answer_is_passed_on(status: int, body: bytes) -> Non
         assert key.record_id == "0x" + RID.hex() and set(doc) == set(KEY)
     else:
         assert 400 <= status < 600
-        assert set(doc) == {"error"} and set(doc["error"]) == {"reason", "message"}
+        assert set(doc) == {"error"}
+        assert {"reason", "message"} <= set(doc["error"]) <= {"reason", "message", "item",
+                                                             "record_id"}
         assert isinstance(doc["error"]["reason"], str)
         assert isinstance(doc["error"]["message"], str)
 
@@ -70,5 +72,8 @@ def test_the_documented_shapes_pass_and_redirects_never_do() -> None:
         assert custodian_answer(status, json.dumps(KEY).encode(), RID) is None
         assert custodian_answer(status, json.dumps(ERROR).encode(), RID) is None
     assert custodian_answer(200, json.dumps(KEY).encode(), bytes(32)) is None  # other record
+    item = {"error": {**ERROR["error"], "item": 3, "record_id": "0x" + RID.hex(), "x": 1}}
+    assert custodian_answer(403, json.dumps(item).encode(), RID) == (
+        403, {"error": {**ERROR["error"], "item": 3, "record_id": "0x" + RID.hex()}})
     huge = json.dumps({**ERROR, "error": {**ERROR["error"], "pad": "x" * MAX_FORWARD_ANSWER}})
     assert custodian_answer(403, huge.encode(), RID) is None

@@ -13,18 +13,21 @@ the in-process REST API (the node and helpers of ``test_domain_api``):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_domain_api import (
+    CENTER,
     ENTERPRISE,
     Env,
     assert_refused,
@@ -34,7 +37,7 @@ from test_domain_api import (
 )
 
 from yilian.api.routes.keys import _custodian_of, keys_answer
-from yilian.contracts.addresses import MAX_ACCESS_ITEMS
+from yilian.contracts.addresses import MAX_ACCESS_ITEMS, max_access_items
 from yilian.node.domain import RecordMeta
 from yilian.node.key_batches import batch_id, item_request_id
 from yilian.node.key_types import KeyItem
@@ -193,15 +196,79 @@ def test_the_shape_of_a_batch_is_checked(env: Env, records: Records) -> None:
     rid = records.ids[0]
     assert_refused(ask(env, [(rid, grant), (rid, grant)], None), 422, "duplicate_item")
     many = [("0x" + i.to_bytes(32, "big").hex(), grant) for i in range(MAX_ACCESS_ITEMS + 1)]
-    assert_refused(ask(env, many, None), 422, "too_many_items")
+    assert_refused(ask(env, many, None), 422, "invalid_request")
     assert_refused(ask(env, [], None), 422, "invalid_request")
     err = assert_refused(ask(env, [(rid, grant), ("0x" + "11" * 32, grant)], None), 404,
                          "record_not_found")
     assert err["item"] == 1
-    with pytest.raises(Refused) as refused:  # the SDK says which item, too
+    with pytest.raises(Refused) as refused:  # the SDK says which read, too
         bank(env).read_many([(rid, grant), (records.ids[BASIC], grant)])
-    assert refused.value.reason == "not_covered"
+    assert refused.value.reason == "not_covered" and refused.value.details["read"] == 1
     assert reads_of(env, grant) == 0
+
+
+def test_a_network_whose_tx_gas_cap_fits_fewer_receipts_takes_smaller_batches(
+        env: Env, records: Records) -> None:
+    assert max_access_items(3_000_000) == MAX_ACCESS_ITEMS
+    assert max_access_items(200_000) == 2 and max_access_items(100_000) == 0
+    grant = new_grant(env, max_reads=5)
+    service = env.node.key_service
+    genesis = service.genesis
+    small = dataclasses.replace(genesis, params=dataclasses.replace(genesis.params,
+                                                                    max_tx_gas=200_000))
+    with mock.patch.object(service, "genesis", small):
+        err = assert_refused(ask(env, [(r, grant) for r in records.ids[:3]], fresh_id()),
+                             422, "too_many_items")
+        assert err["limit"] == 2 and "200000" in err["message"]
+        assert ask(env, [(r, grant) for r in records.ids[:2]], fresh_id()).status_code == 200
+    assert reads_of(env, grant) == 2
+
+
+def test_a_batch_that_loses_a_race_for_the_last_reads_says_so(
+        env: Env, records: Records) -> None:
+    """Two batches for the grant's last 2 reads at once: one is served; the other is refused
+    as exhausted (naming an item) even when both landed in one block, where the replayed
+    revert reason names none."""
+    grant = new_grant(env, max_reads=2)
+    pairs = [records.ids[0:2], records.ids[2:4]]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda rs: ask(env, [(r, grant) for r in rs], fresh_id()),
+                                pairs))
+    assert sorted(a.status_code for a in answers) == [200, 403], [a.text for a in answers]
+    loser = next(a for a in answers if a.status_code == 403)
+    assert assert_refused(loser, 403, "grant_exhausted")["item"] in (0, 1)
+    assert reads_of(env, grant) == 2
+
+
+def test_a_center_reads_its_own_and_granted_records_in_one_batch(
+        env: Env, records: Records) -> None:
+    """Owner items need no receipt and take no rank: a retry naming only the granted
+    record is the same batch."""
+    own = Center(env.sdk(env.center_key)).publish_record(
+        "basic", ENTERPRISE, standard.example_record("basic", ENTERPRISE), owner="center",
+        client_id="batch-center-owned")
+    grant = enterprise(env).grant(CENTER, types=["basic"], purpose="center batch",
+                                  max_reads=3, valid_for_s=600)["grant_id"]
+    rid = fresh_id()
+    mixed = ask(env, [(own.record_id, 0), (records.ids[0], grant)], rid, key=env.center_key)
+    assert mixed.status_code == 200, mixed.text
+    first, second = mixed.json()["keys"]
+    assert first["receipt_tx"] is None and second["receipt_tx"] is not None
+    again = ask(env, [(records.ids[0], grant)], rid, key=env.center_key)
+    assert again.status_code == 200, again.text
+    assert again.json()["keys"][0]["receipt_tx"] == second["receipt_tx"]
+    assert reads_of(env, grant) == 1
+
+
+def test_read_many_again_with_its_request_id_spends_nothing(
+        env: Env, records: Records) -> None:
+    grant = new_grant(env, max_reads=3)
+    reads = [(r, grant) for r in records.ids[:3]]
+    first = bank(env).read_many(reads, request_id="0x" + "77" * 32)
+    again = bank(env).read_many(reads, request_id="0x" + "77" * 32)
+    assert [r.receipt_tx for r in again] == [r.receipt_tx for r in first]
+    assert [r.plaintext for r in again] == [records.plaintexts[r] for r in records.ids[:3]]
+    assert reads_of(env, grant) == 3
 
 
 def test_the_owner_reads_its_own_records_in_a_batch_without_receipts(
@@ -268,9 +335,9 @@ def test_a_forwarding_node_passes_on_only_the_keys_asked_for() -> None:
     assert keys_answer(200, answer([key(b"\x01" * 32, 2), good[1]]), items) is None
     assert keys_answer(200, answer(good, extra=1), items) is None
     assert keys_answer(200, answer([good[0], key(b"\x02" * 32, x=1)]), items) is None
-    refusal = {"error": {"reason": "not_covered", "message": "no", "item": 1}}
+    refusal = {"error": {"reason": "not_covered", "message": "no", "item": 1, "extra": 2}}
     assert keys_answer(403, json.dumps(refusal).encode(), items) == (
-        403, {"error": {"reason": "not_covered", "message": "no"}})
+        403, {"error": {"reason": "not_covered", "message": "no", "item": 1}})
     assert keys_answer(302, b"", items) is None
 
 

@@ -46,8 +46,9 @@ class KeyItemCreate(BaseModel):
 class KeysCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     items: list[KeyItemCreate] = Field(
-        min_length=1, description=f"1 to {MAX_ACCESS_ITEMS} record versions, all of one "
-        "custodian, each named once")
+        min_length=1, max_length=MAX_ACCESS_ITEMS,
+        description=f"1 to {MAX_ACCESS_ITEMS} record versions, all of one custodian, each "
+        "named once")
     request_id: str | None = Field(
         default=None, pattern=BYTES32,
         description="the caller's id for this batch of reads (32 bytes): retrying the same "
@@ -98,9 +99,6 @@ def _custodian_of(metas: list[RecordMeta | None], items: list[KeyItem]) -> bytes
              "caller, under grants (one receipt transaction for all)")
 async def request_keys(body: KeysCreate, node: NodeDep, caller: RouteCheckedCallerDep,
                        request: Request, slots: WaitsDep) -> Any:
-    if len(body.items) > MAX_ACCESS_ITEMS:
-        raise ApiError("too_many_items", f"a key request names at most {MAX_ACCESS_ITEMS} "
-                       f"records, not {len(body.items)}; split it into several requests")
     items = [KeyItem(bytes.fromhex(it.record_id[2:]), it.grant_id, it.version)
              for it in body.items]
     metas = await anyio.to_thread.run_sync(
