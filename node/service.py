@@ -36,6 +36,7 @@ from yilian.node.consensus_driver import ConsensusDriver
 from yilian.node.domain import Domain
 from yilian.node.genesis import Genesis, load_genesis
 from yilian.node.interfaces import ReplayWindow
+from yilian.node.keccak_backend import use_fastest_keccak
 from yilian.node.key_service import KeyService, load_key_service
 from yilian.node.ledger import Ledger
 from yilian.node.liveness import Liveness
@@ -50,6 +51,7 @@ from yilian.node.user_calls import UserCalls
 class Node:
     def __init__(self, config: NodeConfig, home: Path) -> None:
         natstd_self_test()  # a node whose precompiles answer wrongly must not start
+        use_fastest_keccak()
         self.config = config
         self.home = home
         genesis_path = Path(config.genesis_file)
