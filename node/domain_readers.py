@@ -23,7 +23,7 @@ one) reads with replacement characters here, where decoding the EVM's answer fai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from yilian.contracts import artifacts
 from yilian.contracts.layout import (
@@ -33,10 +33,18 @@ from yilian.contracts.layout import (
     key_word,
     map_slot,
 )
-from yilian.node.head_state import HeadState
 
 ZERO32 = bytes(32)
 CODE_LEN = 18
+
+
+class Storage(Protocol):
+    """Contract storage as words: :class:`~yilian.node.head_state.HeadState` at a head
+    block, or a computation's storage (:mod:`yilian.node.native_grants`)."""
+
+    def word(self, address: bytes, slot: int) -> int: ...
+
+    def bytestring(self, address: bytes, slot: int, max_length: int) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,7 @@ def _map(layout: StorageLayout, name: str) -> _Map:
     return _Map(var.slot, tuple(keys), typ)
 
 
-def read(state: HeadState, address: bytes, slot: int, typ: StorageType) -> Any:
+def read(state: Storage, address: bytes, slot: int, typ: StorageType) -> Any:
     """The value of type ``typ`` stored from ``slot``, as eth_abi would decode it from the
     view's answer (a struct as a dict of its members)."""
     if typ.kind == "struct":
@@ -97,7 +105,7 @@ def view_time(head_timestamp: int, now: float) -> int:
     return max(head_timestamp + 1, int(now))
 
 
-def _field(state: HeadState, address: bytes, base: int, struct: StorageType, name: str) -> Any:
+def _field(state: Storage, address: bytes, base: int, struct: StorageType, name: str) -> Any:
     member = struct.member(name)
     return read(state, address, base + member.offset, member.type)
 
@@ -140,38 +148,38 @@ class DomainReaders:
             "NOT_GRANTEE", "GRANTEE_INACTIVE", "OWNER_INACTIVE")}
 
     # -- Members.vy ---------------------------------------------------------------------------
-    def member_of(self, s: HeadState, account: bytes) -> bytes:
+    def member_of(self, s: Storage, account: bytes) -> bytes:
         """``member_of``: the member ``account`` acts for (zero if none)."""
         return bytes(read(s, self.members_address, self._account_member.at(account),
                           self._account_member.value))
 
-    def member_role(self, s: HeadState, member_id: bytes) -> int:
+    def member_role(self, s: Storage, member_id: bytes) -> int:
         """``member_role`` (``_active_role``): the role if active, else 0."""
         base, struct = self._members.at(member_id), self._members.value
         if not _field(s, self.members_address, base, struct, "active"):
             return 0
         return int(_field(s, self.members_address, base, struct, "role"))
 
-    def account_info(self, s: HeadState, account: bytes) -> tuple[bytes, int]:
+    def account_info(self, s: Storage, account: bytes) -> tuple[bytes, int]:
         member = self.member_of(s, account)
         return member, self.member_role(s, member)
 
-    def role_of(self, s: HeadState, account: bytes) -> int:
+    def role_of(self, s: Storage, account: bytes) -> int:
         return self.member_role(s, self.member_of(s, account))
 
-    def is_active(self, s: HeadState, member_id: bytes) -> bool:
+    def is_active(self, s: Storage, member_id: bytes) -> bool:
         return bool(_field(s, self.members_address, self._members.at(member_id),
                            self._members.value, "active"))
 
-    def get_member(self, s: HeadState, member_id: bytes) -> dict[str, Any]:
+    def get_member(self, s: Storage, member_id: bytes) -> dict[str, Any]:
         return dict(read(s, self.members_address, self._members.at(member_id),
                          self._members.value))
 
-    def member_count(self, s: HeadState) -> int:
+    def member_count(self, s: Storage) -> int:
         return s.word(self.members_address, self._member_count)
 
     # -- Records.vy ---------------------------------------------------------------------------
-    def get_record(self, s: HeadState, record_id: bytes) -> dict[str, Any]:
+    def get_record(self, s: Storage, record_id: bytes) -> dict[str, Any]:
         """``get_record``: the stored record unpacked (``_owner`` by ``CENTER_OWNS``)."""
         stored = read(s, self.records_address, self._records.at(record_id), self._records.value)
         meta = int(stored["meta"])
@@ -185,7 +193,7 @@ class DomainReaders:
             "removed": meta & self._removed != 0,
         }
 
-    def get_version(self, s: HeadState, record_id: bytes, version: int) -> dict[str, Any]:
+    def get_version(self, s: Storage, record_id: bytes, version: int) -> dict[str, Any]:
         stored = read(s, self.records_address, self._versions.at(record_id, version),
                       self._versions.value)
         meta = int(stored["meta"])
@@ -197,19 +205,19 @@ class DomainReaders:
             "tombstone": (meta >> 144) & 1 == 1,
         }
 
-    def owned_types(self, s: HeadState, owner: bytes, subject: bytes) -> int:
+    def owned_types(self, s: Storage, owner: bytes, subject: bytes) -> int:
         return int(read(s, self.records_address, self._owned_types.at(owner, subject),
                         self._owned_types.value))
 
-    def record_count(self, s: HeadState) -> int:
+    def record_count(self, s: Storage) -> int:
         return s.word(self.records_address, self._record_count)
 
     # -- Grants.vy ----------------------------------------------------------------------------
-    def _stored_grant(self, s: HeadState, grant_id: int, name: str) -> Any:
+    def _stored_grant(self, s: Storage, grant_id: int, name: str) -> Any:
         return _field(s, self.grants_address, self._grants.at(grant_id), self._grants.value,
                       name)
 
-    def get_grant(self, s: HeadState, grant_id: int) -> dict[str, Any]:
+    def get_grant(self, s: Storage, grant_id: int) -> dict[str, Any]:
         stored = read(s, self.grants_address, self._grants.at(grant_id), self._grants.value)
         meta, bit = int(stored["meta"]), self._bit
         return {
@@ -226,14 +234,31 @@ class DomainReaders:
             "created": (meta >> bit["CREATED_AT"]) & self._mask64,
         }
 
-    def grant_count(self, s: HeadState) -> int:
+    def grant_count(self, s: Storage) -> int:
         return s.word(self.grants_address, self._grant_count)
 
-    def used_requests(self, s: HeadState, request_id: bytes) -> bool:
+    def status_code(self, name: str) -> int:
+        """The value of ``Grants``' status constant ``name`` (``OK``, ``NO_GRANT``, ...)."""
+        return self._status[name]
+
+    def used_request_slot(self, request_id: bytes) -> int:
+        """The storage slot of ``used_requests[request_id]``."""
+        return self._used_requests.at(request_id)
+
+    def grant_meta_slot(self, grant_id: int) -> int:
+        """The storage slot of ``grants[grant_id].meta``."""
+        return self._grants.at(grant_id) + self._grants.value.member("meta").offset
+
+    @property
+    def one_read(self) -> int:
+        """What one counted read adds to a grant's ``meta``: ``1 << READS_AT``."""
+        return 1 << self._bit["READS_AT"]
+
+    def used_requests(self, s: Storage, request_id: bytes) -> bool:
         return bool(read(s, self.grants_address, self._used_requests.at(request_id),
                          self._used_requests.value))
 
-    def check(self, s: HeadState, grant_id: int, record_id: bytes, reader: bytes, *,
+    def check(self, s: Storage, grant_id: int, record_id: bytes, reader: bytes, *,
               now: int, count_reads: bool = True) -> int:
         """``check`` (``check_retry`` without ``count_reads``) at view time ``now``
         (:func:`view_time`): a port of ``_status``."""
@@ -269,7 +294,7 @@ class DomainReaders:
             return st["OWNER_INACTIVE"]
         return st["OK"]
 
-    def grant_refusal(self, s: HeadState, granter: bytes, subject: bytes, types: int,
+    def grant_refusal(self, s: Storage, granter: bytes, subject: bytes, types: int,
                       record_id: bytes) -> str:
         """``grant_refusal``: a port of ``_refusal``, the same words."""
         text: bytes

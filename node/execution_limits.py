@@ -38,11 +38,18 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
-from eth.abc import ComputationAPI, OpcodeAPI
+from eth.abc import (
+    ComputationAPI,
+    MessageAPI,
+    OpcodeAPI,
+    StateAPI,
+    TransactionContextAPI,
+)
 from eth.vm import opcode_values as op
 from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.forks.prague.state import PragueState
 
+from yilian.node.native_grants import canonical_accesses, record_accesses
 from yilian.node.natstd_precompiles import NATSTD_PRECOMPILES
 
 
@@ -182,11 +189,31 @@ YILIAN_PRECOMPILES.update(NATSTD_PRECOMPILES)  # credit code, SM3, SM2 verify
 
 class YilianComputation(PragueComputation):
     """Prague's computation with the deadline checked at jumps, calls and creations, the
-    slow precompiles repriced, and the national-standard precompiles
-    (:mod:`yilian.node.natstd_precompiles`) added."""
+    slow precompiles repriced, the national-standard precompiles
+    (:mod:`yilian.node.natstd_precompiles`) added, and ``Grants.record_access`` and
+    ``record_access_many`` run natively (:mod:`yilian.node.native_grants`;
+    ``native_grants = False`` runs their bytecode: the reference the differential test
+    compares with)."""
 
     opcodes = YILIAN_OPCODES
     _precompiles = YILIAN_PRECOMPILES
+    native_grants = True
+
+    @classmethod
+    def apply_computation(cls, state: StateAPI, message: MessageAPI,
+                          transaction_context: TransactionContextAPI,
+                          parent_computation: ComputationAPI | None = None
+                          ) -> ComputationAPI:
+        accesses = canonical_accesses(message) if cls.native_grants else None
+        if accesses is None:
+            return super().apply_computation(state, message, transaction_context,
+                                             parent_computation)
+        with cls(state, message, transaction_context) as computation:
+            # as the bytecode path does (recording an access creates no contract)
+            computation.contracts_created = (
+                [] if parent_computation is None else parent_computation.contracts_created)
+            record_accesses(computation, accesses)
+        return computation
 
 
 class YilianState(PragueState):
