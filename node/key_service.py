@@ -34,11 +34,12 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from yilian.contracts.addresses import max_access_items
 from yilian.crypto.suites import load_private_key
 from yilian.node import key_batches
 from yilian.node.center_account import CenterAccount
 from yilian.node.config import NodeConfig
-from yilian.node.domain import GRANT_STATUS, GRANTS, RECORDS, Located, RecordMeta, code_of
+from yilian.node.domain import GRANT_STATUS, RECORDS, Located, RecordMeta, code_of
 from yilian.node.genesis import Genesis
 from yilian.node.interfaces import DomainReader, HealthCheck, LedgerAPI
 from yilian.node.key_types import (
@@ -52,6 +53,7 @@ from yilian.node.key_types import (
     failure,
     refusal,
 )
+from yilian.node.receipt_batcher import ReceiptBatcher
 from yilian.node.tx_outcome import TxFailed
 from yilian.protocol import envelope, standard
 from yilian.protocol.credit_code import CreditCodeError
@@ -89,6 +91,9 @@ class KeyService:
         self.suite = genesis.suite
         self._enc_private = enc_private
         self._center: bytes | None = None
+        # single reads' receipts, recorded together under load (node/receipt_batcher.py)
+        self.receipts = ReceiptBatcher(account, domain.grants.encode_call,
+                                       max_access_items(genesis.params.max_tx_gas))
 
     # -- identity -------------------------------------------------------------------------
     def center_id(self) -> bytes:
@@ -306,9 +311,12 @@ class KeyService:
         """
         plan = await asyncio.to_thread(self._plan_read, reader, nonce, record_id, grant_id,
                                        version, client_request_id)
-        if plan.receipt_call is not None:
+        if plan.send_receipt:
+            assert plan.request_id is not None
             try:
-                record = await self.account.send(GRANTS, plan.receipt_call)
+                record = await self.receipts.record((plan.grant_id, plan.meta.record_id,
+                                                     plan.version, plan.reader_id,
+                                                     plan.request_id))
             except TxFailed as exc:
                 plan = await asyncio.to_thread(self._receipt_refused, plan, exc)
             else:  # committed with status 1: its receipt is on chain
@@ -367,9 +375,7 @@ class KeyService:
         status = self.domain.check_grant(grant_id, record_id, plan.reader_id)
         if status != 0:
             raise refusal(status)
-        data = self.domain.grants.encode_call(
-            "record_access", grant_id, record_id, plan.version, plan.reader_id, request_id)
-        return replace(plan, request_id=request_id, receipt_call=data)
+        return replace(plan, request_id=request_id, send_receipt=True)
 
     def check_read(self, reader: bytes, record_id: bytes, grant_id: int, version: int | None
                    ) -> ReadPlan:

@@ -85,7 +85,7 @@ class ReadPlan:
     grant_id: int
     request_id: bytes | None = None
     receipt: ReceiptRef | None = None  # the committed receipt (this or an earlier attempt)
-    receipt_call: bytes | None = None  # the Grants.record_access call to send
+    send_receipt: bool = False  # a new read: its receipt is to be recorded
 
     @property
     def needs_receipt(self) -> bool:

@@ -13,6 +13,7 @@ the in-process REST API (the node and helpers of ``test_domain_api``):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import json
@@ -277,6 +278,27 @@ def test_the_owner_reads_its_own_records_in_a_batch_without_receipts(
     resp = ask(env, [(r, 0) for r in records.ids[:2]], fresh_id(), key=owner_key)
     assert resp.status_code == 200, resp.text
     assert [k["receipt_tx"] for k in resp.json()["keys"]] == [None, None]
+
+
+def test_concurrent_single_reads_share_one_receipt_transaction(
+        env: Env, records: Records) -> None:
+    """The custodian records the receipts of single reads that arrive together in one
+    transaction (node/receipt_batcher.py): each read still has its own receipt and
+    request id, and spends one read."""
+    grant = new_grant(env, max_reads=4)
+    service = env.node.key_service
+    bank_account = bytes.fromhex(env.member("financial")["account"][2:])
+
+    async def read_all() -> list[Any]:
+        return list(await asyncio.gather(*(
+            service.release_key(bank_account, "00" * 16, bytes.fromhex(r[2:]), grant, 1,
+                                fresh_id().encode())
+            for r in records.ids[:BASIC])))
+
+    out = asyncio.run(read_all())
+    assert len({k.receipt_tx for k in out}) == 1 and out[0].receipt_tx is not None
+    assert reads_of(env, grant) == BASIC
+    assert len({bytes(r["request_id"]) for r in receipts_of(env, grant)}) == BASIC
 
 
 def test_a_desk_account_may_wait_for_many_key_requests(env: Env, records: Records) -> None:
