@@ -204,7 +204,7 @@ class YilianComputation(PragueComputation):
                           transaction_context: TransactionContextAPI,
                           parent_computation: ComputationAPI | None = None
                           ) -> ComputationAPI:
-        accesses = canonical_accesses(message) if cls.native_grants else None
+        accesses = canonical_accesses(state, message) if cls.native_grants else None
         if accesses is None:
             return super().apply_computation(state, message, transaction_context,
                                              parent_computation)

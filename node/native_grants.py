@@ -29,18 +29,25 @@ Gas (a consensus rule, like the precompiles; docs/chain-core.md): ``CALL_GAS`` p
 and ``ITEM_GAS`` per item, each storage read at EIP-2929's price (2,100 cold, then warm,
 100 warm), each write at EIP-2929/2200's (the cold surcharge, then 20,000 to set a zero
 slot, 2,900 to change a slot still at its value before the transaction, 100 otherwise; no
-refunds: these writes never clear a slot) and the log at LOG3's price (375 per topic and
-for the log, 8 per data byte): 10-14% below the bytecode's gas (tests/test_native_grants.py
-prints both for each transaction).
+refunds: these writes never clear a slot; none with 2,300 gas left or less, as EIP-2200),
+each call the bytecode makes into Members or Records at EIP-2929's account price (2,600
+cold, then warm, 100 warm; the account is left warm, as the call would) and the log at
+LOG4's price (375 for the log and per topic, 8 per data byte). Charged as the bytecode
+goes, item by item, this stays below the bytecode's gas (tests/test_native_grants.py
+checks each transaction and prints both).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth.abc import ComputationAPI, MessageAPI
-from eth.exceptions import Revert
-from eth.vm.forks.berlin.constants import COLD_SLOAD_COST, WARM_STORAGE_READ_COST
+from eth.abc import ComputationAPI, MessageAPI, StateAPI
+from eth.exceptions import OutOfGas, Revert
+from eth.vm.forks.berlin.constants import (
+    COLD_ACCOUNT_ACCESS_COST,
+    COLD_SLOAD_COST,
+    WARM_STORAGE_READ_COST,
+)
 from eth_abi import encode
 from eth_typing import Address
 
@@ -52,6 +59,7 @@ from yilian.contracts.addresses import (
     RECORDS_ADDRESS,
     ROLE_CENTER,
 )
+from yilian.contracts.artifacts import load
 from yilian.node.domain_readers import DomainReaders
 
 CALL_GAS = 700  # the function's dispatch and its Members.account_info call
@@ -59,13 +67,27 @@ ITEM_GAS = 1_000  # an item's decoding and the calls into Records and Members
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 
 GRANTS = bytes.fromhex(GRANTS_ADDRESS[2:])
+MEMBERS = bytes.fromhex(MEMBERS_ADDRESS[2:])
+RECORDS = bytes.fromhex(RECORDS_ADDRESS[2:])
+SSTORE_SENTRY = 2_300  # EIP-2200: no SSTORE with this much gas left or less
+# The code these functions are native for: each contract's runtime code followed by its
+# immutables (the addresses it was constructed with), as the genesis generator deploys
+# them (tests/test_native_grants.py checks this against domain_alloc).
+EXPECTED_CODE = {
+    MEMBERS: bytes(load("Members").deployed_bytecode),
+    RECORDS: bytes(load("Records").deployed_bytecode) + MEMBERS.rjust(32, b"\0"),
+    GRANTS: bytes(load("Grants").deployed_bytecode) + MEMBERS.rjust(32, b"\0")
+    + RECORDS.rjust(32, b"\0"),
+}
 _ABI = contract_abi("Grants")
 _SINGLE = _ABI.selector("record_access")
 _MANY = _ABI.selector("record_access_many")
 _RECEIPT = _ABI.events["AccessReceipt"]
 _RECEIPT_DATA = [str(p["type"]) for p in _RECEIPT.inputs if not p.get("indexed")]
-READERS = DomainReaders(bytes.fromhex(MEMBERS_ADDRESS[2:]), bytes.fromhex(RECORDS_ADDRESS[2:]),
-                        GRANTS)
+READERS = DomainReaders(MEMBERS, RECORDS, GRANTS)
+# the statuses _status reaches after calling Members.member_role (reader, then owner)
+_MEMBER_ROLE_CALLS = {READERS.status_code("GRANTEE_INACTIVE"): 1,
+                      READERS.status_code("OWNER_INACTIVE"): 2, READERS.status_code("OK"): 2}
 _STATUS_TEXT = {
     READERS.status_code(name): text for name, text in (
         ("NO_GRANT", "grant not found"), ("REVOKED", "grant revoked"),
@@ -110,8 +132,20 @@ class _Storage:
     def bytestring(self, address: bytes, slot: int, max_length: int) -> bytes:
         raise NotImplementedError("native record_access reads words only")
 
+    def call(self, address: bytes) -> None:
+        """What the bytecode's STATICCALL to ``address`` costs and leaves: the account
+        access (cold, then warm; or warm), so later calls in the transaction pay alike."""
+        at = Address(address)
+        if self._state.is_address_warm(at):
+            self._computation.consume_gas(WARM_STORAGE_READ_COST, "native: call")
+        else:
+            self._computation.consume_gas(COLD_ACCOUNT_ACCESS_COST, "native: cold call")
+            self._state.mark_address_warm(at)
+
     def set_word(self, address: bytes, slot: int, value: int) -> None:
         at, state = Address(address), self._state
+        if self._computation.get_gas_remaining() <= SSTORE_SENTRY:
+            raise OutOfGas("native: SSTORE with no more than 2,300 gas left (EIP-2200)")
         self._touch(at, slot)
         current = state.get_storage(at, slot)
         original = state.get_storage(at, slot, from_journal=False)
@@ -123,12 +157,15 @@ class _Storage:
         state.set_storage(at, slot, value)
 
 
-def canonical_accesses(message: MessageAPI) -> list[Access] | None:
+def canonical_accesses(state: StateAPI, message: MessageAPI) -> list[Access] | None:
     """The reads a well-formed call of either function records, in order; None for any
-    other message (the bytecode then runs)."""
+    other message (the bytecode then runs), and for any chain whose Members, Records and
+    Grants are not the contracts these functions are native for."""
     if (bytes(message.code_address) != GRANTS or message.storage_address != message.code_address
             or message.is_create or message.is_delegation or message.is_static
             or message.value):
+        return None
+    if any(bytes(state.get_code(Address(a))) != code for a, code in EXPECTED_CODE.items()):
         return None
     data = bytes(message.data)
     selector, body = data[:4], data[4:]
@@ -155,6 +192,7 @@ def canonical_accesses(message: MessageAPI) -> list[Access] | None:
 def _why_refused(s: _Storage, me: bytes, role: int, a: Access, now: int) -> tuple[str, bytes]:
     """``_record_access``'s checks, in its order: the reason ("" to record it) and the
     record's subject."""
+    s.call(RECORDS)
     rec = READERS.get_record(s, a.record_id)
     subject = bytes(rec["subject"])
     if role != ROLE_CENTER or me != rec["center"]:
@@ -165,9 +203,12 @@ def _why_refused(s: _Storage, me: bytes, role: int, a: Access, now: int) -> tupl
         return "request already used", subject
     if a.version < 1 or a.version > rec["latest"]:
         return "no such version of this record", subject
+    s.call(RECORDS)
     if READERS.get_version(s, a.record_id, a.version)["tombstone"]:
         return "that version is a removal tombstone, not readable data", subject
     status = READERS.check(s, a.grant_id, a.record_id, a.reader, now=now, count_reads=True)
+    for _ in range(_MEMBER_ROLE_CALLS.get(status, 0)):
+        s.call(MEMBERS)
     return _STATUS_TEXT.get(status, ""), subject
 
 
@@ -175,11 +216,13 @@ def record_accesses(computation: ComputationAPI, accesses: list[Access]) -> None
     """Run ``record_access`` (one access) or ``record_access_many`` on ``computation``:
     receipts logged and state written, or Revert with the contract's reason."""
     s = _Storage(computation)
-    computation.consume_gas(CALL_GAS + ITEM_GAS * len(accesses), "native record_access")
+    computation.consume_gas(CALL_GAS, "native record_access")
+    s.call(MEMBERS)
     me, role = READERS.account_info(s, bytes(computation.msg.sender))
     now = computation.state.timestamp
     many = bytes(computation.msg.data[:4]) == _MANY
     for i, a in enumerate(accesses):
+        computation.consume_gas(ITEM_GAS, "native record_access: item")
         reason, subject = _why_refused(s, me, role, a, now)
         if reason:
             text = f"item {i}: {reason}" if many else reason

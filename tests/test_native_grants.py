@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from eth_utils import keccak
-from helpers import genesis_doc, make_node
+from eth_utils import ValidationError, keccak, to_canonical_address, to_checksum_address
+from helpers import ADDRESSES, genesis_doc, make_node
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_domain_contracts import (
@@ -36,8 +36,12 @@ from test_domain_contracts import Domain as Harness
 from test_domain_readers import OPS, RIDS, T0, _apply
 
 from yilian.contracts.abi import contract_abi, revert_reason
+from yilian.network_configs.domain import domain_alloc
+from yilian.network_configs.generate import dev_members, member_seed
+from yilian.network_configs.local import dev_accounts
 from yilian.node.execution_limits import YilianComputation
-from yilian.node.native_grants import canonical_accesses
+from yilian.node.native_grants import EXPECTED_CODE, canonical_accesses
+from yilian.node.native_grants import GRANTS as GRANTS_AT
 
 GRANTS = contract_abi("Grants")
 
@@ -181,20 +185,33 @@ def test_a_scripted_history_reaches_every_reason_both_ways() -> None:
             "the grant's owner is not an active member"} <= reasons, reasons
     gas = [(n[4], b[4]) for n, b in zip(native.seen, bytecode_chain.seen, strict=True)]
     print(f"\nnative / bytecode gas of each transaction: {gas}")
+    assert all(n <= b for n, b in gas), gas
+
+
+class _State:
+    """The two things canonical_accesses asks of a state: the contracts' code."""
+
+    def __init__(self, codes: dict[bytes, bytes]) -> None:
+        self.codes = codes
+
+    def get_code(self, address: bytes) -> bytes:
+        return self.codes.get(bytes(address), b"")
 
 
 def test_only_canonical_calls_run_natively() -> None:
-    """Anything but the canonical ABI encoding of a call to Grants itself runs the
-    bytecode (whose decoder answers it), and so does a call with value or a static one."""
+    """Anything but the canonical ABI encoding of a plain call to Grants runs the bytecode
+    (whose decoder answers it), and so does a call with value or a static one, and any
+    call on a chain whose domain contracts are not these."""
     good = GRANTS.encode_call("record_access_many", [(1, RIDS[0], 1, bytes(32), bytes(32))])
+    deployed = _State(dict(EXPECTED_CODE))
 
     class Msg:
-        code_address = storage_address = bytes.fromhex("00000000000000000000000000000000000a1102")
+        code_address = storage_address = GRANTS_AT
         is_create = is_delegation = is_static = False
         value = 0
         data = good
 
-    assert canonical_accesses(Msg()) is not None  # type: ignore[arg-type]
+    assert canonical_accesses(deployed, Msg()) is not None  # type: ignore[arg-type]
     for change in ({"data": good[:-1]}, {"data": good + b"\0"}, {"value": 1},
                    {"is_static": True}, {"is_delegation": True},
                    {"storage_address": bytes(20)},
@@ -203,6 +220,82 @@ def test_only_canonical_calls_run_natively() -> None:
                    {"data": GRANTS.encode_call("record_access", 1, RIDS[0], 1, bytes(32),
                                                bytes(32))[:-32]}):
         msg = type("M", (Msg,), change)()
-        assert canonical_accesses(msg) is None, change  # type: ignore[arg-type]
+        assert canonical_accesses(deployed, msg) is None, change  # type: ignore[arg-type]
     version_over = good[:4 + 64 + 64] + (2**32).to_bytes(32, "big") + good[4 + 64 + 96:]
-    assert canonical_accesses(type("M", (Msg,), {"data": version_over})()) is None  # type: ignore[arg-type]
+    msg = type("M", (Msg,), {"data": version_over})()
+    assert canonical_accesses(deployed, msg) is None  # type: ignore[arg-type]
+    for address in EXPECTED_CODE:  # another or no contract at any of the three addresses
+        for code in (b"", EXPECTED_CODE[address][:-1]):
+            state = _State({**EXPECTED_CODE, address: code})
+            assert canonical_accesses(state, Msg()) is None  # type: ignore[arg-type]
+
+
+def test_the_expected_code_is_what_genesis_deploys() -> None:
+    alloc = domain_alloc([member_seed(m) for m in dev_members("standard", dev_accounts())])
+    for address, code in EXPECTED_CODE.items():
+        assert alloc[to_checksum_address(address)]["code"] == "0x" + code.hex()
+
+
+def test_without_the_domain_contracts_the_bytecode_rules() -> None:
+    """A genesis without Grants: a record_access to its address does what a call to an
+    empty account does (succeeds, changes nothing), with native execution on or off."""
+    data = GRANTS.encode_call("record_access", 1, RIDS[0], 1, bytes(32), keccak(b"r"))
+    outcomes = []
+    for native in (True, False):
+        with tempfile.TemporaryDirectory() as tmp:
+            node = make_node(Path(tmp), timestamp=T0)
+            try:
+                chain = Chain(node, native)
+                core, head = node.core, node.core.head()
+                tx = core.call_tx(to_canonical_address(ADDRESSES[CENTER_A]), GRANTS_AT, data,
+                                  head, 1_000_000)
+                if native:
+                    computation = core.call(tx, head, 1_000_000)
+                else:
+                    with bytecode():
+                        computation = core.call(tx, head, 1_000_000)
+                outcomes.append((computation.is_success, bytes(computation.output)))
+                del chain
+            finally:
+                node.stop()
+    assert outcomes == [(True, b""), (True, b"")]
+
+
+def test_a_refusal_needs_no_more_gas_natively() -> None:
+    """Gas limits from tight to ample: wherever the bytecode gives a reason, the native
+    path gives the same one (it never runs out of gas where the bytecode does not)."""
+    bank = mid(BANK_CODE)
+    items = [(9, RIDS[0], 1, bank, keccak(bytes([i]))) for i in range(32)]
+    data = GRANTS.encode_call("record_access_many", items)
+    with two_chains() as (native, bytecode_chain):
+        for chain in (native, bytecode_chain):
+            _apply(chain, ("publish", CENTER_A, RIDS[0], 1, 1, mid(ENTERPRISE_CODE), False))
+        for who in (CENTER_A, ENTERPRISE):  # grant 9 missing; not a center
+            compared = 0
+            for gas in range(60_000, 200_000, 2_000):
+                want = _outcome(bytecode_chain, who, data, gas)
+                got = _outcome(native, who, data, gas)
+                if want is not None and (want[0] or want[1]):  # a success or a reason
+                    assert got == want, (who, gas, got, want)
+                    compared += 1
+            assert compared > 10
+
+
+def _outcome(chain: Chain, who: int, data: bytes, gas: int) -> tuple[bool, bytes] | None:
+    """(success, output) of the call with ``gas``; None below its intrinsic gas."""
+    core, head = chain.node.core, chain.node.core.head()
+    tx = core.call_tx(to_canonical_address(ADDRESSES[who]), GRANTS_AT, data, head, gas)
+    try:
+        return _run(chain, tx, gas)
+    except ValidationError:
+        return None
+
+
+def _run(chain: Chain, tx: Any, gas: int) -> tuple[bool, bytes]:
+    core, head = chain.node.core, chain.node.core.head()
+    if chain.native:
+        computation = core.call(tx, head, gas)
+    else:
+        with bytecode():
+            computation = core.call(tx, head, gas)
+    return computation.is_success, bytes(computation.output)
