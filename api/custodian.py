@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 import httpx
@@ -32,6 +32,13 @@ FORWARD_TIMEOUT_S = 45.0  # the custodian's own commit wait is 30 s
 MAX_FORWARD_ANSWER = 1 << 20
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
+
+# A key request's ``enc_key``: the encryption public key the caller holds.
+HeldEncKey = Annotated[str | None, Field(
+    pattern=r"^0x[0-9a-fA-F]{2,256}$",
+    description="the encryption public key the caller holds the private half of: the "
+    "custodian refuses the request (wrong_enc_key) before any read is spent unless it is "
+    "the caller's registered key, so the key it wraps can be opened")]
 
 # (HTTP status, body) of a custodian's answer -> (status, JSON) to pass on, or None
 AnswerCheck = Callable[[int, bytes], tuple[int, dict[str, Any]] | None]

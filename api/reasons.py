@@ -139,6 +139,7 @@ duplicate_item          422 -      a key request names the same record version t
 mixed_custodians        422 -      a key request names records of several custodians
 tampered                409 -      the stored ciphertext does not match its on-chain digest
 bad_enc_key             422 -      the caller's registered encryption key is unusable
+wrong_enc_key           409 -      the key request holds another key than the registered one
 not_custodian           409 -      forwarded to a node that is not the record's custodian
 custodian_unavailable   503 -      the record's custodian node cannot be reached
 bad_custodian_answer    502 -      the custodian answered other than a key-service answer

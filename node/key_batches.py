@@ -73,7 +73,7 @@ class KeyService(Protocol):
     def account(self) -> CenterAccount: ...
 
     def check_read(self, reader: bytes, record_id: bytes, grant_id: int,
-                   version: int | None) -> ReadPlan: ...
+                   version: int | None, expect_enc_key: bytes | None = None) -> ReadPlan: ...
 
     def earlier_receipt(self, meta: RecordMeta, request_id: bytes, grant_id: int,
                         version: int, reader_id: bytes) -> Located | None: ...
@@ -109,7 +109,8 @@ def _item_error(exc: ServiceError, index: int, item: KeyItem) -> ServiceError:
 
 
 def plan_batch(service: KeyService, reader: bytes, nonce: str, items: Sequence[KeyItem],
-               client_request_id: bytes | None) -> _Batch:
+               client_request_id: bytes | None, expect_enc_key: bytes | None = None
+               ) -> _Batch:
     """Every check of a batch before its receipts are sent (see the module doc): the plans
     with their request ids, and either the earlier receipts (a retry) or the call."""
     limit = max_access_items(service.genesis.params.max_tx_gas)
@@ -121,7 +122,7 @@ def plan_batch(service: KeyService, reader: bytes, nonce: str, items: Sequence[K
     for i, item in enumerate(items):
         try:
             plans.append(service.check_read(reader, item.record_id, item.grant_id,
-                                            item.version))
+                                            item.version, expect_enc_key))
         except ServiceError as exc:
             raise _item_error(exc, i, item) from None
     first: dict[tuple[bytes, int], int] = {}
@@ -238,13 +239,13 @@ def _refused(service: KeyService, batch: _Batch, exc: TxFailed) -> _Batch:
 
 
 async def release_keys(service: KeyService, reader: bytes, nonce: str,
-                       items: Sequence[KeyItem], client_request_id: bytes | None = None
-                       ) -> list[KeyRelease]:
+                       items: Sequence[KeyItem], client_request_id: bytes | None = None,
+                       expect_enc_key: bytes | None = None) -> list[KeyRelease]:
     """The data keys of ``items`` (request order), each wrapped for ``reader``, after one
     transaction recorded all their receipts (or under an earlier attempt's receipts).
     Waiting for the commit holds no thread."""
     batch = await asyncio.to_thread(plan_batch, service, reader, nonce, items,
-                                    client_request_id)
+                                    client_request_id, expect_enc_key)
     if batch.call is not None:
         try:
             record = await service.account.send(GRANTS, batch.call,

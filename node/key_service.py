@@ -300,8 +300,8 @@ class KeyService:
         return located
 
     async def release_key(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
-                          version: int | None, client_request_id: bytes | None = None
-                          ) -> KeyRelease:
+                          version: int | None, client_request_id: bytes | None = None,
+                          expect_enc_key: bytes | None = None) -> KeyRelease:
         """Release the data key of one record version to ``reader`` under ``grant_id``.
 
         ``client_request_id`` names the read: a retry with the same id after a failure
@@ -310,7 +310,7 @@ class KeyService:
         receipt to commit holds no thread.
         """
         plan = await asyncio.to_thread(self._plan_read, reader, nonce, record_id, grant_id,
-                                       version, client_request_id)
+                                       version, client_request_id, expect_enc_key)
         if plan.send_receipt:
             assert plan.request_id is not None
             try:
@@ -325,10 +325,12 @@ class KeyService:
         return await asyncio.to_thread(self.rewrap, plan)
 
     async def release_keys(self, reader: bytes, nonce: str, items: list[KeyItem],
-                           client_request_id: bytes | None = None) -> list[KeyRelease]:
+                           client_request_id: bytes | None = None,
+                           expect_enc_key: bytes | None = None) -> list[KeyRelease]:
         """The data keys of several records of this custodian, each wrapped for ``reader``,
         with one receipt transaction for all (:mod:`yilian.node.key_batches`)."""
-        return await key_batches.release_keys(self, reader, nonce, items, client_request_id)
+        return await key_batches.release_keys(self, reader, nonce, items, client_request_id,
+                                              expect_enc_key)
 
     def _receipt_refused(self, plan: ReadPlan, exc: TxFailed) -> ReadPlan:
         """The receipt transaction failed: a concurrent attempt of the same read may have
@@ -361,10 +363,11 @@ class KeyService:
                           None if receipt is None else receipt.block_hash)
 
     def _plan_read(self, reader: bytes, nonce: str, record_id: bytes, grant_id: int,
-                   version: int | None, client_request_id: bytes | None) -> ReadPlan:
+                   version: int | None, client_request_id: bytes | None,
+                   expect_enc_key: bytes | None) -> ReadPlan:
         """Every check of a read before a receipt is sent; the receipt call to send, if
         the read needs one and no earlier attempt of it committed."""
-        plan = self.check_read(reader, record_id, grant_id, version)
+        plan = self.check_read(reader, record_id, grant_id, version, expect_enc_key)
         if not plan.needs_receipt:  # the owner reads its own record: no receipt
             return plan
         request_id = request_id_for(reader, client_request_id or bytes.fromhex(nonce))
@@ -377,11 +380,12 @@ class KeyService:
             raise refusal(status)
         return replace(plan, request_id=request_id, send_receipt=True)
 
-    def check_read(self, reader: bytes, record_id: bytes, grant_id: int, version: int | None
-                   ) -> ReadPlan:
+    def check_read(self, reader: bytes, record_id: bytes, grant_id: int, version: int | None,
+                   expect_enc_key: bytes | None = None) -> ReadPlan:
         """Every check of a read that does not depend on its request id: this node is the
         record's custodian (NotCustodian otherwise), the reader an active member with a
-        usable encryption key, the version published and intact. The plan names no
+        usable encryption key (``expect_enc_key``, when the caller names the key it holds,
+        must be that registered key), the version published and intact. The plan names no
         receipt yet."""
         meta = self.locate_custodian(record_id)
         if meta.center != self.center_id():
@@ -390,6 +394,13 @@ class KeyService:
         reader_member = self.domain.member(reader_id) if any(reader_id) else None
         if reader_member is None or not reader_member.active:
             raise ServiceError("not_member", "the caller is not an active member account")
+        if expect_enc_key is not None and expect_enc_key != reader_member.enc_key:
+            raise ServiceError("wrong_enc_key", f"the encryption key this request holds "
+                               f"(public key 0x{expect_enc_key.hex()}) is not the one member "
+                               f"{code_of(reader_id)} registered "
+                               f"(0x{bytes(reader_member.enc_key).hex()}); use the member's "
+                               "registered encryption key, or have the admin register the "
+                               "new one first. No read was spent.")
         v = version or meta.latest
         if not 1 <= v <= meta.latest:
             raise ServiceError("version_not_found",

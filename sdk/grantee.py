@@ -98,14 +98,14 @@ class Grantee:
         is down, and TamperedError when the data was altered.
 
         A network failure or a 5xx answer is retried (``retries`` times) under the same
-        read id, so a retry never spends a second read of the grant. Before any read is
-        spent, the local encryption key is checked against the member's registered one
-        (WrongEncryptionKey), since the data key is wrapped for the registered key only.
+        read id, so a retry never spends a second read of the grant. The request names
+        the local encryption key, and the custodian checks it against the member's
+        registered one before any read is spent (WrongEncryptionKey), since the data key
+        is wrapped for the registered key only.
         """
-        self.check_enc_key()
         doc = self.version_doc(record_id, version)
         body = {"grant_id": grant_id, "version": int(doc["version"]),
-                "request_id": "0x" + os.urandom(32).hex()}
+                "request_id": "0x" + os.urandom(32).hex(), "enc_key": self._enc_public()}
         key = self._ask_custodian(f"/v1/records/{record_id}/key", body, str(doc["center"]),
                                   retries)
         return self._open(doc, key)
@@ -133,7 +133,6 @@ class Grantee:
         base = bytes.fromhex(request_id[2:]) if request_id else os.urandom(32)
         if len(base) != 32:
             raise InvalidArgument("request_id must be 32 bytes as 0x-hex")
-        self.check_enc_key()
         docs = [self.version_doc(r[0], r[2] if len(r) > 2 else None) for r in reads]
         seen: set[tuple[str, int]] = set()
         groups: dict[str, list[int]] = {}
@@ -151,7 +150,7 @@ class Grantee:
                 chunk_id = keccak(base + center.encode() + start.to_bytes(4, "big"))
                 body = {"items": [{"record_id": docs[i]["record_id"], "grant_id": reads[i][1],
                                    "version": int(docs[i]["version"])} for i in chunk],
-                        "request_id": "0x" + chunk_id.hex()}
+                        "request_id": "0x" + chunk_id.hex(), "enc_key": self._enc_public()}
                 try:
                     answer = self._ask_custodian("/v1/keys", body, center, retries)
                 except Refused as exc:
@@ -178,6 +177,8 @@ class Grantee:
                 if attempt == retries:
                     raise
             except Refused as exc:
+                if exc.reason == "wrong_enc_key":
+                    raise WrongEncryptionKey(exc.message) from None
                 if exc.status < 500 or attempt == retries:
                     raise
             time.sleep(0.5 * (attempt + 1))
@@ -232,6 +233,12 @@ class Grantee:
                 "the member's registered encryption private key as enc_private_key (or have "
                 "the admin register the new key first). No read was spent.")
         return me
+
+    def _enc_public(self) -> str:
+        """The encryption public key of this client's private one, as 0x-hex: sent with
+        each key request, so the custodian refuses it before a read is spent unless it is
+        the member's registered key."""
+        return "0x" + envelope.enc_public_key(self.client.suite, self._enc_private()).hex()
 
     def _enc_private(self) -> bytes:
         assert self.client.enc_private_key is not None

@@ -272,6 +272,27 @@ def test_read_many_again_with_its_request_id_spends_nothing(
     assert reads_of(env, grant) == 3
 
 
+def test_a_request_holding_another_enc_key_is_refused_before_a_read_is_spent(
+        env: Env, records: Records) -> None:
+    """A key request names the encryption key its caller holds; the custodian refuses it
+    unless that is the member's registered key, single and batched, spending nothing."""
+    grant = new_grant(env, max_reads=2)
+    bank_key = env.member("financial")["privateKey"]
+    other = "0x" + envelope.enc_public_key(
+        env.node.genesis.suite, envelope.generate_enc_keypair(env.node.genesis.suite).private
+    ).hex()
+    single = env.call(bank_key, "POST", f"/v1/records/{records.ids[0]}/key",
+                      {"grant_id": grant, "version": 1, "enc_key": other})
+    assert other in assert_refused(single, 409, "wrong_enc_key")["message"]
+    body = {"items": [{"record_id": records.ids[0], "grant_id": grant, "version": 1}],
+            "enc_key": other}
+    assert_refused(env.call(bank_key, "POST", "/v1/keys", body), 409, "wrong_enc_key")
+    assert reads_of(env, grant) == 0
+    body["enc_key"] = env.member("financial")["encPublicKey"]
+    assert env.call(bank_key, "POST", "/v1/keys", body).status_code == 200
+    assert reads_of(env, grant) == 1
+
+
 def test_the_owner_reads_its_own_records_in_a_batch_without_receipts(
         env: Env, records: Records) -> None:
     owner_key = env.by_code(ENTERPRISE)["privateKey"]

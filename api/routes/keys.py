@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from yilian.api.auth import ApiError, RouteCheckedCallerDep, audience_error
 from yilian.api.custodian import (
     FORWARDED_HEADER,
+    HeldEncKey,
     ReleasedKey,
     forward,
     key_service_answer,
@@ -54,6 +55,7 @@ class KeysCreate(BaseModel):
         description="the caller's id for this batch of reads (32 bytes): retrying the same "
         "items with the same id returns the keys under the receipts already committed "
         "instead of spending more reads")
+    enc_key: HeldEncKey = None
 
 
 class KeysPublic(BaseModel):
@@ -120,8 +122,9 @@ async def request_keys(body: KeysCreate, node: NodeDep, caller: RouteCheckedCall
     request_id = None if body.request_id is None else bytes.fromhex(body.request_id[2:])
     try:
         with slots.slot(caller.address, by_address=not forwarded, operator=True):
-            out = await service.release_keys(caller.address, caller.nonce, items,
-                                             request_id)
+            out = await service.release_keys(
+                caller.address, caller.nonce, items, request_id,
+                None if body.enc_key is None else bytes.fromhex(body.enc_key[2:]))
     except ServiceError as exc:
         raise service_error(exc) from None
     except NotCustodian:

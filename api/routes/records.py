@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from yilian.api.auth import ApiError, CallerDep, RouteCheckedCallerDep, audience_error
 from yilian.api.custodian import (
     FORWARDED_HEADER,
+    HeldEncKey,
     ReleasedKey,
     forward,
     key_service_answer,
@@ -65,6 +66,7 @@ class KeyRequest(BaseModel):
         description="the caller's id for this read (32 bytes): retrying with the same id "
         "after a failure returns the key under the receipt already committed instead of "
         "spending another read")
+    enc_key: HeldEncKey = None
 
 
 class KeyPublic(ReleasedKey):
@@ -219,7 +221,8 @@ async def request_key(record_id: str, body: KeyRequest, node: NodeDep,
         with slots.slot(caller.address, by_address=not request.headers.get(FORWARDED_HEADER),
                         operator=True):
             out = await service.release_key(
-                caller.address, caller.nonce, rid, body.grant_id, body.version, request_id)
+                caller.address, caller.nonce, rid, body.grant_id, body.version, request_id,
+                None if body.enc_key is None else bytes.fromhex(body.enc_key[2:]))
     except ServiceError as exc:
         raise service_error(exc) from None
     except NotCustodian:
