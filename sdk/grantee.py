@@ -79,9 +79,10 @@ class Grantee:
     def version_doc(self, record_id: str, version: int | None = None) -> dict[str, Any]:
         """One version as served by the node (ciphertext, digests, wrapped keys); checked to
         be the record and version asked for (the AAD check then binds the ciphertext)."""
+        which = "latest" if version is None else str(version)
+        doc = dict(self.client.get(f"/v1/records/{record_id}/versions/{which}"))
         if version is None:
-            version = int(self.client.get(f"/v1/records/{record_id}")["latest"])
-        doc = dict(self.client.get(f"/v1/records/{record_id}/versions/{version}"))
+            version = int(doc.get("version", 0))
         if str(doc.get("record_id", "")).lower() != record_id.lower() or int(
                 doc.get("version", 0)) != version:
             raise TamperedError(f"the node answered with record {doc.get('record_id')} version "

@@ -293,6 +293,20 @@ def test_a_request_holding_another_enc_key_is_refused_before_a_read_is_spent(
     assert reads_of(env, grant) == 1
 
 
+def test_the_latest_version_is_served_by_name(env: Env, records: Records) -> None:
+    """``GET /v1/records/{id}/versions/latest`` (what ``Grantee.read`` asks for when no
+    version is given) is the latest version's document; an unknown record is 404."""
+    key = env.member("auditor")["privateKey"]
+    rid = records.ids[0]
+    latest = env.call(key, "GET", f"/v1/records/{rid}/versions/latest")
+    assert latest.status_code == 200, latest.text
+    assert latest.json() == env.call(key, "GET", f"/v1/records/{rid}/versions/1").json()
+    assert_refused(env.call(key, "GET", "/v1/records/0x" + "11" * 32 + "/versions/latest"),
+                   404, "record_not_found")
+    assert_refused(env.call(key, "GET", f"/v1/records/{rid}/versions/newest"), 422,
+                   "invalid_request")
+
+
 def test_the_owner_reads_its_own_records_in_a_batch_without_receipts(
         env: Env, records: Records) -> None:
     owner_key = env.by_code(ENTERPRISE)["privateKey"]

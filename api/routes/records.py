@@ -159,11 +159,26 @@ def get_record(record_id: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
     return record_json(node, parse_bytes32(record_id, "record_id"))
 
 
+@router.get("/{record_id}/versions/latest",
+            summary="The latest version's ciphertext, digest and wrapped keys (as on chain)")
+def get_latest_version(record_id: str, node: NodeDep, _: CallerDep) -> dict[str, Any]:
+    rid = parse_bytes32(record_id, "record_id")
+    meta = node.domain.record(rid)
+    if meta is None:
+        raise ApiError("record_not_found", f"no record {record_id} on chain")
+    return version_json(node, rid, meta.latest)
+
+
 @router.get("/{record_id}/versions/{version}",
             summary="One version's ciphertext, digest and wrapped keys (as on chain)")
 def get_version(record_id: str, version: Annotated[int, FPath(ge=1, le=UINT32_MAX)],
                 node: NodeDep, _: CallerDep) -> dict[str, Any]:
-    rid = parse_bytes32(record_id, "record_id")
+    return version_json(node, parse_bytes32(record_id, "record_id"), version)
+
+
+def version_json(node: NodeAPI, rid: bytes, version: int) -> dict[str, Any]:
+    """One version as on chain (404 ``version_not_found``, 410 for a tombstone)."""
+    record_id = hex0x(rid)
     meta = node.domain.record(rid)
     if meta is None or not 1 <= version <= meta.latest:
         raise ApiError("version_not_found", f"record {record_id} has no version {version}")
