@@ -31,7 +31,6 @@ bound) on a network whose ``maxTxGas`` fits them, fewer on one that does not.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -52,11 +51,11 @@ from yilian.node.key_types import (
     ServiceError,
     failure,
     refusal,
+    refused_item,
 )
 from yilian.node.tx_outcome import TxFailed
 
 BATCH_TAG = b"yilian-key-batch-v1"
-_ITEM_REVERT = re.compile(r"^item (\d+): (.*)$", re.DOTALL)
 
 
 class KeyService(Protocol):
@@ -228,13 +227,13 @@ def _refused(service: KeyService, batch: _Batch, exc: TxFailed) -> _Batch:
     if seen == "some":
         raise _request_id_used() from None
     _new_read_call(service, batch)  # raises the item a grant now refuses, if any
-    match = _ITEM_REVERT.match(str(exc))
-    if match is None or int(match.group(1)) >= len(batch.order):
+    named = refused_item(str(exc), len(batch.order))
+    if named is None:
         raise ServiceError("refused", f"read refused: {exc}") from None
-    i = batch.order[int(match.group(1))]
-    if match.group(2) == "request already used":
+    i, why = batch.order[named[0]], named[1]
+    if why == "request already used":
         raise _item_error(_request_id_used(), i, batch.items[i]) from None
-    raise _item_error(ServiceError("refused", f"read refused: {match.group(2)}"), i,
+    raise _item_error(ServiceError("refused", f"read refused: {why}"), i,
                       batch.items[i]) from None
 
 

@@ -4,6 +4,7 @@ API that serves them."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,18 @@ class ReadPlan:
     def needs_receipt(self) -> bool:
         """Every read but the owner's of its own record leaves a receipt."""
         return self.reader_id != self.meta.owner
+
+
+_ITEM_REVERT = re.compile(r"^item (\d+): (.*)$", re.DOTALL)
+
+
+def refused_item(message: str, items: int) -> tuple[int, str] | None:
+    """The item a ``record_access_many`` of ``items`` items reverted on (``item <i>:
+    <reason>``, i from 0) and its reason; None when the message names none of them."""
+    match = _ITEM_REVERT.match(message)
+    if match is None or int(match.group(1)) >= items:
+        return None
+    return int(match.group(1)), match.group(2)
 
 
 def failure(exc: TxFailed, what: str) -> ServiceError:

@@ -24,7 +24,6 @@ transactions.
 from __future__ import annotations
 
 import asyncio
-import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,11 +31,11 @@ from dataclasses import dataclass, field
 from yilian.contracts.addresses import access_many_gas
 from yilian.node.center_account import CenterAccount
 from yilian.node.domain import GRANTS
+from yilian.node.key_types import refused_item
 from yilian.node.tx_index import TxRecord
 from yilian.node.tx_outcome import TxFailed
 
 LINGER_S = 0.02  # a block takes ~0.5 s: waiting 20 ms for company costs little
-_ITEM_REVERT = re.compile(r"^item (\d+): (.*)$", re.DOTALL)
 
 # (grant id, record id, version, reader, request id): one item of record_access_many
 Access = tuple[int, bytes, int, bytes, bytes]
@@ -99,10 +98,10 @@ class ReceiptBatcher:
                 for waiter in batch:
                     _settle(waiter, error=exc)
                 return
-            match = _ITEM_REVERT.match(str(exc))
-            if match is not None and int(match.group(1)) < len(batch):
-                refused = batch.pop(int(match.group(1)))
-                _settle(refused, error=TxFailed("reverted", match.group(2), exc.tx_hash))
+            named = refused_item(str(exc), len(batch))
+            if named is not None:
+                refused = batch.pop(named[0])
+                _settle(refused, error=TxFailed("reverted", named[1], exc.tx_hash))
             # the others (all of them, when no item was named), each on its own: they
             # settle in the next block whatever else is refused
             await asyncio.gather(*(self._send_one(w) for w in batch))
