@@ -39,7 +39,7 @@ from yilian.crypto.suites import load_private_key
 from yilian.node import key_batches
 from yilian.node.center_account import CenterAccount
 from yilian.node.config import NodeConfig
-from yilian.node.domain import GRANT_STATUS, RECORDS, Located, RecordMeta, code_of
+from yilian.node.domain import RECORDS, Located, RecordMeta, code_of
 from yilian.node.genesis import Genesis
 from yilian.node.interfaces import DomainReader, HealthCheck, LedgerAPI
 from yilian.node.key_types import (
@@ -343,10 +343,9 @@ class KeyService:
         if receipt is not None:
             return replace(plan, receipt=ReceiptRef.of(receipt))
         status = self.domain.check_grant(plan.grant_id, plan.meta.record_id, plan.reader_id)
-        reason, message = GRANT_STATUS.get(status, ("refused", str(exc)))
-        if status == 0:
-            reason, message = "refused", str(exc)
-        raise ServiceError(reason, f"read refused: {message}") from None
+        if status != 0:
+            raise refusal(status) from None
+        raise ServiceError("refused", f"read refused: {exc}") from None
 
     def rewrap(self, plan: ReadPlan) -> KeyRelease:
         """The plan's data key, re-wrapped for the reader, with its receipt (if any)."""
